@@ -1,0 +1,143 @@
+"""Exceptions of deltavault, split by who is at fault.
+
+* :class:`RepositoryError` — the stored data is wrong (corrupt, tampered,
+  wrong password, a ledger that does not verify).
+* :class:`BackendError` — the transport or the storage service failed
+  (object missing, already there, locked by retention, unreachable).
+* :class:`UserError` — the caller asked for something impossible
+  (bad arguments, unknown snapshot, unsafe path).
+
+Every class carries the process exit code the CLI uses for it, so the CLI
+maps an exception to one line and one documented exit code without a table
+of its own. The codes follow restic's where restic has one.
+"""
+
+from __future__ import annotations
+
+
+class DeltavaultError(Exception):
+    """Base of every error deltavault raises on purpose."""
+
+    exit_code: int = 1
+    hint: str = ""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        if hint is not None:
+            self.hint = hint
+
+    def one_line(self) -> str:
+        """The message and, if any, what to do about it, on one line."""
+        text = str(self)
+        return f"{text} ({self.hint})" if self.hint else text
+
+
+# --- the repository is wrong -------------------------------------------------
+
+
+class RepositoryError(DeltavaultError):
+    """The repository's stored data is missing, corrupt or inconsistent."""
+
+    exit_code = 13
+
+
+class RepositoryNotFound(RepositoryError, FileNotFoundError):
+    """No repository (no `config` object) at the given location."""
+
+    exit_code = 10
+    hint = "run 'deltavault init' first, or check --repo / DELTAVAULT_REPO"
+
+
+class WrongPassword(RepositoryError):
+    """No key file of the repository opens with the given password."""
+
+    exit_code = 12
+    hint = "check --password-file / DELTAVAULT_PASSWORD_FILE"
+
+
+class FormatError(RepositoryError, ValueError):
+    """Bytes that should hold a deltavault structure do not parse.
+
+    Raised by every decoder of stored data; it never lets another exception
+    type escape for hostile input.
+    """
+
+
+class IntegrityError(RepositoryError):
+    """Decryption failed or a hash does not match: data was changed."""
+
+
+class LedgerError(RepositoryError):
+    """The ledger does not verify (bad signature, root mismatch, fork)."""
+
+
+class ProofError(LedgerError):
+    """An inclusion or consistency proof does not verify."""
+
+
+class RepositoryLocked(RepositoryError):
+    """Another process holds a conflicting lock on the repository."""
+
+    exit_code = 11
+    hint = "wait for the other process, or run 'deltavault unlock' if it is dead"
+
+
+# --- the transport or storage failed ----------------------------------------
+
+
+class BackendError(DeltavaultError):
+    """The storage backend failed."""
+
+    exit_code = 14
+    transient: bool = False
+
+
+class ObjectNotFound(BackendError, FileNotFoundError):
+    """The named object does not exist in the store."""
+
+
+class ObjectExists(BackendError, FileExistsError):
+    """A write-once object already exists under that key."""
+
+
+class VersionConflict(BackendError):
+    """A compare-and-swap lost: the object changed since it was read."""
+
+    transient = True
+
+
+class ObjectLocked(BackendError, PermissionError):
+    """The store refuses to delete or overwrite (retention, append-only)."""
+
+
+class PermissionDenied(BackendError, PermissionError):
+    """The credentials do not allow this operation."""
+
+
+class BackendUnavailable(BackendError, ConnectionError):
+    """The store cannot be reached (network, endpoint down)."""
+
+    transient = True
+
+
+# --- the caller asked for something wrong -----------------------------------
+
+
+class UserError(DeltavaultError):
+    """Bad arguments or an impossible request."""
+
+    exit_code = 1
+
+
+class SnapshotNotFound(UserError):
+    """No snapshot matches the given id, prefix or name."""
+
+
+class UnsafePath(UserError):
+    """A path would leave the restore target (traversal or symlink escape)."""
+
+
+class SourceError(UserError):
+    """Some source files could not be read; the snapshot is incomplete."""
+
+    exit_code = 3

@@ -1,0 +1,190 @@
+"""The embedded default backend: a directory on a local filesystem.
+
+Writes go to ``<root>/tmp/`` first, are fsynced, then published with
+``link()`` (``put``: fails if the key exists, so write-once is enforced by
+the kernel) or ``rename()`` (``replace``: under an ``flock`` so that the
+compare and the swap are one step for every process on this host). After
+either, the parent directory is fsynced so the name survives a power cut.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+from deltavault.errors import (
+    BackendError,
+    ObjectExists,
+    ObjectNotFound,
+    PermissionDenied,
+    VersionConflict,
+)
+from deltavault.store.base import ByteRange, ObjectInfo, Store, check_key
+
+_TMP = "tmp"
+_CAS_LOCK = ".cas-lock"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _version(st: os.stat_result) -> str:
+    # A replace always renames a new inode into place, so the inode number
+    # alone would do; size and mtime guard against inode reuse.
+    return f"{st.st_ino:x}-{st.st_size:x}-{st.st_mtime_ns:x}"
+
+
+class LocalStore(Store):
+    """Objects as files below ``root``; keys map to relative paths."""
+
+    def __init__(self, root: str | os.PathLike[str], *, create: bool = False) -> None:
+        self.root = Path(root).absolute()
+        if create:
+            self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / _TMP).mkdir(exist_ok=True) if self.root.is_dir() else None
+
+    def location(self) -> str:
+        return str(self.root)
+
+    def _path(self, key: str) -> Path:
+        return self.root / check_key(key)
+
+    def _write_temp(self, data: bytes) -> Path:
+        tmpdir = self.root / _TMP
+        tmpdir.mkdir(parents=True, exist_ok=True)
+        tmp = tmpdir / secrets.token_hex(16)
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise _translate(exc, "write", str(tmp)) from exc
+        return tmp
+
+    def get(self, key: str, byte_range: ByteRange | None = None) -> bytes:
+        path = self._path(key)
+        try:
+            with open(path, "rb") as fh:
+                if byte_range is None:
+                    return fh.read()
+                fh.seek(byte_range.start)
+                return fh.read(-1 if byte_range.length is None else byte_range.length)
+        except OSError as exc:
+            raise _translate(exc, "read", key) from exc
+
+    def get_versioned(self, key: str) -> tuple[bytes, str]:
+        path = self._path(key)
+        try:
+            with open(path, "rb") as fh:
+                st = os.fstat(fh.fileno())
+                return fh.read(), _version(st)
+        except OSError as exc:
+            raise _translate(exc, "read", key) from exc
+
+    def put(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        tmp = self._write_temp(data)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.link(tmp, path)
+        except FileExistsError as exc:
+            raise ObjectExists(f"object {key} already exists") from exc
+        except OSError as exc:
+            raise _translate(exc, "write", key) from exc
+        finally:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        _fsync_dir(path.parent)
+
+    def replace(self, key: str, data: bytes, expected_version: str | None) -> str:
+        path = self._path(key)
+        tmp = self._write_temp(data)
+        try:
+            with self._cas_lock():
+                try:
+                    current: str | None = _version(path.stat())
+                except FileNotFoundError:
+                    current = None
+                if current != expected_version:
+                    raise VersionConflict(
+                        f"object {key} changed since it was read (expected {expected_version},"
+                        f" found {current})"
+                    )
+                path.parent.mkdir(parents=True, exist_ok=True)
+                os.rename(tmp, path)
+                _fsync_dir(path.parent)
+                return _version(path.stat())
+        finally:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+    @contextlib.contextmanager
+    def _cas_lock(self) -> Iterator[None]:
+        fd = os.open(self.root / _CAS_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def stat(self, key: str) -> ObjectInfo:
+        try:
+            st = self._path(key).stat()
+        except OSError as exc:
+            raise _translate(exc, "stat", key) from exc
+        return ObjectInfo(key, st.st_size, _version(st))
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        # Walk only the directory the prefix names, so listing data/ab does
+        # not read the whole repository.
+        head, _, _ = prefix.rpartition("/")
+        start = self.root / head if head else self.root
+        if not start.is_dir():
+            return
+        for dirpath, dirnames, filenames in os.walk(start):
+            rel_dir = os.path.relpath(dirpath, self.root)
+            if rel_dir == ".":
+                dirnames[:] = [d for d in dirnames if d != _TMP]
+                rel_dir = ""
+            for name in filenames:
+                key = f"{rel_dir}/{name}" if rel_dir else name
+                if name == _CAS_LOCK or not key.startswith(prefix):
+                    continue
+                try:
+                    st = os.stat(os.path.join(dirpath, name))
+                except FileNotFoundError:
+                    continue
+                yield ObjectInfo(key, st.st_size, _version(st))
+
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        try:
+            path.unlink()
+        except OSError as exc:
+            raise _translate(exc, "delete", key) from exc
+
+
+def _translate(exc: OSError, what: str, key: str) -> BackendError:
+    """Map an OSError to the store error a caller can act on."""
+    if exc.errno == errno.ENOENT or isinstance(exc, FileNotFoundError):
+        return ObjectNotFound(f"object {key} not found")
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return PermissionDenied(f"permission denied to {what} {key}: {exc.strerror}")
+    if exc.errno == errno.ENOSPC:
+        return BackendError(f"no space left on device to {what} {key}", hint="free disk space")
+    if exc.errno in (errno.EISDIR, errno.ENOTDIR):
+        return ObjectNotFound(f"object {key} not found ({exc.strerror})")
+    return BackendError(f"cannot {what} {key}: {exc.strerror or exc}")
