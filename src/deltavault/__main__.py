@@ -1,0 +1,5 @@
+"""``python -m deltavault``."""
+
+from deltavault.cli.main import run
+
+run()

@@ -1,0 +1,1 @@
+"""The ``deltavault`` command line: thin Typer commands over :mod:`deltavault.api`."""

@@ -1,0 +1,83 @@
+"""restore, dump."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from deltavault.cli.common import (
+    JsonOpt,
+    PasswordFileOpt,
+    QuietOpt,
+    RepoOpt,
+    byte_progress,
+    emit_json,
+    human_bytes,
+    open_repo,
+    out_console,
+    show_progress,
+)
+from deltavault.errors import UserError
+from deltavault.restore import RestoreOptions, run_restore
+from deltavault.walk import find_node
+
+SnapshotArg = Annotated[str, typer.Argument(help="Snapshot id, unique prefix, or 'latest'.")]
+
+
+def restore(
+    snapshot: SnapshotArg,
+    target: Annotated[Path, typer.Option("--target", "-t", help="Directory to restore into.")],
+    repo: RepoOpt = "",
+    password_file: PasswordFileOpt = None,
+    include: Annotated[list[str] | None, typer.Option(
+        "--include", "-i", help="Restore only paths matching this glob (repeatable).")] = None,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Restore a snapshot below a directory, verifying every blob."""
+    r = open_repo(repo, password_file)
+    snap = r.find_snapshot(snapshot)
+    with byte_progress(show_progress(json_out, quiet), "restore") as bar:
+        cb = None
+        if bar is not None:
+            task = bar.add_task("restore", total=None, detail="")
+
+            def cb(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+        result = run_restore(r, snap, RestoreOptions(target, list(include or [])),
+                             on_progress=cb)
+    if json_out:
+        emit_json({"snapshot_id": snap.id, "target": str(target), "files": result.files,
+                   "dirs": result.dirs, "bytes": result.bytes,
+                   "duration_s": result.duration_s})
+    elif not quiet:
+        out_console.print(f"restored snapshot {snap.id[:12]}: {result.files} files, "
+                          f"{human_bytes(result.bytes)} in {result.duration_s:.1f}s to {target}")
+
+
+def dump(
+    snapshot: SnapshotArg,
+    path: Annotated[str, typer.Argument(help="Path of a file inside the snapshot.")],
+    repo: RepoOpt = "",
+    password_file: PasswordFileOpt = None,
+) -> None:
+    """Write one file of a snapshot to standard output."""
+    r = open_repo(repo, password_file)
+    snap = r.find_snapshot(snapshot)
+    r.load_index()
+    node = find_node(r, bytes.fromhex(snap.tree), path)
+    if node.type != "file":
+        raise UserError(f"{path} is a {node.type}, not a file")
+    out = sys.stdout.buffer
+    for blob in node.content:
+        out.write(r.load_blob(blob))
+    out.flush()
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(restore)
+    app.command()(dump)

@@ -1,0 +1,133 @@
+"""Pack files: many encrypted blobs plus an encrypted header (docs/format.md §5).
+
+A pack is assembled in memory up to ``pack_size`` and written with one
+``put``; its name is the SHA-256 of its bytes, so storage integrity can be
+checked without any key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from dataclasses import dataclass
+
+from deltavault.codec_ids import CODECS_WITH_BASE, KNOWN_CODECS
+from deltavault.errors import FormatError
+from deltavault.repo.crypto import AAD_PACK_HEADER, OVERHEAD, Crypto
+
+BLOB_DATA = 0
+BLOB_TREE = 1
+PACK_MAGIC = b"DVP1"
+HEADER_MAGIC = b"DVH1"
+_ENTRY = struct.Struct("<BBII32s32s")
+ENTRY_SIZE = _ENTRY.size  # 74
+_TRAILER = struct.Struct("<I4s")
+TRAILER_SIZE = _TRAILER.size
+ZERO_ID = bytes(32)
+#: a header claiming more blobs than this is hostile, not a pack we wrote
+MAX_BLOBS_PER_PACK = 1 << 20
+
+
+@dataclass(frozen=True)
+class PackEntry:
+    """One blob's place in a pack."""
+
+    type: int
+    codec: int
+    offset: int
+    length: int
+    raw_length: int
+    id: bytes
+    base: bytes | None = None
+
+
+def pack_key(pack_id: str) -> str:
+    """The store key of a pack: ``data/<first two hex>/<id>``."""
+    return f"data/{pack_id[:2]}/{pack_id}"
+
+
+class PackBuilder:
+    """Collects encrypted blobs until the pack is big enough to write."""
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+        self._entries: list[PackEntry] = []
+        self.size = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def add(self, *, type: int, codec: int, blob_id: bytes, raw_length: int,
+            envelope: bytes, base: bytes | None = None) -> PackEntry:
+        """Append an already-encrypted blob; returns its entry."""
+        entry = PackEntry(type, codec, self.size, len(envelope), raw_length, blob_id, base)
+        self._parts.append(envelope)
+        self._entries.append(entry)
+        self.size += len(envelope)
+        return entry
+
+    def finish(self, crypto: Crypto) -> tuple[str, bytes, list[PackEntry]]:
+        """The pack id, its bytes and its entries; the builder is spent."""
+        header = encode_header(self._entries)
+        enc = crypto.seal(AAD_PACK_HEADER, header)
+        self._parts.append(enc)
+        self._parts.append(_TRAILER.pack(len(enc), PACK_MAGIC))
+        data = b"".join(self._parts)
+        self._parts = []
+        return hashlib.sha256(data).hexdigest(), data, self._entries
+
+
+def encode_header(entries: list[PackEntry]) -> bytes:
+    """The plaintext header: magic, count, one fixed-size entry per blob."""
+    out = [HEADER_MAGIC, struct.pack("<I", len(entries))]
+    for e in entries:
+        out.append(_ENTRY.pack(e.type, e.codec, e.length, e.raw_length, e.id, e.base or ZERO_ID))
+    return b"".join(out)
+
+
+def decode_header(header: bytes, data_length: int) -> list[PackEntry]:
+    """Parse a plaintext header and check its blobs tile ``data_length`` bytes."""
+    if len(header) < 8 or header[:4] != HEADER_MAGIC:
+        raise FormatError("pack header: bad magic")
+    (count,) = struct.unpack_from("<I", header, 4)
+    if count > MAX_BLOBS_PER_PACK or len(header) != 8 + count * ENTRY_SIZE:
+        raise FormatError("pack header: entry count does not match its length")
+    entries: list[PackEntry] = []
+    offset = 0
+    for i in range(count):
+        typ, codec, length, raw_length, bid, base = _ENTRY.unpack_from(header, 8 + i * ENTRY_SIZE)
+        if typ not in (BLOB_DATA, BLOB_TREE):
+            raise FormatError(f"pack header: blob {i} has unknown type {typ}")
+        if codec not in KNOWN_CODECS:
+            raise FormatError(f"pack header: blob {i} has unknown codec {codec}")
+        has_base = base != ZERO_ID
+        if has_base != (codec in CODECS_WITH_BASE):
+            raise FormatError(f"pack header: blob {i} base does not fit codec {codec}")
+        if length < OVERHEAD:
+            raise FormatError(f"pack header: blob {i} is shorter than its encryption overhead")
+        entries.append(PackEntry(typ, codec, offset, length, raw_length, bid,
+                                 base if has_base else None))
+        offset += length
+    if offset != data_length:
+        raise FormatError("pack header: blobs do not cover the pack's data exactly")
+    return entries
+
+
+def split_trailer(pack_size: int, tail: bytes) -> int:
+    """From the last 8 bytes of a pack, the length of its encrypted header."""
+    if pack_size < TRAILER_SIZE or len(tail) != TRAILER_SIZE:
+        raise FormatError("pack: too short to have a trailer")
+    hlen, magic = _TRAILER.unpack(tail)
+    if magic != PACK_MAGIC:
+        raise FormatError("pack: bad trailer magic (not a deltavault pack)")
+    if hlen < OVERHEAD or hlen > pack_size - TRAILER_SIZE:
+        raise FormatError("pack: header length out of range")
+    return int(hlen)
+
+
+def parse_pack(data: bytes, crypto: Crypto, what: str = "pack") -> list[PackEntry]:
+    """All entries of a whole pack held in memory (decrypts the header)."""
+    hlen = split_trailer(len(data), data[-TRAILER_SIZE:])
+    start = len(data) - TRAILER_SIZE - hlen
+    header = crypto.open(AAD_PACK_HEADER, data[start : start + hlen], f"{what} header")
+    return decode_header(header, start)
