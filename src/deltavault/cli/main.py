@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
 
 from deltavault import __version__
 from deltavault.cli import backup_cmds, repo_cmds, restore_cmds, snapshot_cmds
 from deltavault.errors import DeltavaultError
+
+try:  # newer typer vendors click
+    from typer._click.exceptions import (  # type: ignore[import-not-found,unused-ignore]
+        ClickException,
+    )
+except ImportError:  # pragma: no cover - older typer depends on click
+    from click import ClickException  # type: ignore[assignment,unused-ignore]
 
 app = typer.Typer(
     name="deltavault",
@@ -43,12 +49,12 @@ def run() -> None:
     except DeltavaultError as exc:
         sys.stderr.write(f"deltavault: error: {exc.one_line()}\n")
         sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.ClickException as exc:
+    except ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except (KeyboardInterrupt, click.exceptions.Abort):
+    except (KeyboardInterrupt, typer.Abort):
         sys.stderr.write("deltavault: interrupted\n")
         sys.exit(130)
     except BrokenPipeError:

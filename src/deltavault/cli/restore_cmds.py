@@ -22,6 +22,7 @@ from deltavault.cli.common import (
 )
 from deltavault.errors import UserError
 from deltavault.restore import RestoreOptions, run_restore
+from deltavault.rollback import pick_snapshot, run_rollback
 from deltavault.walk import find_node
 
 SnapshotArg = Annotated[str, typer.Argument(help="Snapshot id, unique prefix, or 'latest'.")]
@@ -78,6 +79,33 @@ def dump(
     out.flush()
 
 
+def rollback(
+    snapshot: Annotated[str | None, typer.Argument(help="Snapshot (or use --tag).")] = None,
+    target: Annotated[Path, typer.Option("--target", "-t",
+                                         help="Live directory to put back.")] = Path("."),
+    tag: Annotated[str | None, typer.Option(help="Newest snapshot with this tag.")] = None,
+    keep_previous: Annotated[bool, typer.Option(
+        help="Keep the replaced state in a hidden sibling directory.")] = False,
+    repo: RepoOpt = "",
+    password_file: PasswordFileOpt = None,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Put a directory back to a snapshot atomically (restore beside it, then swap)."""
+    r = open_repo(repo, password_file)
+    snap = pick_snapshot(r, snapshot, tag)
+    result = run_rollback(r, snap, target, keep_previous=keep_previous)
+    if json_out:
+        emit_json({"snapshot_id": snap.id, "target": str(result.target),
+                   "previous": str(result.previous) if result.previous else None,
+                   "files": result.files, "bytes": result.bytes,
+                   "duration_s": result.duration_s})
+    elif not quiet:
+        out_console.print(f"rolled {result.target} back to snapshot {snap.id[:12]} "
+                          f"({snap.time[:19]}) in {result.duration_s:.2f}s")
+
+
 def register(app: typer.Typer) -> None:
     app.command()(restore)
     app.command()(dump)
+    app.command()(rollback)
