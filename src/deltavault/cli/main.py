@@ -7,7 +7,14 @@ import sys
 import typer
 
 from deltavault import __version__
-from deltavault.cli import backup_cmds, demo_cmds, repo_cmds, restore_cmds, snapshot_cmds
+from deltavault.cli import (
+    backup_cmds,
+    demo_cmds,
+    prune_cmds,
+    repo_cmds,
+    restore_cmds,
+    snapshot_cmds,
+)
 from deltavault.errors import DeltavaultError
 
 try:  # newer typer vendors click
@@ -30,6 +37,7 @@ backup_cmds.register(app)
 restore_cmds.register(app)
 snapshot_cmds.register(app)
 demo_cmds.register(app)
+prune_cmds.register(app)
 
 
 @app.command()
