@@ -142,7 +142,7 @@ def audit(store: Store, verifier: str, origin: str | None = None) -> AuditReport
         origin: expected log origin; default: from ``config``, else the
             checkpoint's own origin line.
     """
-    origin = origin or config_origin(store) or _checkpoint_origin(store) or ""
+    origin = origin or config_origin(store) or checkpoint_origin(store) or ""
     if not origin:
         result = VerifyResult(problems=["the repository has no ledger checkpoint"])
         return AuditReport(result, origin)
@@ -169,7 +169,7 @@ def audit(store: Store, verifier: str, origin: str | None = None) -> AuditReport
     return report
 
 
-def _checkpoint_origin(store: Store) -> str | None:
+def checkpoint_origin(store: Store) -> str | None:
     try:
         first = store.get("ledger/checkpoint").split(b"\n", 1)[0]
         return first.decode("utf-8") or None
