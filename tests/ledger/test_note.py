@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -84,7 +86,8 @@ def test_checkpoint_roundtrip_and_cosignature(witness: NoteSigner) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["o\n", "o\n01\nAAAA\n", "o\n1\nAAAA\n", "\n1\n" + "A" * 43 + "=\n", "o\n-1\n" + "A" * 43 + "=\n",
+    ["o\n", "o\n01\nAAAA\n", "o\n1\nAAAA\n", "\n1\n" + "A" * 43 + "=\n",
+     "o\n-1\n" + "A" * 43 + "=\n",
      "o\n1\n" + "A" * 43 + "=\n\n"],
 )  # fmt: skip
 def test_bad_checkpoints(text: str) -> None:
@@ -108,17 +111,13 @@ def test_note_mutations(pos: int, value: int) -> None:
     data = bytearray(GO_NOTE.encode())
     if pos < len(data):
         data[pos] = value
-    try:
+    with contextlib.suppress(FormatError, LedgerError):
         verify_note(parse_note(bytes(data[: pos + 1] + data[pos + 1 :])), [parse_vkey(GO_VKEY)])
-    except (FormatError, LedgerError):
-        pass
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=120))
 def test_key_parsers_fuzz(text: str) -> None:
     for parse in (parse_vkey, parse_skey):
-        try:
+        with contextlib.suppress(FormatError):
             parse(text)
-        except FormatError:
-            pass
