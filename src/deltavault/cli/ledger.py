@@ -1,0 +1,233 @@
+"""Keyless ledger commands: verify, verify-proof, consistency, cosign, audit.
+
+Thin: parse options, call :mod:`deltavault.ledger`, render with Rich or as
+JSON. Every failure is one line on stderr and the exit code of its
+:class:`~deltavault.errors.DeltavaultError` class; a log that does not verify
+exits with :class:`~deltavault.errors.LedgerError`'s code (13).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+
+from deltavault.errors import DeltavaultError, LedgerError, UserError
+from deltavault.ledger.audit import audit, checkpoint_origin, config_origin
+from deltavault.ledger.log import Ledger
+from deltavault.ledger.note import parse_skey, parse_vkey
+from deltavault.ledger.proof import verify_proof
+from deltavault.ledger.verify import VerifyResult, check_old_checkpoint, verify_log
+from deltavault.ledger.witness import cosign
+from deltavault.store.local import LocalStore
+
+ledger_app = typer.Typer(name="ledger", help="Verify and witness the tamper-evident ledger.",
+                         no_args_is_help=True)  # fmt: skip
+_out = Console()
+_err = Console(stderr=True)
+
+RepoOpt = typer.Option(..., "--repo", help="Repository path.")
+KeyOpt = typer.Option(..., "--key", help="The ledger's verifier key (name+id+key).")
+JsonOpt = typer.Option(False, "--json", help="Print a JSON object instead of text.")
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    _err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _run(action: Callable[[], None]) -> None:
+    try:
+        action()
+    except DeltavaultError as exc:
+        _fail(exc.one_line(), exc.exit_code)
+    except OSError as exc:
+        _fail(str(exc), 1)
+
+
+def _open_store(repo: Path) -> LocalStore:
+    if not repo.is_dir():
+        raise UserError(f"repository {repo} does not exist")
+    return LocalStore(repo)
+
+
+def _origin(store: LocalStore) -> str:
+    origin = config_origin(store) or checkpoint_origin(store)
+    if not origin:
+        raise LedgerError("the repository has no ledger checkpoint")
+    return origin
+
+
+def _emit(as_json: bool, data: dict[str, Any], lines: list[str], ok: bool, what: str) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    else:
+        for line in lines:
+            _out.print(line, highlight=False)
+    if not ok:
+        problems = data.get("problems") or []
+        first = problems[0] if problems else "see above"
+        _fail(f"{what} failed: {first}", LedgerError.exit_code)
+
+
+@ledger_app.command("verify")
+def verify_command(
+    repo: Path = RepoOpt,
+    key: str = KeyOpt,
+    require_witness: list[str] = typer.Option(
+        [], "--require-witness", help="Witness verifier key (type 0x04) that must have cosigned."
+    ),
+    old_checkpoint: Path | None = typer.Option(
+        None, "--old-checkpoint", help="A saved checkpoint the log must extend."
+    ),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Recompute the whole log from its bundles and tiles and check the signatures."""
+
+    def action() -> None:
+        store = _open_store(repo)
+        witnesses = [parse_vkey(w) for w in require_witness]
+        ledger = Ledger(store, _origin(store), None, parse_vkey(key))
+        old = old_checkpoint.read_bytes() if old_checkpoint else None
+        names = [w.name for w in witnesses]
+        r = verify_log(ledger, witnesses=witnesses, required_witnesses=names, old_checkpoint=old)
+        lines = [
+            f"log [bold]{r.origin}[/]: size {r.size}, root {r.root}",
+            f"signature: {'ok' if r.signature else 'FAILED'}; "
+            f"{r.entries_checked} entries, {r.tiles_checked} tiles, "
+            f"{r.blobs_checked} blobs checked",
+            *(f"cosigned by {n} at {t}" for n, t in r.witnesses.items()),
+            *([f"consistent with old checkpoint of size {r.consistent_with}"]
+              if r.consistent_with is not None else []),
+            *(f"[red]problem:[/] {p}" for p in r.problems),
+        ]  # fmt: skip
+        if r.ok:
+            lines.append("[green]ledger verified[/]")
+        _emit(as_json, r.to_dict(), lines, r.ok, "ledger verification")
+
+    _run(action)
+
+
+@ledger_app.command("verify-proof")
+def verify_proof_command(
+    file: Path = typer.Argument(..., help="A .tlog-proof file."),
+    key: str = KeyOpt,
+    witness: list[str] = typer.Option([], "--witness", help="Witness key that must have cosigned."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Verify an inclusion proof file offline (and the record it discloses)."""
+
+    def action() -> None:
+        witnesses = [parse_vkey(w) for w in witness]
+        r = verify_proof(file.read_bytes(), key, witnesses=witnesses,
+                         required_witnesses=[w.name for w in witnesses])  # fmt: skip
+        lines = [*(f"ok: {c}" for c in r.checks), f"log {r.origin}, size {r.size}, root {r.root}"]
+        if r.record is not None:
+            lines.append(f"record: {json.dumps(r.record, sort_keys=True)}")
+        lines.append("[green]proof verified[/]")
+        _emit(as_json, r.to_dict(), lines, True, "proof verification")
+
+    _run(action)
+
+
+@ledger_app.command("consistency")
+def consistency_command(
+    old_checkpoint: Path = typer.Argument(..., help="A checkpoint saved earlier."),
+    repo: Path = RepoOpt,
+    key: str = KeyOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Prove the current log extends an old checkpoint (no history rewritten)."""
+
+    def action() -> None:
+        store = _open_store(repo)
+        ledger = Ledger(store, _origin(store), None, parse_vkey(key))
+        ledger.refresh()
+
+        r = VerifyResult(origin=ledger.origin, size=ledger.size, root=ledger.root.hex(),
+                         signature=True)  # fmt: skip
+        check_old_checkpoint(ledger, old_checkpoint.read_bytes(), r)
+        lines = [f"[red]problem:[/] {p}" for p in r.problems] or [
+            f"[green]consistent[/]: size {r.consistent_with} → {r.size}, root {r.root}"
+        ]
+        _emit(as_json, r.to_dict(), lines, r.ok, "consistency check")
+
+    _run(action)
+
+
+@ledger_app.command("cosign")
+def cosign_command(
+    repo: Path = RepoOpt,
+    witness_key: Path = typer.Option(
+        ..., "--witness-key", help="File with the witness signer key."
+    ),
+    state: Path = typer.Option(..., "--state", help="The witness's state directory."),
+    key: str | None = typer.Option(None, "--key", help="Log verifier key (default: from config)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """As a witness: check the log grew consistently, then cosign its checkpoint."""
+
+    def action() -> None:
+        store = _open_store(repo)
+        vkey = key or _config_vkey(store)
+        signer = parse_skey(witness_key.read_text())
+        r = cosign(store, parse_vkey(vkey), signer, state)
+        since = "first sight" if r.old_size is None else f"consistent since size {r.old_size}"
+        _emit(as_json, r.to_dict(),
+              [f"[green]cosigned[/] {r.origin} at size {r.size} as {signer.name} ({since})"],
+              True, "cosign")  # fmt: skip
+
+    _run(action)
+
+
+def _config_vkey(store: LocalStore) -> str:
+    try:
+        config = json.loads(store.get("config"))
+        vkey = config["ledger"]["verifier_key"]
+    except (DeltavaultError, ValueError, KeyError, TypeError) as exc:
+        raise UserError("no --key given and config names no ledger verifier key") from exc
+    if not isinstance(vkey, str):
+        raise UserError("config's ledger verifier key is not a string")
+    return vkey
+
+
+def audit_command(
+    repo: Path = RepoOpt,
+    key: str = KeyOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Keyless audit: the ledger, every committed snapshot and every pack it needs."""
+
+    def action() -> None:
+        store = _open_store(repo)
+        r = audit(store, key)
+        lines = [
+            f"ledger {r.origin}: size {r.ledger.size}, "
+            f"{'verified' if r.ledger.ok else '[red]NOT verified[/]'}",
+            f"{r.events} events, {r.snapshots_checked} snapshots, {r.packs_checked} packs checked",
+            *(f"[red]problem:[/] {p}" for p in [*r.ledger.problems, *r.problems]),
+        ]
+        if r.ok:
+            lines.append("[green]audit passed[/]")
+        data = r.to_dict()
+        data["problems"] = [*r.ledger.problems, *r.problems]
+        _emit(as_json, data, lines, r.ok, "audit")
+
+    _run(action)
+
+
+def main() -> None:  # pragma: no cover - `python -m deltavault.cli.ledger`
+    """Run the sub-app standalone (the lead mounts it in the main CLI)."""
+    app = typer.Typer(no_args_is_help=True)
+    app.add_typer(ledger_app)
+    app.command("audit")(audit_command)
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

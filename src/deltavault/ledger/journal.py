@@ -1,0 +1,124 @@
+"""The trade-record journal: salted commitments in the ledger, records sealed aside.
+
+Each batch of records is sealed (AES-256-GCM by the repository, aad
+``dv1:journal``) into one object ``journal/<SHA-256 of the sealed bytes>``;
+each record gets a 32-byte random salt and one ledger entry::
+
+    {"commitment": hex(SHA-256(salt ‖ canonical_json(record))),
+     "object": "<journal object id>", "slot": <position in the batch>,
+     "time": "...", "type": "journal"}
+
+The entry names its object and slot, so a leaf index leads to its record
+without any index of our own, and reveals nothing of the record. Disclosing
+one record (with its salt) lets anyone recompute that one commitment; the
+salts make the other commitments unguessable (docs/ledger.md §8).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from typing import Any, Protocol
+
+from deltavault.errors import FormatError, IntegrityError, ObjectExists, ObjectNotFound, UserError
+from deltavault.ledger._text import parse_hex32
+from deltavault.ledger.events import Event, canonical_json, parse_canonical
+from deltavault.ledger.log import Ledger
+from deltavault.ledger.proof import Disclosure, ProofFile, commitment
+
+JOURNAL_AAD = b"dv1:journal"
+JOURNAL_PREFIX = "journal/"
+SALT_SIZE = 32
+
+
+class Sealer(Protocol):
+    """Authenticated encryption the repository provides (AES-256-GCM envelope)."""
+
+    def seal(self, aad: bytes, plaintext: bytes) -> bytes:
+        """Encrypt and authenticate ``plaintext`` bound to ``aad``."""
+        ...
+
+    def open(self, aad: bytes, data: bytes) -> bytes:
+        """Decrypt; raise on any tampering."""
+        ...
+
+
+class Journal:
+    """Append, read and disclose journal records through a ledger."""
+
+    def __init__(self, ledger: Ledger, sealer: Sealer) -> None:
+        self.ledger = ledger
+        self.sealer = sealer
+
+    def append(self, records: list[dict[str, Any]], *, time: str | None = None) -> list[int]:
+        """Commit a batch of records under one checkpoint; returns their indexes.
+
+        Raises:
+            UserError: a record is not a JSON object representable canonically.
+        """
+        if not records:
+            return []
+        if not all(isinstance(r, dict) for r in records):
+            raise UserError("journal records must be JSON objects")
+        salts = [os.urandom(SALT_SIZE) for _ in records]
+        pairs = list(zip(records, salts, strict=True))
+        items = [{"record": r, "salt": s.hex()} for r, s in pairs]
+        plaintext = canonical_json({"records": items, "v": 1})
+        sealed = self.sealer.seal(JOURNAL_AAD, plaintext)
+        oid = hashlib.sha256(sealed).hexdigest()
+        with contextlib.suppress(ObjectExists):  # named by its hash: same bytes
+            self.ledger.store.put(JOURNAL_PREFIX + oid, sealed)
+        entries = [
+            Event.new("journal", time=time, commitment=commitment(s, r).hex(), object=oid, slot=i)
+            for i, (r, s) in enumerate(pairs)
+        ]
+        return self.ledger.append([e.to_bytes() for e in entries])
+
+    def read(self, index: int) -> tuple[dict[str, Any], bytes]:
+        """The record at leaf ``index`` and its salt, checked against the commitment.
+
+        Raises:
+            UserError: the entry is not a journal event.
+            IntegrityError: the sealed object is missing, altered or does not
+                match the commitment.
+        """
+        try:
+            event = Event.from_bytes(self.ledger.entry(index))
+        except FormatError as exc:
+            raise UserError(f"ledger entry {index} is not an event: {exc}") from exc
+        if event.type != "journal":
+            raise UserError(f"ledger entry {index} is a {event.type} event, not a journal record")
+        oid, slot = event.fields["object"], event.fields["slot"]
+        key = JOURNAL_PREFIX + oid
+        try:
+            sealed = self.ledger.store.get(key)
+        except ObjectNotFound:
+            raise IntegrityError(f"journal object {key} of entry {index} is missing") from None
+        if hashlib.sha256(sealed).hexdigest() != oid:
+            raise IntegrityError(f"journal object {key} does not match its SHA-256 name")
+        try:
+            plaintext = self.sealer.open(JOURNAL_AAD, sealed)
+            batch = parse_canonical(plaintext, "journal batch")
+            item = batch["records"][slot]
+            record, salt = item["record"], parse_hex32(item["salt"], "journal salt")
+        except IntegrityError:
+            raise
+        except Exception as exc:  # any decryption or shape failure means tampering
+            raise IntegrityError(f"journal object {key} cannot be opened: {exc}") from exc
+        if (
+            not isinstance(record, dict)
+            or commitment(salt, record).hex() != event.fields["commitment"]
+        ):
+            raise IntegrityError(f"journal record {index} does not match its ledger commitment")
+        return record, salt
+
+    def prove(self, index: int) -> str:
+        """A tlog-proof file disclosing record ``index`` (and no other)."""
+        record, salt = self.read(index)
+        signed = self.ledger.checkpoint()
+        if signed is None:
+            raise UserError("the ledger is empty")
+        proof = self.ledger.inclusion_proof(index)
+        extra = Disclosure(self.ledger.leaf(index), record, salt).to_bytes()
+        return ProofFile(index, proof.hashes, signed.to_bytes(), extra).to_text()

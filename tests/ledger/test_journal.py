@@ -1,0 +1,93 @@
+"""Journal records: commit, read, disclose one, verify offline, refuse tampering."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from deltavault.errors import IntegrityError, ProofError
+from deltavault.ledger.journal import Journal
+from deltavault.ledger.log import Ledger
+from deltavault.ledger.proof import parse_proof, verify_proof
+from deltavault.ledger.witness import cosign
+from deltavault.store.local import LocalStore
+
+from .conftest import AesGcmSealer
+
+RECORDS = [
+    {"kind": "order", "id": "O-1", "qty": 100, "px": "101.25"},
+    {"kind": "fill", "id": "F-7", "order": "O-1", "qty": 40},
+    {"kind": "config", "key": "risk.limit", "value": "5e6"},
+]
+
+
+def test_append_read_prove_verify(ledger: Ledger, sealer: AesGcmSealer) -> None:
+    journal = Journal(ledger, sealer)
+    ledger.append([b"unrelated"])
+    idx = journal.append(RECORDS)
+    assert idx == [1, 2, 3]
+    record, salt = journal.read(2)
+    assert record == RECORDS[1] and len(salt) == 32
+    text = journal.prove(2)
+    result = verify_proof(text, ledger.verifier.vkey())
+    assert result.record == RECORDS[1]
+    assert "record and salt match the journal commitment" in result.checks
+    # Only the one record is disclosed.
+    disclosed = (parse_proof(text).extra or b"").decode()
+    assert "F-7" in disclosed and "risk.limit" not in disclosed and "101.25" not in disclosed
+    assert parse_proof(text).index == 2
+
+
+def test_tampered_proof_refused(ledger: Ledger, sealer: AesGcmSealer) -> None:
+    journal = Journal(ledger, sealer)
+    journal.append(RECORDS)
+    text = journal.prove(0)
+    vkey = ledger.verifier.vkey()
+    pf = parse_proof(text)
+    from deltavault.ledger.proof import Disclosure, ProofFile
+
+    d = Disclosure.from_bytes(pf.extra or b"")
+    changed = Disclosure(d.entry, {**RECORDS[0], "qty": 1000}, d.salt).to_bytes()
+    with pytest.raises(ProofError, match="commitment"):
+        verify_proof(ProofFile(pf.index, pf.hashes, pf.checkpoint, changed).to_text(), vkey)
+    with pytest.raises(ProofError):
+        verify_proof(ProofFile(pf.index + 1, pf.hashes, pf.checkpoint, pf.extra).to_text(), vkey)
+    with pytest.raises(ProofError):
+        verify_proof(text.replace("index 0", "index 1"), vkey)
+    with pytest.raises(ProofError):
+        verify_proof(text, "other+00000000+AQ" + "A" * 42 + "=")
+
+
+def test_tampered_journal_object_refused(
+    ledger: Ledger, store: LocalStore, sealer: AesGcmSealer
+) -> None:
+    journal = Journal(ledger, sealer)
+    journal.append(RECORDS)
+    info = next(iter(store.list("journal/")))
+    path = Path(store.location()) / info.key
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 1
+    path.chmod(0o644)
+    path.write_bytes(bytes(data))
+    with pytest.raises(IntegrityError, match="SHA-256"):
+        journal.read(0)
+    with pytest.raises(IntegrityError):
+        Journal(ledger, AesGcmSealer()).read(1)
+
+
+def test_wrong_key_refused(ledger: Ledger, sealer: AesGcmSealer) -> None:
+    Journal(ledger, sealer).append(RECORDS[:1])
+    with pytest.raises(IntegrityError):
+        Journal(ledger, AesGcmSealer()).read(0)
+
+
+def test_proof_with_witness(ledger: Ledger, sealer: AesGcmSealer, witness, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    journal = Journal(ledger, sealer)
+    journal.append(RECORDS)
+    cosign(ledger.store, ledger.verifier, witness, tmp_path / "w", now=1_700_000_000)
+    ledger.refresh()
+    text = journal.prove(1)
+    r = verify_proof(text, ledger.verifier.vkey(), witnesses=[witness.verifier],
+                     required_witnesses=[witness.name])  # fmt: skip
+    assert r.witnesses == {witness.name: 1_700_000_000}
