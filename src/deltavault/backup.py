@@ -8,6 +8,7 @@ as each directory completes.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import functools
 import getpass
@@ -18,15 +19,17 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
 from deltavault import __version__
 from deltavault.blobwriter import BlobWriter, DeltaEncoder
 from deltavault.chunking import FileChunker
-from deltavault.errors import DeltavaultError, ObjectExists, UserError
+from deltavault.errors import DeltavaultError, ObjectNotFound, UserError
+from deltavault.ledger.events import snapshot_event
 from deltavault.packs import BLOB_DATA, BLOB_TREE
-from deltavault.repo.repository import PACKLIST_PREFIX, Repository
+from deltavault.repo.repository import PACKLIST_PREFIX, SNAPSHOT_PREFIX, Repository
 from deltavault.snapshot import Snapshot, encode_packlist, now_rfc3339, packlist_root
 from deltavault.tree import Node, Tree
 
@@ -297,14 +300,15 @@ def resolve_type(requested: str, lineage: Lineage) -> tuple[str, Snapshot | None
 def run_backup(repo: Repository, opts: BackupOptions, *,
                on_progress: Callable[[Progress], None] | None = None,
                progress: Progress | None = None,
-               delta: DeltaEncoder | None = None, bases: BaseFinder | None = None,
-               commit: Callable[[Snapshot], None] | None = None) -> BackupResult:
+               delta: DeltaEncoder | None = None,
+               bases: BaseFinder | None = None) -> BackupResult:
     """Take one snapshot. The caller holds a shared lock."""
     if opts.snapshot_type not in ("full", "diff", "incr"):
         raise UserError(f"unknown backup type {opts.snapshot_type!r} (full, diff or incr)")
     if not opts.paths and opts.stdin is None:
         raise UserError("nothing to back up: give paths or --stdin")
     started = time.monotonic()
+    clean_uncommitted(repo)
     repo.load_index()
     hostname = opts.hostname or socket.gethostname()
     abs_paths = [Path(os.path.abspath(p)) for p in opts.paths]
@@ -346,11 +350,42 @@ def run_backup(repo: Repository, opts: BackupOptions, *,
                     summary=summary, program=f"deltavault {__version__}")
     del delta_base  # used by the differential layer's BaseFinder
     sid, sealed = repo.seal_snapshot(snap)
-    _put_once(repo, PACKLIST_PREFIX + sid, encode_packlist(packs))
+    repo.put_once(PACKLIST_PREFIX + sid, encode_packlist(packs))
     repo.put_sealed_snapshot(snap, sid, sealed)
-    if commit is not None:
-        commit(snap)
+    commit_snapshot(repo, snap)
     return BackupResult(snap, walker.errors)
+
+
+def commit_snapshot(repo: Repository, snap: Snapshot) -> int:
+    """Append the ``snapshot`` event: from now on the snapshot exists."""
+    event = snapshot_event(
+        snapshot_id=snap.id, snapshot_type=snap.type, parent=snap.parent, base=snap.base,
+        snapshot_time=snap.time, hostname=snap.hostname, tags=snap.tags, tree=snap.tree,
+        summary=snap.summary, packs_root=snap.packs_root, packs_count=snap.packs_count)
+    return repo.ledger.append([event.to_bytes()])[0]
+
+
+def clean_uncommitted(repo: Repository, older_than: timedelta = timedelta(minutes=10)) -> int:
+    """Delete snapshot objects an interrupted backup wrote but never committed.
+
+    Young ones are left alone: another host may be between writing its
+    snapshot and appending its event.
+    """
+    if not repo.store.supports_deletes:
+        return 0
+    removed = 0
+    now = datetime.now(UTC)
+    for sid in repo.uncommitted_snapshot_ids():
+        try:
+            if now - repo.load_snapshot(sid).datetime < older_than:
+                continue
+        except DeltavaultError:
+            pass  # unreadable and uncommitted: garbage either way
+        for key in (SNAPSHOT_PREFIX + sid, PACKLIST_PREFIX + sid):
+            with contextlib.suppress(ObjectNotFound):
+                repo.store.delete(key)
+        removed += 1
+    return removed
 
 
 def _packs_of(repo: Repository, blobs: set[bytes]) -> set[str]:
@@ -365,14 +400,6 @@ def _packs_of(repo: Repository, blobs: set[bytes]) -> set[str]:
             seen.add(loc.base)
             todo.append(loc.base)
     return packs
-
-
-def _put_once(repo: Repository, key: str, data: bytes) -> None:
-    try:
-        repo.store.put(key, data)
-    except ObjectExists:
-        if repo.store.get(key) != data:
-            raise
 
 
 @functools.lru_cache(maxsize=1024)

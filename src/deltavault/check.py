@@ -195,6 +195,8 @@ def run_check(repo: Repository, *, read_data: bool = False, subset: float | None
             if on_progress is not None:
                 on_progress(n + 1, len(todo))
         _attribute(report, bad, blob_users)
+    repo.record_best_effort("check", ok=report.ok, errors=len(report.problems),
+                            read_data=read_data, packs_read=report.packs_read)
     return report
 
 

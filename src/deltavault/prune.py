@@ -76,7 +76,7 @@ def group_key(s: Snapshot) -> tuple[str, tuple[str, ...]]:
     return s.hostname, tuple(sorted(s.paths))
 
 
-def forget_snapshots(repo: Repository, snaps: list[Snapshot]) -> list[str]:
+def forget_snapshots(repo: Repository, snaps: list[Snapshot], reason: str = "") -> list[str]:
     """Delete snapshot objects and their pack lists; data stays until prune."""
     removed = []
     for s in snaps:
@@ -85,6 +85,8 @@ def forget_snapshots(repo: Repository, snaps: list[Snapshot]) -> list[str]:
         with contextlib.suppress(ObjectNotFound):
             repo.store.delete(PACKLIST_PREFIX + s.id)
         removed.append(s.id)
+    if removed:
+        repo.record("forget", snapshots=removed, reason=reason)
     return removed
 
 
@@ -151,5 +153,6 @@ def run_prune(repo: Repository, *, dry_run: bool = False) -> PruneResult:
         with contextlib.suppress(ObjectNotFound):
             repo.store.delete(pack_key(pid))
     repo.load_index(force=True)
+    repo.record("prune", packs_removed=result.packs_removed, bytes_removed=result.bytes_removed)
     return result
 

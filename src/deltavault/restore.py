@@ -250,6 +250,8 @@ def run_restore(repo: Repository, snap: Snapshot, opts: RestoreOptions, *,
     result.dirs = len(plan.dirs)
     result.bytes = total
     result.duration_s = round(time.monotonic() - started, 3)
+    repo.record_best_effort("restore", snapshot=snap.id, target=str(target),
+                            files=result.files, bytes=result.bytes, ok=not result.errors)
     if result.errors:
         raise RepositoryError(
             f"{len(result.errors)} file(s) could not be restored because stored data is "

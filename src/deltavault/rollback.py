@@ -110,6 +110,7 @@ def run_rollback(repo: Repository, snap: Snapshot, target: Path, *,
             previous = None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    repo.record_best_effort("rollback", snapshot=snap.id, target=str(target))
     if previous is not None and not keep_previous:
         shutil.rmtree(previous, ignore_errors=True)
         previous = None

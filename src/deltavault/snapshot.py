@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from deltavault.errors import FormatError
+from deltavault.ledger.merkle import root_of_entries
 from deltavault.repo.canonical import field as req
 from deltavault.repo.canonical import optional, pack_msgpack, unpack_msgpack_map
 
 SNAPSHOT_TYPES = ("full", "diff", "incr")
 PACKLIST_MAGIC = b"deltavault packlist v1\n"
+MAX_PACKLIST_BYTES = 1 << 30
 _KNOWN = {"v", "time", "hostname", "username", "paths", "tags", "type", "parent", "base",
           "chain_depth", "tree", "packs_root", "packs_count", "summary", "original", "program"}
 
@@ -131,6 +132,8 @@ def encode_packlist(pack_ids: set[str] | list[str]) -> bytes:
 
 def decode_packlist(data: bytes) -> list[str]:
     """Parse a pack list as hostile input: sorted, unique, 64-hex lines."""
+    if len(data) > MAX_PACKLIST_BYTES:
+        raise FormatError("pack list: too large")
     if not data.startswith(PACKLIST_MAGIC):
         raise FormatError("pack list: bad header line")
     body = data[len(PACKLIST_MAGIC):]
@@ -146,23 +149,6 @@ def decode_packlist(data: bytes) -> list[str]:
     return ids
 
 
-def merkle_root(leaves: list[bytes]) -> bytes:
-    """RFC 6962 Merkle tree hash over leaf data (here: raw pack ids)."""
-    if not leaves:
-        return hashlib.sha256(b"").digest()
-    level = [hashlib.sha256(b"\x00" + leaf).digest() for leaf in leaves]
-    while len(level) > 1:
-        nxt = []
-        # RFC 6962 splits at the largest power of two below n; pairing left to
-        # right and promoting an odd last node gives the same tree hash.
-        for i in range(0, len(level) - 1, 2):
-            nxt.append(hashlib.sha256(b"\x01" + level[i] + level[i + 1]).digest())
-        if len(level) % 2:
-            nxt.append(level[-1])
-        level = nxt
-    return level[0]
-
-
 def packlist_root(pack_ids: list[str]) -> str:
     """Hex Merkle root of a sorted pack list, as in snapshots and ledger events."""
-    return merkle_root([bytes.fromhex(p) for p in sorted(set(pack_ids))]).hex()
+    return root_of_entries([bytes.fromhex(p) for p in sorted(set(pack_ids))]).hex()

@@ -15,12 +15,15 @@ from typer.testing import CliRunner
 
 from deltavault.cli.ledger import audit_command, ledger_app
 from deltavault.errors import FormatError, LedgerError
-from deltavault.ledger.audit import PACKLIST_HEADER, audit, pack_key, packs_root, parse_packlist
+from deltavault.ledger.audit import audit
 from deltavault.ledger.events import Event, snapshot_event
 from deltavault.ledger.journal import Journal
 from deltavault.ledger.log import Ledger
 from deltavault.ledger.note import NoteSigner
 from deltavault.ledger.proof import parse_proof
+from deltavault.packs import pack_key
+from deltavault.snapshot import PACKLIST_MAGIC as PACKLIST_HEADER
+from deltavault.snapshot import decode_packlist, packlist_root
 from deltavault.store.local import LocalStore
 
 from .conftest import AesGcmSealer
@@ -41,7 +44,7 @@ def make_repo(store: LocalStore, ledger: Ledger) -> list[str]:
     sid = hashlib.sha256(snap).hexdigest()
     store.put(f"snapshots/{sid}", snap)
     store.put(f"packlists/{sid}", PACKLIST_HEADER + "".join(i + "\n" for i in ids).encode())
-    root = packs_root([bytes.fromhex(i) for i in ids]).hex()
+    root = packlist_root(ids)
     event = snapshot_event(
         snapshot_id=sid, snapshot_type="full", parent=None, base=None,
         snapshot_time="2026-11-23T09:00:00.000000Z", hostname="trader-1", tags=[], tree="00" * 32,
@@ -69,18 +72,17 @@ def test_audit_ok_then_pack_deleted_and_flipped(store: LocalStore, ledger: Ledge
 
 def test_packlist_parser() -> None:
     a, b = "11" * 32, "22" * 32
-    assert parse_packlist(PACKLIST_HEADER + f"{a}\n{b}\n".encode()) == [
-        bytes.fromhex(a), bytes.fromhex(b)]  # fmt: skip
-    assert packs_root([]) == hashlib.sha256(b"").digest()
+    assert decode_packlist(PACKLIST_HEADER + f"{a}\n{b}\n".encode()) == [a, b]
+    assert packlist_root([]) == hashlib.sha256(b"").hexdigest()
     for bad in [f"{b}\n{a}\n", f"{a}\n{a}\n", f"{a}", "XY\n", ("ab" * 32).upper() + "\n"]:
         with pytest.raises(FormatError):
-            parse_packlist(PACKLIST_HEADER + bad.encode())
+            decode_packlist(PACKLIST_HEADER + bad.encode())
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=300))
 def test_packlist_and_proof_fuzz(data: bytes) -> None:
-    for parse in (parse_packlist, lambda d: parse_packlist(PACKLIST_HEADER + d), parse_proof):
+    for parse in (decode_packlist, lambda d: decode_packlist(PACKLIST_HEADER + d), parse_proof):
         with contextlib.suppress(FormatError, LedgerError):
             parse(data)
 
@@ -125,4 +127,4 @@ def test_cli_verify_audit_cosign_proof(
     r = runner.invoke(app, ["ledger", "verify-proof", str(proof), "--key", vkey])
     assert r.exit_code == LedgerError.exit_code and "error:" in r.stderr
     r = runner.invoke(app, ["ledger", "verify", "--repo", str(tmp_path / "nope"), "--key", vkey])
-    assert r.exit_code == 1 and "does not exist" in r.stderr
+    assert r.exit_code == 10 and "no repository" in r.stderr

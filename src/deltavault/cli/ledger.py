@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 import typer
 from rich.console import Console
 
+from deltavault.cli.common import require_repo
 from deltavault.errors import DeltavaultError, LedgerError, UserError
 from deltavault.ledger.audit import audit, checkpoint_origin, config_origin
 from deltavault.ledger.log import Ledger
@@ -24,20 +25,24 @@ from deltavault.ledger.note import parse_skey, parse_vkey
 from deltavault.ledger.proof import verify_proof
 from deltavault.ledger.verify import VerifyResult, check_old_checkpoint, verify_log
 from deltavault.ledger.witness import cosign
-from deltavault.store.local import LocalStore
+from deltavault.store.base import Store
 
 ledger_app = typer.Typer(name="ledger", help="Verify and witness the tamper-evident ledger.",
                          no_args_is_help=True)  # fmt: skip
 _out = Console()
 _err = Console(stderr=True)
 
-RepoOpt = typer.Option(..., "--repo", help="Repository path.")
+RepoOpt = typer.Option("", "--repo", "-r", envvar="DELTAVAULT_REPO",
+                       help="Repository location (path or URL).")
 KeyOpt = typer.Option(..., "--key", help="The ledger's verifier key (name+id+key).")
+OptionalKeyOpt = typer.Option(
+    None, "--key", help="The ledger's verifier key; default: the one in the repository's config "
+    "(an auditor should pass the key obtained out of band).")
 JsonOpt = typer.Option(False, "--json", help="Print a JSON object instead of text.")
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    _err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    _err.print(f"deltavault: error: {message}", highlight=False, soft_wrap=True, markup=False)
     raise typer.Exit(code)
 
 
@@ -50,13 +55,13 @@ def _run(action: Callable[[], None]) -> None:
         _fail(str(exc), 1)
 
 
-def _open_store(repo: Path) -> LocalStore:
-    if not repo.is_dir():
-        raise UserError(f"repository {repo} does not exist")
-    return LocalStore(repo)
+def _open_store(repo: str) -> Store:
+    from deltavault.api import open_store
+
+    return open_store(require_repo(repo))
 
 
-def _origin(store: LocalStore) -> str:
+def _origin(store: Store) -> str:
     origin = config_origin(store) or checkpoint_origin(store)
     if not origin:
         raise LedgerError("the repository has no ledger checkpoint")
@@ -77,8 +82,8 @@ def _emit(as_json: bool, data: dict[str, Any], lines: list[str], ok: bool, what:
 
 @ledger_app.command("verify")
 def verify_command(
-    repo: Path = RepoOpt,
-    key: str = KeyOpt,
+    repo: str = RepoOpt,
+    key: str | None = OptionalKeyOpt,
     require_witness: list[str] = typer.Option(
         [], "--require-witness", help="Witness verifier key (type 0x04) that must have cosigned."
     ),
@@ -92,7 +97,7 @@ def verify_command(
     def action() -> None:
         store = _open_store(repo)
         witnesses = [parse_vkey(w) for w in require_witness]
-        ledger = Ledger(store, _origin(store), None, parse_vkey(key))
+        ledger = Ledger(store, _origin(store), None, parse_vkey(key or _config_vkey(store)))
         old = old_checkpoint.read_bytes() if old_checkpoint else None
         names = [w.name for w in witnesses]
         r = verify_log(ledger, witnesses=witnesses, required_witnesses=names, old_checkpoint=old)
@@ -138,15 +143,15 @@ def verify_proof_command(
 @ledger_app.command("consistency")
 def consistency_command(
     old_checkpoint: Path = typer.Argument(..., help="A checkpoint saved earlier."),
-    repo: Path = RepoOpt,
-    key: str = KeyOpt,
+    repo: str = RepoOpt,
+    key: str | None = OptionalKeyOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Prove the current log extends an old checkpoint (no history rewritten)."""
 
     def action() -> None:
         store = _open_store(repo)
-        ledger = Ledger(store, _origin(store), None, parse_vkey(key))
+        ledger = Ledger(store, _origin(store), None, parse_vkey(key or _config_vkey(store)))
         ledger.refresh()
 
         r = VerifyResult(origin=ledger.origin, size=ledger.size, root=ledger.root.hex(),
@@ -162,7 +167,7 @@ def consistency_command(
 
 @ledger_app.command("cosign")
 def cosign_command(
-    repo: Path = RepoOpt,
+    repo: str = RepoOpt,
     witness_key: Path = typer.Option(
         ..., "--witness-key", help="File with the witness signer key."
     ),
@@ -185,7 +190,7 @@ def cosign_command(
     _run(action)
 
 
-def _config_vkey(store: LocalStore) -> str:
+def _config_vkey(store: Store) -> str:
     try:
         config = json.loads(store.get("config"))
         vkey = config["ledger"]["verifier_key"]
@@ -197,15 +202,15 @@ def _config_vkey(store: LocalStore) -> str:
 
 
 def audit_command(
-    repo: Path = RepoOpt,
-    key: str = KeyOpt,
+    repo: str = RepoOpt,
+    key: str | None = OptionalKeyOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Keyless audit: the ledger, every committed snapshot and every pack it needs."""
 
     def action() -> None:
         store = _open_store(repo)
-        r = audit(store, key)
+        r = audit(store, key or _config_vkey(store))
         lines = [
             f"ledger {r.origin}: size {r.ledger.size}, "
             f"{'verified' if r.ledger.ok else '[red]NOT verified[/]'}",

@@ -10,11 +10,13 @@ from deltavault import __version__
 from deltavault.cli import (
     backup_cmds,
     demo_cmds,
+    journal_cmds,
     prune_cmds,
     repo_cmds,
     restore_cmds,
     snapshot_cmds,
 )
+from deltavault.cli.ledger import audit_command
 from deltavault.errors import DeltavaultError
 
 try:  # newer typer vendors click
@@ -38,6 +40,8 @@ restore_cmds.register(app)
 snapshot_cmds.register(app)
 demo_cmds.register(app)
 prune_cmds.register(app)
+journal_cmds.register(app)
+app.command("audit")(audit_command)
 
 
 @app.command()

@@ -49,7 +49,9 @@ def forget(
             for s in snaps:
                 groups.setdefault(group_key(s), []).append(s)
             remove = [s for g in groups.values() for s in apply_policy(g, policy)[1]]
-        removed = [s.id for s in remove] if dry_run else forget_snapshots(r, remove)
+        reason = ("by request" if snapshot_ids else
+                  f"policy {policy.__dict__}")
+        removed = [s.id for s in remove] if dry_run else forget_snapshots(r, remove, reason)
         pruned = run_prune(r, dry_run=dry_run) if prune else None
     if json_out:
         emit_json({"forgotten": removed, "dry_run": dry_run,

@@ -27,7 +27,6 @@ from deltavault.cli.common import (
 )
 from deltavault.errors import RepositoryError, UserError
 from deltavault.repo.config import ChunkerParams
-from deltavault.repo.keys import KdfParams
 from deltavault.repo.locks import read_locks, remove_locks
 
 key_app = typer.Typer(help="Manage the passwords that open the repository.", no_args_is_help=True)
@@ -100,9 +99,7 @@ def key_passwd(repo: RepoOpt = "", password_file: PasswordFileOpt = None,
                json_out: JsonOpt = False) -> None:
     """Change the password: add a new key, then remove the current one."""
     r = open_repo(repo, password_file)
-    old = r.key_id
-    kid = r.add_key(_new_password(new_password_file), KdfParams.fresh())
-    r.store.delete(f"keys/{old}")
+    kid, old = r.change_password(_new_password(new_password_file))
     if json_out:
         emit_json({"added": kid, "removed": old})
     else:

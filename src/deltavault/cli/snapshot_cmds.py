@@ -21,8 +21,8 @@ from deltavault.cli.common import (
 from deltavault.cli.restore_cmds import SnapshotArg
 from deltavault.diff import diff_snapshots
 from deltavault.errors import UserError
-from deltavault.repo.repository import PACKLIST_PREFIX
-from deltavault.snapshot import Snapshot, now_rfc3339
+from deltavault.snapshot import Snapshot
+from deltavault.tagging import retag
 from deltavault.walk import find_node, walk
 
 
@@ -128,15 +128,8 @@ def tag(snapshot: SnapshotArg,
     r = open_repo(repo, password_file)
     with r.lock():
         old = r.find_snapshot(snapshot)
-        tags = set(set_) if set_ else set(old.tags)
-        tags |= set(add or [])
-        tags -= set(remove or [])
-        new = Snapshot(**{**old.__dict__, "tags": sorted(tags), "original": old.id, "id": ""})
-        new.summary = dict(old.summary, retagged=now_rfc3339())
-        sid, sealed = r.seal_snapshot(new)
-        r.store.put(PACKLIST_PREFIX + sid, r.store.get(PACKLIST_PREFIX + old.id))
-        r.put_sealed_snapshot(new, sid, sealed)
-        r.forget_superseded(old.id)
+        new = retag(r, old, add=list(add or []), remove=list(remove or []),
+                    set_to=list(set_) if set_ else None)
     if json_out:
         emit_json({"old_id": old.id, "new_id": new.id, "tags": new.tags})
     else:

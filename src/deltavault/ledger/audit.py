@@ -19,47 +19,11 @@ from typing import Any
 from deltavault.errors import FormatError, LedgerError, ObjectNotFound
 from deltavault.ledger.events import Event
 from deltavault.ledger.log import Ledger
-from deltavault.ledger.merkle import root_of_entries
 from deltavault.ledger.note import parse_vkey
 from deltavault.ledger.verify import VerifyResult, verify_log
+from deltavault.packs import pack_key
+from deltavault.snapshot import decode_packlist, packlist_root
 from deltavault.store.base import Store
-
-PACKLIST_HEADER = b"deltavault packlist v1\n"
-MAX_PACKLIST_BYTES = 1 << 30
-
-
-def parse_packlist(data: bytes) -> list[bytes]:
-    """Raw pack ids of a pack list (docs/format.md §9).
-
-    Raises:
-        FormatError: bad header, malformed line, unsorted or duplicate ids.
-    """
-    if len(data) > MAX_PACKLIST_BYTES:
-        raise FormatError("pack list is too large")
-    if not data.startswith(PACKLIST_HEADER):
-        raise FormatError("pack list does not start with 'deltavault packlist v1'")
-    body = data[len(PACKLIST_HEADER) :]
-    if body and not body.endswith(b"\n"):
-        raise FormatError("pack list does not end with a newline")
-    ids: list[bytes] = []
-    for line in body.split(b"\n")[:-1] if body else []:
-        if len(line) != 64 or not all(c in b"0123456789abcdef" for c in line):
-            raise FormatError("pack list line is not 64 lowercase hex digits")
-        raw = bytes.fromhex(line.decode("ascii"))
-        if ids and raw <= ids[-1]:
-            raise FormatError("pack list is not sorted ascending without duplicates")
-        ids.append(raw)
-    return ids
-
-
-def packs_root(pack_ids: list[bytes]) -> bytes:
-    """RFC 6962 root over raw pack ids (SHA-256 of nothing when empty)."""
-    return root_of_entries(pack_ids)
-
-
-def pack_key(pack_id: str) -> str:
-    """Store key of a pack: ``data/<first two hex>/<id>``."""
-    return f"data/{pack_id[:2]}/{pack_id}"
 
 
 @dataclass
@@ -105,27 +69,26 @@ def _hash_matches(store: Store, key: str, expected_hex: str, what: str, out: lis
     return True
 
 
-def _audit_snapshot(store: Store, event: Event, report: AuditReport, seen: set[str]) -> None:
-    sid = event.fields["id"]
+def _audit_snapshot(store: Store, sid: str, event: Event, report: AuditReport,
+                    seen: set[str]) -> None:
     report.snapshots_checked += 1
     _hash_matches(store, f"snapshots/{sid}", sid, "snapshot", report.problems)
     try:
-        ids = parse_packlist(store.get(f"packlists/{sid}"))
+        ids = decode_packlist(store.get(f"packlists/{sid}"))
     except ObjectNotFound:
         report.problems.append(f"pack list packlists/{sid} is missing")
         return
     except FormatError as exc:
         report.problems.append(f"pack list packlists/{sid}: {exc}")
         return
-    if packs_root(ids).hex() != event.fields["packs_root"]:
+    if packlist_root(ids) != event.fields["packs_root"]:
         report.problems.append(f"pack list packlists/{sid} does not match the ledger's packs_root")
     if len(ids) != event.fields["packs_count"]:
         report.problems.append(
             f"pack list packlists/{sid} names {len(ids)} packs, the ledger says "
             f"{event.fields['packs_count']}"
         )
-    for raw in ids:
-        pid = raw.hex()
+    for pid in ids:
         if pid in seen:
             continue
         seen.add(pid)
@@ -156,7 +119,7 @@ def audit(store: Store, verifier: str, origin: str | None = None) -> AuditReport
     except (FormatError, LedgerError) as exc:
         report.problems.append(f"checkpoint: {exc}")
         return report
-    seen: set[str] = set()
+    live: dict[str, Event] = {}
     for index in range(ledger.size):
         try:
             event = Event.from_bytes(ledger.entry(index))
@@ -164,9 +127,29 @@ def audit(store: Store, verifier: str, origin: str | None = None) -> AuditReport
             report.problems.append(f"ledger entry {index}: {exc}")
             continue
         report.events += 1
-        if event.type == "snapshot":
-            _audit_snapshot(store, event, report, seen)
+        apply_event(live, event)
+    seen: set[str] = set()
+    for sid, event in live.items():
+        _audit_snapshot(store, sid, event, report, seen)
     return report
+
+
+def apply_event(live: dict[str, Event], event: Event) -> None:
+    """Track which snapshots exist: committed, re-tagged (new id), forgotten.
+
+    ``live`` maps a snapshot id to the ``snapshot`` event that committed its
+    content (a re-tagged snapshot keeps its original event: same tree and
+    pack list under a new id).
+    """
+    if event.type == "snapshot":
+        live[event.fields["id"]] = event
+    elif event.type == "tag":
+        old, new = event.fields.get("snapshot"), event.fields.get("new_id")
+        if isinstance(old, str) and isinstance(new, str) and old in live:
+            live[new] = live.pop(old)
+    elif event.type == "forget":
+        for sid in event.fields.get("snapshots", []):
+            live.pop(sid, None)
 
 
 def checkpoint_origin(store: Store) -> str | None:

@@ -10,9 +10,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import threading
+import warnings
 from collections import OrderedDict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from deltavault import codec_ids
 from deltavault.errors import (
@@ -20,7 +22,9 @@ from deltavault.errors import (
     FormatError,
     IntegrityError,
     ObjectExists,
+    ObjectLocked,
     ObjectNotFound,
+    PermissionDenied,
     RepositoryError,
     RepositoryNotFound,
     SnapshotNotFound,
@@ -28,6 +32,8 @@ from deltavault.errors import (
     WrongPassword,
 )
 from deltavault.index import BlobLocation, IndexFile, MasterIndex
+from deltavault.ledger.events import Event
+from deltavault.ledger.log import Ledger
 from deltavault.packs import pack_key
 from deltavault.payload import decode_delta, decode_plain
 from deltavault.repo.config import (
@@ -46,6 +52,12 @@ from deltavault.repo.keys import (
     make_key_file,
     parse_key_file,
     unwrap,
+)
+from deltavault.repo.ledger_link import (
+    committed_snapshots,
+    make_event,
+    new_ledger_key,
+    open_ledger,
 )
 from deltavault.repo.locks import Lock, locked
 from deltavault.snapshot import Snapshot, now_rfc3339
@@ -97,6 +109,9 @@ class Repository:
         self.index = MasterIndex()
         self.cache = BlobCache()
         self._index_loaded = False
+        self._ledger: Ledger | None = None
+        #: whether operations append their events to the ledger
+        self.record_events = True
 
     # --- create and open -------------------------------------------------------
 
@@ -125,7 +140,9 @@ class Repository:
         return repo
 
     def _init_hooks(self) -> None:
-        """Extension point run by ``init`` before the config is written."""
+        """Create the ledger signing key before the config (which names it) is written."""
+        self.config.ledger_verifier_key = new_ledger_key(self.store, self.crypto,
+                                                         self.config.ledger_origin)
 
     @classmethod
     def open(cls, store: Store, password: bytes) -> Repository:
@@ -167,6 +184,7 @@ class Repository:
         kf = make_key_file(self.crypto.master, password, self.config.id, kdf or KdfParams.fresh())
         kid = key_id_of(kf)
         self.store.put(KEY_PREFIX + kid, kf)
+        self.record("key-add", key_id=kid)
         return kid
 
     def remove_key(self, key_id: str) -> str:
@@ -177,7 +195,17 @@ class Repository:
         if matches[0] == self.key_id:
             raise UserError("refusing to remove the key this session was opened with")
         self.store.delete(KEY_PREFIX + matches[0])
+        self.record("key-remove", key_id=matches[0])
         return matches[0]
+
+    def change_password(self, password: bytes) -> tuple[str, str]:
+        """Add a key for the new password, then remove the one in use."""
+        old = self.key_id
+        new = self.add_key(password)
+        self.store.delete(KEY_PREFIX + old)
+        self.record("key-remove", key_id=old)
+        self.key_id = new
+        return new, old
 
     # --- objects ---------------------------------------------------------------
 
@@ -188,6 +216,14 @@ class Repository:
         with contextlib.suppress(ObjectExists):
             self.store.put(prefix + oid, data)
         return oid
+
+    def put_once(self, key: str, data: bytes) -> None:
+        """Write-once put that accepts an identical existing object (a retry)."""
+        try:
+            self.store.put(key, data)
+        except ObjectExists:
+            if self.store.get(key) != data:
+                raise
 
     def load_object(self, prefix: str, oid: str, aad: bytes) -> bytes:
         """Read, check the name against the SHA-256, decrypt."""
@@ -279,13 +315,17 @@ class Repository:
         return self.put_sealed_snapshot(snap, sid, data)
 
     def snapshots(self) -> list[Snapshot]:
-        """Every live snapshot, oldest first (ones superseded by a rewrite hidden)."""
-        ids = self.snapshot_ids()
+        """Every snapshot committed to the ledger and not forgotten, oldest first."""
+        live = set(self.committed())
+        ids = [i for i in self.snapshot_ids() if i in live]
         with ThreadPoolExecutor(max_workers=8) as pool:
             snaps = list(pool.map(self.load_snapshot, ids))
-        superseded = {s.original for s in snaps if s.original}
-        return sorted((s for s in snaps if s.id not in superseded),
-                      key=lambda s: (s.datetime, s.id))
+        return sorted(snaps, key=lambda s: (s.datetime, s.id))
+
+    def uncommitted_snapshot_ids(self) -> list[str]:
+        """Snapshot objects without a ledger event (an interrupted backup's)."""
+        live = set(self.committed())
+        return [i for i in self.snapshot_ids() if i not in live]
 
     def forget_superseded(self, sid: str) -> None:
         """Delete a snapshot object another one replaced, where the store allows."""
@@ -310,6 +350,34 @@ class Repository:
             raise SnapshotNotFound(f"no snapshot matches {ref!r}",
                                    hint="list them with 'deltavault snapshots'")
         raise SnapshotNotFound(f"snapshot prefix {ref!r} is ambiguous ({len(matches)} match)")
+
+    # --- ledger ----------------------------------------------------------------
+
+    @property
+    def ledger(self) -> Ledger:
+        """The repository's Merkle log, opened for appending."""
+        if self._ledger is None:
+            self._ledger = open_ledger(self.store, self.crypto, self.config.ledger_origin,
+                                       self.config.ledger_verifier_key)
+        return self._ledger
+
+    def record(self, etype: str, **fields: Any) -> int:
+        """Append one event; returns its index in the log."""
+        return self.ledger.append([make_event(etype, **fields)])[0]
+
+    def record_best_effort(self, etype: str, **fields: Any) -> int | None:
+        """Append an event for a read-only operation; a read-only store only warns."""
+        try:
+            return self.record(etype, **fields)
+        except (PermissionDenied, ObjectLocked) as exc:
+            warnings.warn(f"could not record the {etype} event in the ledger: {exc}",
+                          stacklevel=2)
+            return None
+
+    def committed(self) -> dict[str, Event]:
+        """Snapshots that exist: committed to the ledger, not forgotten."""
+        self.ledger.refresh()
+        return committed_snapshots(self.ledger)
 
     # --- locks -----------------------------------------------------------------
 

@@ -1,0 +1,147 @@
+"""Ledger commands that need the repository: key, events, prove, export; journal append/show.
+
+The trading system appends its trade, order and config-change records with
+``journal append`` (JSON lines on stdin, one checkpoint per batch); a single
+record can then be disclosed to a counterparty with ``ledger prove``, which
+writes a self-contained C2SP tlog-proof file that ``ledger verify-proof``
+checks offline.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from deltavault.cli.common import (
+    JsonOpt,
+    PasswordFileOpt,
+    RepoOpt,
+    emit_json,
+    open_repo,
+    out_console,
+    require_repo,
+)
+from deltavault.cli.ledger import ledger_app
+from deltavault.errors import ObjectExists, UserError
+from deltavault.ledger.journal import Journal
+from deltavault.repo.config import CONFIG_KEY, parse_config
+from deltavault.repo.ledger_link import events
+from deltavault.store.local import LocalStore
+
+journal_app = typer.Typer(help="Append and read trade/order/config-change records.",
+                          no_args_is_help=True)
+_BATCH = 1000
+
+
+@ledger_app.command("key")
+def key_command(repo: RepoOpt = "") -> None:
+    """Print the ledger's verifier key (give it to auditors and counterparties)."""
+    from deltavault.api import open_store
+
+    cfg, _mac = parse_config(open_store(require_repo(repo)).get(CONFIG_KEY))
+    typer.echo(cfg.ledger_verifier_key)
+
+
+@ledger_app.command("events")
+def events_command(repo: RepoOpt = "", password_file: PasswordFileOpt = None,
+                   json_out: JsonOpt = False) -> None:
+    """List every event in the log (snapshots, forgets, restores, journal leaves, ...)."""
+    r = open_repo(repo, password_file)
+    rows = [(i, e.type, e.fields) for i, e in events(r.ledger)]
+    if json_out:
+        emit_json([{"index": i, "type": t, **f} for i, t, f in rows])
+        return
+    table = Table("#", "type", "time", "details")
+    for i, t, f in rows:
+        details = {k: v for k, v in f.items() if k not in ("time", "summary")}
+        table.add_row(str(i), t, str(f.get("time", ""))[:19],
+                      json.dumps(details, sort_keys=True)[:100])
+    out_console.print(table)
+
+
+@ledger_app.command("prove")
+def prove_command(
+    index: Annotated[int, typer.Option("--index", help="Leaf index of a journal record.")],
+    out: Annotated[Path | None, typer.Option("--out", "-o",
+                                             help="Write the proof file here (else stdout).")]
+    = None,
+    repo: RepoOpt = "", password_file: PasswordFileOpt = None,
+) -> None:
+    """Write a tlog-proof file disclosing one journal record and nothing else."""
+    r = open_repo(repo, password_file)
+    text = Journal(r.ledger, r.crypto).prove(index)
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.write_text(text)
+        out_console.print(f"wrote proof of entry {index} to {out}")
+
+
+@ledger_app.command("export")
+def export_command(
+    target: Annotated[Path, typer.Argument(help="Directory to copy config and ledger/ into.")],
+    repo: RepoOpt = "",
+) -> None:
+    """Copy what an auditor needs (config, ledger/, packlists/) into a directory."""
+    from deltavault.api import open_store
+
+    src = open_store(require_repo(repo))
+    dst = LocalStore(target, create=True)
+    copied = 0
+    for prefix in (CONFIG_KEY, "ledger/", "packlists/"):
+        for info in src.list(prefix):
+            try:
+                dst.put(info.key, src.get(info.key))
+                copied += 1
+            except ObjectExists:
+                continue
+    out_console.print(f"copied {copied} objects to {target}")
+
+
+@journal_app.command("append")
+def journal_append(repo: RepoOpt = "", password_file: PasswordFileOpt = None,
+                   json_out: JsonOpt = False) -> None:
+    """Append JSON records (one object per line on stdin) to the journal."""
+    r = open_repo(repo, password_file)
+    journal = Journal(r.ledger, r.crypto)
+    indexes: list[int] = []
+    batch: list[dict[str, Any]] = []
+    for n, line in enumerate(sys.stdin, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as exc:
+            raise UserError(f"stdin line {n} is not JSON: {exc}") from exc
+        if not isinstance(record, dict):
+            raise UserError(f"stdin line {n} is not a JSON object")
+        batch.append(record)
+        if len(batch) >= _BATCH:
+            indexes += journal.append(batch)
+            batch = []
+    if batch:
+        indexes += journal.append(batch)
+    if json_out:
+        emit_json({"appended": len(indexes), "indexes": indexes, "size": r.ledger.size})
+    else:
+        span = f"{indexes[0]}..{indexes[-1]}" if indexes else "none"
+        out_console.print(f"appended {len(indexes)} record(s) (entries {span})")
+
+
+@journal_app.command("show")
+def journal_show(index: Annotated[int, typer.Argument(help="Leaf index.")],
+                 repo: RepoOpt = "", password_file: PasswordFileOpt = None) -> None:
+    """Print one journal record (decrypted, commitment checked)."""
+    r = open_repo(repo, password_file)
+    record, _salt = Journal(r.ledger, r.crypto).read(index)
+    emit_json(record)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(ledger_app, name="ledger")
+    app.add_typer(journal_app, name="journal")
