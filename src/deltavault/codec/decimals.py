@@ -45,10 +45,15 @@ _HEADER = struct.Struct("<BBBIIB")
 _FLOAT: dict[int, np.dtype[Any]] = {4: np.dtype("<f4"), 8: np.dtype("<f8")}
 #: Largest k tried: beyond the float's decimal precision nothing round-trips
 #: that a smaller k did not already catch. 10**22 is the largest exact power.
-_MAX_K = {4: 10, 8: 18}
+_MAX_K = {4: 10, 8: 16}
 _K_LIMIT = 22
-#: |x * 10**k| must stay below this for the int64 conversion to be defined.
-_INT_LIMIT = float(2**62)
+#: Scaled values must be integers the float type represents exactly (2^24 for
+#: float32, 2^53 for float64): this keeps int→float conversion exact and
+#: rejects "decimals" that are merely the 17-digit expansion of arbitrary
+#: binary floats (model weights), whose scaled integers would not delta well.
+_INT_LIMIT = {4: float(2**24), 8: float(2**53)}
+#: Base predictions only need a defined int64 conversion.
+_PRED_LIMIT = float(2**62)
 _SAMPLE = 1024
 _MODES = (0, 1)  # 0: int / 10**k, 1: int * 10**-k (covers ``ticks * 0.01`` data)
 
@@ -62,7 +67,7 @@ def _scaled(values: FloatArray, k: int) -> UIntArray:
     """
     with np.errstate(all="ignore"):
         s = values.astype(np.float64) * (10.0**k)
-        s[~(np.abs(s) < _INT_LIMIT)] = 0.0
+        s[~(np.abs(s) < _PRED_LIMIT)] = 0.0
         return np.rint(s).astype(np.int64).view(np.uint64)
 
 
@@ -79,7 +84,7 @@ def _round_trips(x: FloatArray, k: int, mode: int, width: int) -> UIntArray | No
     """Scaled integers of ``x`` if every element decodes back bit for bit."""
     with np.errstate(all="ignore"):
         s = x.astype(np.float64) * (10.0**k)
-    if not bool(np.all(np.abs(s) < _INT_LIMIT)):  # also rejects NaN and inf
+    if not bool(np.all(np.abs(s) <= _INT_LIMIT[width])):  # also rejects NaN and inf
         return None
     ints = np.rint(s).astype(np.int64).view(np.uint64)
     back = _unscaled(ints, k, mode, width)

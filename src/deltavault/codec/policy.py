@@ -145,7 +145,9 @@ def choose(data: Buffer, base: Buffer | None, hint: str | None, policy: Policy =
         return _finish(data, base, *_smallest(data, base, hint, ids, _MAX_LEVEL), min_saving)
 
     lvl = 1 if policy == "fast" else level
-    if hint in FLOAT_HINTS:
+    if policy == "balanced" and hint in FLOAT_HINTS:
+        ids = [CodecId.DECIMAL, *ids]
+    elif hint in FLOAT_HINTS:
         payload = encode(CodecId.DECIMAL, data, base, level=lvl, hint=hint)
         if payload is not None:
             return _finish(data, base, CodecId.DECIMAL, payload, min_saving)
@@ -162,7 +164,7 @@ def choose(data: Buffer, base: Buffer | None, hint: str | None, policy: Policy =
                        min_saving)
 
     if policy == "balanced" or len(data) <= 2 * _SAMPLE:
-        return _finish(data, base, *_smallest(data, base, hint, ids[:3], lvl), min_saving)
+        return _finish(data, base, *_smallest(data, base, hint, ids[:4], lvl), min_saving)
 
     cid, ratio = _rank_on_sample(data, base, hint, ids)
     if cid == CodecId.RAW or ratio > 1.0 - min_saving:
