@@ -66,7 +66,7 @@ def _scaled(values: FloatArray, k: int) -> UIntArray:
     Total and deterministic for any input (decoder recomputes base predictions).
     """
     with np.errstate(all="ignore"):
-        s = values.astype(np.float64) * (10.0**k)
+        s = values.astype(np.float64, copy=False) * (10.0**k)
         s[~(np.abs(s) < _PRED_LIMIT)] = 0.0
         return np.rint(s).astype(np.int64).view(np.uint64)
 
@@ -75,15 +75,18 @@ def _unscaled(ints: UIntArray, k: int, mode: int, width: int) -> FloatArray:
     """Decode scaled integers to floats of ``width`` exactly as the decoder does."""
     with np.errstate(all="ignore"):
         f = ints.view(np.int64).astype(np.float64)
-        f = f / (10.0**k) if mode == 0 else f * (1.0 / 10.0**k)
-        out: FloatArray = f.astype(_FLOAT[width])
+        if mode == 0:
+            np.divide(f, 10.0**k, out=f)
+        else:
+            np.multiply(f, 1.0 / 10.0**k, out=f)
+        out: FloatArray = f.astype(_FLOAT[width], copy=False)
         return out
 
 
 def _round_trips(x: FloatArray, k: int, mode: int, width: int) -> UIntArray | None:
     """Scaled integers of ``x`` if every element decodes back bit for bit."""
     with np.errstate(all="ignore"):
-        s = x.astype(np.float64) * (10.0**k)
+        s = x.astype(np.float64, copy=False) * (10.0**k)
     if not bool(np.all(np.abs(s) <= _INT_LIMIT[width])):  # also rejects NaN and inf
         return None
     ints = np.rint(s).astype(np.int64).view(np.uint64)

@@ -41,6 +41,8 @@ _HEADER = struct.Struct("<BIIB")
 
 def _predictions(x: UIntArray, b: UIntArray) -> UIntArray:
     m, n = len(b), len(x)
+    if m == n:
+        return b  # the common case: a same-size base predicts every element
     pred = np.empty_like(x)
     pred[:m] = b
     if n > m:

@@ -73,9 +73,19 @@ def unzigzag(z: UIntArray) -> UIntArray:
     return out
 
 
+def residual_level(level: int) -> int:
+    """zstd level for shuffled residual planes.
+
+    Measured on order books and weights: level 1 is within 1 % of level 3 on
+    byte planes (long zero runs, little repetition to find) at twice the
+    speed, so the default level 3 maps to 1; higher levels map down by two.
+    """
+    return max(1, level - 2)
+
+
 def pack_residuals(residuals: UIntArray, level: int) -> bytes:
-    """Shuffle then zstd the residuals."""
-    return zstd_compress(shuffle(residuals), level)
+    """Shuffle then zstd the residuals (at :func:`residual_level` of ``level``)."""
+    return zstd_compress(shuffle(residuals), residual_level(level))
 
 
 def unpack_residuals(body: Buffer, n: int, dtype: np.dtype[Any]) -> UIntArray:

@@ -11,9 +11,11 @@ compressed bytes → ``raw``, which saves the whole zstd cost.
 * ``balanced`` — the hint's two or three plausible codecs on the full chunk,
   keep the smallest (≈2–3× the CPU of zstd).
 * ``max``     — every applicable codec at level 19.
-* ``auto``    — the default: rank the plausible codecs on a 32 KiB sample at
-  level 1, encode the whole chunk once with the winner; ``decimal`` is taken
-  whenever it applies. Measured within 25 % of plain zstd -3 time (bench/).
+* ``auto``    — the default: ``decimal`` whenever it applies; else with a
+  base ``float-sub``/``float-xor`` ranked on a 32 KiB sample (floats) or
+  ``zstd-patch`` (other data), without a base the codecs ranked on the
+  sample; the winner encodes the whole chunk once, unless the sample shows
+  <10 % saving (then raw). Time vs plain zstd -3 is measured in bench/.
 """
 
 from __future__ import annotations
@@ -104,12 +106,15 @@ def _sample_window(data: Buffer, base: Buffer | None) -> tuple[memoryview, memor
 
 def _rank_on_sample(data: Buffer, base: Buffer | None, hint: str | None,
                     ids: list[CodecId]) -> tuple[CodecId, float]:
-    """The codec that makes the sample smallest, and its ratio (stored/raw)."""
+    """The codec that makes the sample smallest, and its ratio (stored/raw).
+
+    """
     sample, aligned, window = _sample_window(data, base)
     best, best_len = CodecId.RAW, len(sample)
     for cid in ids:
         b = window if cid == CodecId.ZSTD_PATCH else aligned
-        payload = encode(cid, sample, b, level=1, hint=hint)
+        # zstd-patch finds few dictionary matches at level 1; probe it at 3.
+        payload = encode(cid, sample, b, level=3 if cid == CodecId.ZSTD_PATCH else 1, hint=hint)
         if payload is not None and len(payload) < best_len:
             best, best_len = cid, len(payload)
     return best, best_len / max(1, len(sample))
@@ -163,9 +168,17 @@ def choose(data: Buffer, base: Buffer | None, hint: str | None, policy: Policy =
         return _finish(data, base, cid, encode(cid, data, base, level=plvl, hint=hint),
                        min_saving)
 
-    if policy == "balanced" or len(data) <= 2 * _SAMPLE:
+    if policy == "balanced":
         return _finish(data, base, *_smallest(data, base, hint, ids[:4], lvl), min_saving)
 
+    # auto: with a base, float chunks choose between the two bit-pattern
+    # codecs (zstd-patch and plain zstd never won on changed floats in the
+    # bench) and other chunks take zstd-patch; the probe also detects
+    # incompressible chunks, which are stored raw without a full zstd pass.
+    if base is not None:
+        ids = ids[:2] if hint in FLOAT_HINTS else ids[:1]
+    if len(data) <= 2 * _SAMPLE:  # small chunk: ranking costs as much as encoding
+        return _finish(data, base, *_smallest(data, base, hint, ids[:2], lvl), min_saving)
     cid, ratio = _rank_on_sample(data, base, hint, ids)
     if cid == CodecId.RAW or ratio > 1.0 - min_saving:
         return Encoded(CodecId.RAW, bytes(data), False)
