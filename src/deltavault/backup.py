@@ -24,8 +24,10 @@ from pathlib import Path
 from typing import IO, Any
 
 from deltavault import __version__
-from deltavault.blobwriter import BlobWriter, DeltaEncoder
+from deltavault.blobwriter import BlobWriter
 from deltavault.chunking import FileChunker
+from deltavault.codec.policy import Policy
+from deltavault.delta import DeltaPlanner
 from deltavault.errors import DeltavaultError, ObjectNotFound, UserError
 from deltavault.ledger.events import snapshot_event
 from deltavault.packs import BLOB_DATA, BLOB_TREE
@@ -50,6 +52,7 @@ class BackupOptions:
     stdin_filename: str = "stdin"
     parent: str | None = None
     workers: int = 0
+    codec: Policy = "auto"
 
 
 @dataclass
@@ -82,7 +85,7 @@ class _Pending:
 class _Walker:
     def __init__(self, repo: Repository, writer: BlobWriter, opts: BackupOptions,
                  progress: Progress, on_progress: Callable[[Progress], None] | None,
-                 bases: BaseFinder | None) -> None:
+                 planner: DeltaPlanner) -> None:
         self.repo = repo
         self.writer = writer
         self.opts = opts
@@ -93,7 +96,7 @@ class _Walker:
         self.referenced: set[bytes] = set()
         self.summary = {"files_new": 0, "files_changed": 0, "files_unmodified": 0,
                         "dirs": 0, "bytes_read": 0, "bytes_total": 0}
-        self.bases = bases
+        self.planner = planner
         self.use_cache = opts.snapshot_type != "full"
 
     def _tick(self) -> None:
@@ -104,14 +107,14 @@ class _Walker:
         return any(fnmatch.fnmatch(name, pat) or fnmatch.fnmatch(path, pat)
                    for pat in self.opts.excludes)
 
-    def node_for(self, path: str, name: bytes, st: os.stat_result,
+    def node_for(self, path: str, rel: str, name: bytes, st: os.stat_result,
                  old: Node | None) -> Node | _Pending | None:
         """Back up one directory entry; None if it was unreadable."""
         common = dict(name=name, mode=stat.S_IMODE(st.st_mode), uid=st.st_uid, gid=st.st_gid,
                       user=_user(st.st_uid), group=_group(st.st_gid), mtime_ns=st.st_mtime_ns,
                       ctime_ns=st.st_ctime_ns)
         if stat.S_ISDIR(st.st_mode):
-            sub = self.save_dir(path, old.subtree if old and old.type == "dir" else None)
+            sub = self.save_dir(path, rel, old.subtree if old and old.type == "dir" else None)
             if sub is None:
                 return None
             return Node(type="dir", subtree=sub, **common)  # type: ignore[arg-type]
@@ -119,11 +122,11 @@ class _Walker:
             return Node(type="symlink", target=os.fsencode(os.readlink(path)),
                         **common)  # type: ignore[arg-type]
         if stat.S_ISREG(st.st_mode):
-            return self.save_file(path, st, old, common)
+            return self.save_file(path, rel, st, old, common)
         return Node(type=_TYPE_BY_MODE.get(stat.S_IFMT(st.st_mode), "fifo"), rdev=st.st_rdev,
                     **common)  # type: ignore[arg-type]
 
-    def save_file(self, path: str, st: os.stat_result, old: Node | None,
+    def save_file(self, path: str, rel: str, st: os.stat_result, old: Node | None,
                   common: dict[str, Any]) -> Node | _Pending | None:
         node = Node(type="file", size=st.st_size, inode=st.st_ino, dev=st.st_dev,
                     links=st.st_nlink, sparse=st.st_blocks * 512 < st.st_size, **common)
@@ -146,14 +149,18 @@ class _Walker:
             self.errors.append(f"{path}: {exc.strerror}")
             return None
         futures = []
+        node.size = 0
         try:
             with fh:
-                base_blobs = self.bases.for_file(old) if self.bases and old else None
-                for i, (data, hint) in enumerate(self.chunker.chunks(fh, path)):
-                    base = base_blobs.pick(i, data, hint) if base_blobs else None
-                    futures.append(self.writer.submit(data, BLOB_DATA, base))
-                    self.summary["bytes_read"] += len(data)
-                    self.progress.bytes_done += len(data)
+                base_file = self.planner.file(rel)
+                for ref in self.chunker.chunks(fh, path):
+                    base = base_file.pick(ref.offset, ref.length) if base_file else None
+                    if base is not None and not self.planner.may_base_on(base):
+                        base = None
+                    futures.append(self.writer.submit(ref.data, BLOB_DATA, base, ref.hint))
+                    node.size += ref.length
+                    self.summary["bytes_read"] += ref.length
+                    self.progress.bytes_done += ref.length
                     self._tick()
         except OSError as exc:
             self.errors.append(f"{path}: read failed: {exc.strerror}")
@@ -163,7 +170,7 @@ class _Walker:
         self.progress.files_done += 1
         return _Pending(node, futures)
 
-    def save_dir(self, path: str, old_tree: bytes | None) -> bytes | None:
+    def save_dir(self, path: str, rel: str, old_tree: bytes | None) -> bytes | None:
         """Back up a directory; returns its tree id."""
         old_nodes = self._old_nodes(old_tree)
         try:
@@ -181,7 +188,8 @@ class _Walker:
             except OSError as exc:
                 self.errors.append(f"{child}: {exc.strerror}")
                 continue
-            item = self.node_for(child, name, st, old_nodes.get(name))
+            child_rel = f"{rel}/{os.fsdecode(name)}"
+            item = self.node_for(child, child_rel, name, st, old_nodes.get(name))
             if item is not None:
                 items.append(item)
         self.summary["dirs"] += 1
@@ -211,11 +219,11 @@ class _Walker:
     def save_stdin(self, fh: IO[bytes], name: str) -> bytes:
         node = Node(name=os.fsencode(name), type="file", mode=0o644, mtime_ns=time.time_ns())
         futures = []
-        for data, _hint in self.chunker.chunks(fh, name):
-            futures.append(self.writer.submit(data, BLOB_DATA))
-            node.size += len(data)
-            self.summary["bytes_read"] += len(data)
-            self.progress.bytes_done += len(data)
+        for ref in self.chunker.stream(fh):
+            futures.append(self.writer.submit(ref.data, BLOB_DATA))
+            node.size += ref.length
+            self.summary["bytes_read"] += ref.length
+            self.progress.bytes_done += ref.length
             self._tick()
         self.summary["files_new"] += 1
         return self.save_tree([_Pending(node, futures)])
@@ -234,23 +242,11 @@ class _Walker:
                 st = os.lstat(p)
             except OSError as exc:
                 raise UserError(f"cannot back up {p}: {exc.strerror}") from exc
-            item = self.node_for(str(p), name, st, old_nodes.get(name))
+            item = self.node_for(str(p), os.fsdecode(name), name, st, old_nodes.get(name))
             if item is None:
                 raise UserError(f"cannot read {p}")
             items.append(item)
         return self.save_tree(items)
-
-
-class BaseFinder:
-    """Hook for the differential layer: delta bases for a changed file.
-
-    The plain engine uses none; :mod:`deltavault.delta` subclasses it.
-    """
-
-    def for_file(self, old: Node) -> Any:
-        """Something with ``pick(chunk_no, data, hint) -> base blob id | None``."""
-        return None
-
 
 
 def scan_totals(paths: list[Path], excludes: list[str]) -> Iterator[tuple[int, int]]:
@@ -299,9 +295,7 @@ def resolve_type(requested: str, lineage: Lineage) -> tuple[str, Snapshot | None
 
 def run_backup(repo: Repository, opts: BackupOptions, *,
                on_progress: Callable[[Progress], None] | None = None,
-               progress: Progress | None = None,
-               delta: DeltaEncoder | None = None,
-               bases: BaseFinder | None = None) -> BackupResult:
+               progress: Progress | None = None) -> BackupResult:
     """Take one snapshot. The caller holds a shared lock."""
     if opts.snapshot_type not in ("full", "diff", "incr"):
         raise UserError(f"unknown backup type {opts.snapshot_type!r} (full, diff or incr)")
@@ -319,8 +313,10 @@ def run_backup(repo: Repository, opts: BackupOptions, *,
     snap_type, delta_base, depth = resolve_type(opts.snapshot_type, lineage)
     opts.snapshot_type = snap_type
     parent = lineage.parent
-    writer = BlobWriter(repo, workers=opts.workers or max(2, os.cpu_count() or 2), delta=delta)
-    walker = _Walker(repo, writer, opts, progress or Progress(), on_progress, bases)
+    planner = DeltaPlanner(repo, snap_type, delta_base)
+    writer = BlobWriter(repo, workers=opts.workers or max(2, os.cpu_count() or 2),
+                        codec_policy=opts.codec, may_reuse=planner.may_reuse)
+    walker = _Walker(repo, writer, opts, progress or Progress(), on_progress, planner)
     try:
         if opts.stdin is not None:
             root = walker.save_stdin(opts.stdin, opts.stdin_filename)
@@ -348,7 +344,6 @@ def run_backup(repo: Repository, opts: BackupOptions, *,
                           else None), chain_depth=depth,
                     packs_root=packlist_root(sorted(packs)), packs_count=len(packs),
                     summary=summary, program=f"deltavault {__version__}")
-    del delta_base  # used by the differential layer's BaseFinder
     sid, sealed = repo.seal_snapshot(snap)
     repo.put_once(PACKLIST_PREFIX + sid, encode_packlist(packs))
     repo.put_sealed_snapshot(snap, sid, sealed)

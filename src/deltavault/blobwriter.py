@@ -17,14 +17,14 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from deltavault.codec.policy import Policy, choose
 from deltavault.errors import DeltavaultError, ObjectExists
-from deltavault.index import IndexFile
+from deltavault.index import BlobLocation, IndexFile
 from deltavault.packs import PackBuilder, PackEntry, pack_key
-from deltavault.payload import encode_plain
 from deltavault.repo.repository import Repository
 
-#: encode(data, base_id) -> (codec, payload, base_id or None); None = plain zstd/raw
-DeltaEncoder = Callable[[bytes, bytes | None], tuple[int, bytes, bytes | None] | None]
+#: may an existing stored blob be shared by this snapshot? (delta depth rules)
+ReusePolicy = Callable[[BlobLocation], bool]
 
 
 @dataclass
@@ -45,10 +45,11 @@ class BlobWriter:
     """Thread-safe blob sink for one backup session."""
 
     def __init__(self, repo: Repository, *, workers: int = 2, max_inflight: int | None = None,
-                 delta: DeltaEncoder | None = None) -> None:
+                 codec_policy: Policy = "auto", may_reuse: ReusePolicy | None = None) -> None:
         self.repo = repo
         self.stats = WriteStats()
-        self._delta = delta
+        self._policy: Policy = codec_policy
+        self._may_reuse = may_reuse
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dv-blob")
         self._slots = threading.BoundedSemaphore(max_inflight or workers * 3)
         self._lock = threading.Lock()
@@ -63,12 +64,17 @@ class BlobWriter:
 
     # --- submission ------------------------------------------------------------
 
-    def submit(self, data: bytes, blob_type: int, base: bytes | None = None) -> Future[bytes]:
-        """Queue a blob; the future yields its id. Blocks when too many are in flight."""
+    def submit(self, data: bytes | memoryview, blob_type: int, base: bytes | None = None,
+               hint: str | None = None) -> Future[bytes]:
+        """Queue a blob; the future yields its id. Blocks when too many are in flight.
+
+        ``base`` names a stored blob this one may be encoded against; ``hint``
+        is the element type from the chunker (for the float codecs).
+        """
         self._raise_upload_error()
         self._slots.acquire()
         try:
-            fut = self._pool.submit(self._process, data, blob_type, base)
+            fut = self._pool.submit(self._process, data, blob_type, base, hint)
         except BaseException:
             self._slots.release()
             raise
@@ -79,20 +85,28 @@ class BlobWriter:
         """Store a blob and return its id (used for trees)."""
         return self.submit(data, blob_type).result()
 
-    def _process(self, data: bytes, blob_type: int, base: bytes | None) -> bytes:
+    def _reusable(self, blob_id: bytes) -> bool:
+        loc = self.repo.index.get(blob_id)
+        return loc is not None and (self._may_reuse is None or self._may_reuse(loc))
+
+    def _process(self, data: bytes | memoryview, blob_type: int, base: bytes | None,
+                 hint: str | None) -> bytes:
         repo = self.repo
         blob_id = repo.crypto.blob_id(data)
         with self._lock:
-            if blob_id in self._claimed or blob_id in repo.index:
+            if blob_id in self._claimed or self._reusable(blob_id):
                 self.stats.blobs_deduplicated += 1
                 return blob_id
             self._claimed.add(blob_id)
-        encoded = self._delta(data, base) if (self._delta and base is not None) else None
-        if encoded is not None:
-            codec, payload, base_id = encoded
-        else:
-            codec, payload = encode_plain(data, repo.config.compression_level)
-            base_id = None
+        base_plain = None
+        if base is not None and base != blob_id:
+            try:
+                base_plain = repo.load_blob(base)
+            except DeltavaultError:
+                base_plain = None  # an unreadable base only costs the delta
+        enc = choose(data, base_plain, hint, self._policy, level=repo.config.compression_level)
+        codec, payload = int(enc.codec_id), enc.payload
+        base_id = base if (enc.base_used and base_plain is not None) else None
         envelope = repo.crypto.seal_blob(blob_id, payload)
         full: PackBuilder | None = None
         with self._lock:

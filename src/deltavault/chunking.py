@@ -1,29 +1,70 @@
-"""Choose how a file is cut into chunks.
+"""Choose how a file is cut into chunks, by its magic bytes.
 
-Content-defined chunking (FastCDC, secret gear seed) for everything by
-default; the type-aware chunkers of :mod:`deltavault.chunk` (arrays, SQLite
-pages) plug in here.
+``.npy`` arrays are cut on element boundaries after the header, SQLite
+databases on page boundaries (after a consistent copy through SQLite's
+online-backup API, so a live database is read as of one moment), everything
+else by FastCDC with the repository's secret gear seed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
 from collections.abc import Iterator
-from typing import IO
+from typing import IO, BinaryIO, cast
 
-from pyfastcdc.cy import FastCDC
-
+from deltavault.chunk import CdcParams, ChunkerConfig, ChunkRef, FastCdcChunker
+from deltavault.chunk import sqlite as sqlite_chunk
+from deltavault.chunk.select import chunker_for_magic
 from deltavault.repo.repository import Repository
 
 
 class FileChunker:
-    """Yields ``(chunk bytes, hint)`` for a file object, streaming."""
+    """Yields :class:`ChunkRef` s for a file, streaming, with type hints."""
 
     def __init__(self, repo: Repository) -> None:
         p = repo.config.chunker
-        self._cdc = FastCDC(p.avg_size, min_size=p.min_size, max_size=p.max_size,
-                            normalized_chunking=p.normalization, seed=repo.crypto.chunker_seed)
+        self.config = ChunkerConfig(cdc=CdcParams(p.min_size, p.avg_size, p.max_size,
+                                                  p.normalization, repo.crypto.chunker_seed))
+        self._stream = FastCdcChunker(self.config.cdc)
 
-    def chunks(self, fh: IO[bytes], path: str) -> Iterator[tuple[bytes, str | None]]:
-        """Chunks of ``fh`` in order; ``hint`` names the element type if known."""
-        for chunk in self._cdc.cut_stream(fh):
-            yield bytes(chunk.data), None
+    def chunks(self, fh: IO[bytes], path: str) -> Iterator[ChunkRef]:
+        """Chunks of an open regular file (``path`` names it for the type choice)."""
+        head = os.pread(fh.fileno(), 16, 0)
+        if head.startswith(sqlite_chunk.MAGIC) and _is_live(path):
+            yield from self._sqlite(path, fh)
+            return
+        yield from chunker_for_magic(head, path, self.config).split(cast(BinaryIO, fh))
+
+    def _sqlite(self, path: str, fh: IO[bytes]) -> Iterator[ChunkRef]:
+        chunker = chunker_for_magic(sqlite_chunk.MAGIC, path, self.config)
+        fd, tmp = tempfile.mkstemp(prefix="deltavault-sqlite-", suffix=".db")
+        os.close(fd)
+        try:
+            try:
+                sqlite_chunk.consistent_copy(path, tmp)
+            except Exception:
+                yield from chunker.split(cast(BinaryIO, fh))
+                return
+            yield from chunker.split(tmp)
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+    def stream(self, fh: IO[bytes]) -> Iterator[ChunkRef]:
+        """Chunks of a pipe (stdin): content-defined only."""
+        yield from self._stream.split(cast(BinaryIO, fh))
+
+
+def _is_live(path: str) -> bool:
+    """A database with a WAL or rollback journal may be mid-transaction on disk.
+
+    Only then is a consistent copy needed; a quiescent database file is
+    backed up as its exact bytes (so a restore is byte-identical).
+    """
+    for suffix in ("-wal", "-journal"):
+        with contextlib.suppress(OSError):
+            if os.path.getsize(path + suffix) > 0:
+                return True
+    return False

@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 import zstandard
 
-from deltavault.codec_ids import CODECS_WITH_BASE, KNOWN_CODECS
+from deltavault.codec.registry import CODECS_ALLOWING_BASE, CODECS_REQUIRING_BASE, KNOWN_CODECS
 from deltavault.errors import FormatError
 from deltavault.packs import ZERO_ID, PackEntry
 
@@ -111,8 +111,9 @@ class IndexFile:
             if not codecs <= KNOWN_CODECS:
                 raise FormatError(f"{what}: record has an unknown codec")
             has_base = rec["base"] != b""
-            needs_base = np.isin(rec["codec"], list(CODECS_WITH_BASE))
-            if bool(np.any(has_base != needs_base)):
+            may = np.isin(rec["codec"], list(CODECS_ALLOWING_BASE))
+            must = np.isin(rec["codec"], list(CODECS_REQUIRING_BASE))
+            if bool(np.any((has_base & ~may) | (must & ~has_base))):
                 raise FormatError(f"{what}: record base does not fit its codec")
         return cls(packs, rec, sup)
 
@@ -160,7 +161,9 @@ class MasterIndex:
                 rec["pack"] = remap[rec["pack"]]
             parts.append(rec)
         merged = np.concatenate(parts) if parts else np.zeros(0, dtype=RECORD_DTYPE)
-        order = np.argsort(merged["id"], kind="stable")
+        # A blob stored both as a delta and self-contained: the self-contained
+        # record sorts first, so lookups (leftmost match) prefer it.
+        order = np.lexsort((merged["base"] != b"", merged["id"]))
         self._records = merged[order]
         self._pack_ids = pack_ids
 
@@ -168,14 +171,23 @@ class MasterIndex:
         """Record blobs of a pack written in this session."""
         with self._lock:
             for e in entries:
+                old = self._pending.get(e.id)
+                if old is not None and old.base is None:
+                    continue  # keep the self-contained copy
                 self._pending[e.id] = BlobLocation(e.id, pack_id, e.offset, e.length,
                                                    e.raw_length, e.type, e.codec, e.base)
 
     def get(self, blob_id: bytes) -> BlobLocation | None:
-        """The location of a blob, or None if unknown."""
+        """The location of a blob (a self-contained one if any), or None if unknown."""
         loc = self._pending.get(blob_id)
-        if loc is not None:
+        if loc is not None and loc.base is None:
             return loc
+        stored = self._get_loaded(blob_id)
+        if stored is not None and (loc is None or stored.base is None):
+            return stored
+        return loc
+
+    def _get_loaded(self, blob_id: bytes) -> BlobLocation | None:
         rec = self._records
         i = int(np.searchsorted(rec["id"], blob_id))
         if i < len(rec) and _full_id(bytes(rec["id"][i])) == blob_id:

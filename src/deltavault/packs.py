@@ -11,7 +11,7 @@ import hashlib
 import struct
 from dataclasses import dataclass
 
-from deltavault.codec_ids import CODECS_WITH_BASE, KNOWN_CODECS
+from deltavault.codec.registry import CODECS_ALLOWING_BASE, CODECS_REQUIRING_BASE, KNOWN_CODECS
 from deltavault.errors import FormatError
 from deltavault.repo.crypto import AAD_PACK_HEADER, OVERHEAD, Crypto
 
@@ -101,7 +101,8 @@ def decode_header(header: bytes, data_length: int) -> list[PackEntry]:
         if codec not in KNOWN_CODECS:
             raise FormatError(f"pack header: blob {i} has unknown codec {codec}")
         has_base = base != ZERO_ID
-        if has_base != (codec in CODECS_WITH_BASE):
+        if (has_base and codec not in CODECS_ALLOWING_BASE) or (
+                not has_base and codec in CODECS_REQUIRING_BASE):
             raise FormatError(f"pack header: blob {i} base does not fit codec {codec}")
         if length < OVERHEAD:
             raise FormatError(f"pack header: blob {i} is shorter than its encryption overhead")

@@ -128,3 +128,11 @@ def decode(codec_id: int, payload: Buffer, base: Buffer | None, raw_length: int)
         # Defence in depth: the decoders validate before they compute, but a
         # hostile payload must never surface as anything but FormatError.
         raise FormatError(f"{codec.name} payload does not decode: {exc}") from None
+
+
+#: every codec id a reader accepts
+KNOWN_CODECS = frozenset(CODECS)
+#: codecs whose header entry may name a base blob
+CODECS_ALLOWING_BASE = frozenset(c.id for c in CODECS.values() if c.uses_base)
+#: codecs that cannot decode without a base
+CODECS_REQUIRING_BASE = frozenset({CodecId.ZSTD_PATCH})

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from deltavault import codec_ids
+from deltavault.codec.registry import decode as codec_decode
 from deltavault.errors import (
     BackendError,
     FormatError,
@@ -35,7 +35,6 @@ from deltavault.index import BlobLocation, IndexFile, MasterIndex
 from deltavault.ledger.events import Event
 from deltavault.ledger.log import Ledger
 from deltavault.packs import pack_key
-from deltavault.payload import decode_delta, decode_plain
 from deltavault.repo.config import (
     CONFIG_KEY,
     ChunkerParams,
@@ -266,12 +265,8 @@ class Repository:
     def decode_blob(self, loc: BlobLocation, envelope: bytes) -> bytes:
         """Decrypt and decode a stored blob (following delta bases); verify its id."""
         payload = self.crypto.open_blob(loc.id, envelope)
-        if loc.codec in codec_ids.CODECS_WITH_BASE:
-            if loc.base is None:
-                raise FormatError(f"blob {loc.id.hex()[:16]}: delta without a base")
-            plain = decode_delta(loc.codec, payload, self.load_blob(loc.base), loc.raw_length)
-        else:
-            plain = decode_plain(loc.codec, payload, loc.raw_length)
+        base = self.load_blob(loc.base) if loc.base is not None else None
+        plain = codec_decode(loc.codec, payload, base, loc.raw_length)
         if self.crypto.blob_id(plain) != loc.id:
             raise IntegrityError(f"blob {loc.id.hex()[:16]} in pack {loc.pack_id[:12]}: "
                                  "content does not match its id")
