@@ -57,7 +57,8 @@ def decode_etag(etag: str) -> str | None:
         return None  # weak tags never match a strong comparison
     value = value.strip('"')
     try:
-        return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
+        raw = base64.b64decode(value + "=" * (-len(value) % 4), altchars=b"-_", validate=True)
+        return raw.decode()
     except (binascii.Error, ValueError):
         return None
 
