@@ -8,10 +8,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from deltavault.errors import UserError
 from deltavault.server import BackgroundServer, create_app, serve
 from deltavault.server.app import decode_etag, encode_etag
 from deltavault.server.run import parse_listen
-from deltavault.errors import UserError
 from deltavault.store.local import LocalStore
 
 

@@ -120,7 +120,8 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         "-s3", f"-s3.port={s3}", f"-s3.port.grpc={s3_g}", f"-s3.config={config}",
         f"-s3.localSocket={base / 's3.sock'}", "-s3.port.iceberg=0", "-s3.port.lance=0",
         "-s3.autoCreateBucket=false", "-master.telemetry=false",
-        "-volume.max=50", "-volume.preStopSeconds=0", "-master.volumeSizeLimitMB=256", "-master.electionTimeout=1s",
+        "-volume.max=50", "-volume.preStopSeconds=0", "-master.volumeSizeLimitMB=256",
+        "-master.electionTimeout=1s",
     ]
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=base)
@@ -212,8 +213,9 @@ def sshd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SSHServer]
     )
     os.makedirs("/run/sshd", exist_ok=True)  # privilege separation directory
     log = base / "sshd.log"
-    proc = subprocess.Popen([sshd, "-D", "-e", "-f", str(base / "sshd_config")],
-                            stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sshd, "-D", "-e", "-f", str(base / "sshd_config")],
+                                stdout=out, stderr=subprocess.STDOUT)
     try:
         wait_for_port(port, proc, 20, log)
         yield SSHServer("127.0.0.1", port, getpass.getuser(), base / "user_key",

@@ -187,6 +187,6 @@ def test_tls(tmp_path: Path) -> None:
         store = RestStore(server.url, ADMIN, ca_file=str(cert))
         store.put("config", b"over tls")
         assert store.get("config") == b"over tls"
-        with pytest.raises(BackendUnavailable, match="CERTIFICATE_VERIFY_FAILED|certificate"):
+        with pytest.raises(BackendUnavailable, match=r"CERTIFICATE_VERIFY_FAILED|certificate"):
             RestStore(server.url, ADMIN).get("config")  # system CAs do not know it
         assert RestStore(server.url, ADMIN, verify_tls=False).get("config") == b"over tls"

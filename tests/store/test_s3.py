@@ -84,8 +84,9 @@ def test_seaweedfs_honours_conditional_writes(s3_server: S3Server) -> None:
 def test_prefix_isolates_repositories(s3_server: S3Server) -> None:
     bucket = new_bucket(s3_server)
     a = make_store(s3_server, bucket)
-    b = S3Store(bucket, a.prefix.rstrip("/") + "-other", endpoint_url=s3_server.endpoint, region="us-east-1",
-                access_key=s3_server.access_key, secret_key=s3_server.secret_key)
+    b = S3Store(bucket, a.prefix.rstrip("/") + "-other", endpoint_url=s3_server.endpoint,
+                region="us-east-1", access_key=s3_server.access_key,
+                secret_key=s3_server.secret_key)
     a.put("config", b"a")
     b.put("config", b"b")
     assert a.get("config") == b"a" and b.get("config") == b"b"

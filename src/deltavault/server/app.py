@@ -93,7 +93,7 @@ def _store_error(exc: DeltavaultError) -> JSONResponse:
     return _error(502, "backend_error", msg)
 
 
-def _parse_range(header: str, size: int) -> ByteRange | None | Response:
+def _parse_range(header: str, size: int) -> ByteRange | Response | None:
     """One ``bytes=`` range → ByteRange; None to serve the whole object."""
     m = _RANGE_RE.match(header.strip())
     if not m or (not m.group(1) and not m.group(2)):

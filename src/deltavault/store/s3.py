@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import secrets
 import threading
@@ -356,10 +357,10 @@ class S3Store(Store):
                               UploadId=upload_id, MultipartUpload={"Parts": parts}, **cond)
             return str(resp["ETag"])
         except BaseException:
-            try:
+            # On failure, the bucket's lifecycle rule for incomplete uploads cleans up.
+            with contextlib.suppress(botocore.exceptions.ClientError,
+                                     botocore.exceptions.BotoCoreError):
                 self._s3.abort_multipart_upload(Bucket=self.bucket, Key=full, UploadId=upload_id)
-            except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError):
-                pass  # the bucket's lifecycle rule for incomplete uploads cleans up
             raise
 
     def delete(self, key: str) -> None:

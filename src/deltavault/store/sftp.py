@@ -156,7 +156,8 @@ class SFTPStore(Store):
         with contextlib.suppress(queue.Empty):
             while True:
                 client = self._pool.get_nowait()
-                if client.get_channel() is not None and not client.get_channel().closed:
+                channel = client.get_channel()
+                if channel is not None and not channel.closed:
                     return client
                 with self._lock:
                     self._opened -= 1
@@ -241,7 +242,9 @@ class SFTPStore(Store):
             fh.flush()
             # Durable before it gets a name, like the local backend's fsync.
             with contextlib.suppress(OSError):
-                client._request(CMD_EXTENDED, "fsync@openssh.com", fh.handle)
+                # paramiko has no public call for this OpenSSH extension.
+                client._request(  # type: ignore[attr-defined]
+                    CMD_EXTENDED, "fsync@openssh.com", fh.handle)
         return tmp
 
     # --- operations ----------------------------------------------------------
@@ -372,9 +375,9 @@ class SFTPStore(Store):
                 for attrs in entries:
                     key = f"{rel}/{attrs.filename}" if rel else attrs.filename
                     if stat_mod.S_ISDIR(attrs.st_mode or 0):
-                        if not (rel == "" and attrs.filename == _TMP):
-                            if key.startswith(prefix[: len(key)]):
-                                stack.append((posixpath.join(directory, attrs.filename), key))
+                        top_tmp = rel == "" and attrs.filename == _TMP
+                        if not top_tmp and key.startswith(prefix[: len(key)]):
+                            stack.append((posixpath.join(directory, attrs.filename), key))
                     elif key.startswith(prefix):
                         found.append(ObjectInfo(key, attrs.st_size or 0, _version(attrs)))
 
