@@ -14,11 +14,16 @@ backends can run it too.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterator
+from typing import Literal, TypeVar
 
 import pytest
 
-from deltavault.errors import ObjectExists, ObjectNotFound, VersionConflict
-from deltavault.store.base import ByteRange, Store
+from deltavault.errors import BackendUnavailable, ObjectExists, ObjectNotFound, VersionConflict
+from deltavault.store.base import ByteRange, ObjectInfo, Store
+from deltavault.store.wrappers import StoreWrapper
+
+T = TypeVar("T")
 
 
 class StoreConformance:
@@ -138,3 +143,112 @@ class StoreConformance:
         for bad in ("../escape", "/abs", "a//b", "a/../b", ""):
             with pytest.raises(UserError):
                 store.put(bad, b"x")
+
+    def test_replace_missing_with_a_version_conflicts(self, store: Store) -> None:
+        v = store.replace("ledger/checkpoint", b"1", None)
+        store.delete("ledger/checkpoint")
+        with pytest.raises(VersionConflict):
+            store.replace("ledger/checkpoint", b"2", v)
+        assert not store.exists("ledger/checkpoint")
+
+    def test_versions_agree(self, store: Store) -> None:
+        store.put("index/i1", b"index")
+        v = store.stat("index/i1").version
+        assert store.get_versioned("index/i1") == (b"index", v)
+        assert {o.key: o.version for o in store.list("index/")} == {"index/i1": v}
+        with pytest.raises(ObjectNotFound):
+            store.get_versioned("index/missing")
+
+    def test_replace_then_put_refused(self, store: Store) -> None:
+        store.replace("locks/l", b"a", None)
+        with pytest.raises(ObjectExists):
+            store.put("locks/l", b"b")
+
+
+class FaultyStore(StoreWrapper):
+    """Inject failures into a store for fault tests.
+
+    Args:
+        inner: the store to wrap.
+        fail_after: operations that succeed before faults start.
+        mode: ``unavailable`` — every later operation raises
+            BackendUnavailable; ``flaky`` — later operations alternate
+            between failing and succeeding (a retry succeeds);
+            ``corrupt`` — later reads return the data with one bit flipped;
+            ``lost-ack`` — later writes are stored but then raise
+            BackendUnavailable, as when a response is lost on the network.
+        ops: operation names subject to faults (default all).
+    """
+
+    def __init__(self, inner: Store, fail_after: int = 0,
+                 mode: Literal["unavailable", "flaky", "corrupt", "lost-ack"] = "unavailable",
+                 ops: tuple[str, ...] = ("get", "put", "replace", "stat", "list", "delete")
+                 ) -> None:
+        super().__init__(inner)
+        self.fail_after = fail_after
+        self.mode = mode
+        self.ops = ops
+        self.calls = 0
+        self.faults = 0
+        self._lock = threading.Lock()
+
+    def _fault(self, op: str) -> bool:
+        if op not in self.ops:
+            return False
+        with self._lock:
+            self.calls += 1
+            if self.calls <= self.fail_after:
+                return False
+            if self.mode == "flaky" and (self.calls - self.fail_after) % 2 == 0:
+                return False
+            self.faults += 1
+            return True
+
+    def _raise(self, op: str) -> None:
+        raise BackendUnavailable(f"injected fault in {op} (call {self.calls})")
+
+    def get(self, key: str, byte_range: ByteRange | None = None) -> bytes:
+        fault = self._fault("get")
+        if fault and self.mode in ("unavailable", "flaky"):
+            self._raise("get")
+        data = self.inner.get(key, byte_range)
+        if fault and self.mode == "corrupt" and data:
+            data = bytes([data[0] ^ 1]) + data[1:]
+        return data
+
+    def get_versioned(self, key: str) -> tuple[bytes, str]:
+        fault = self._fault("get")
+        if fault and self.mode in ("unavailable", "flaky"):
+            self._raise("get")
+        data, version = self.inner.get_versioned(key)
+        if fault and self.mode == "corrupt" and data:
+            data = bytes([data[0] ^ 1]) + data[1:]
+        return data, version
+
+    def _write(self, op: str, fn: Callable[[], T]) -> T:
+        fault = self._fault(op)
+        if fault and self.mode in ("unavailable", "flaky"):
+            self._raise(op)
+        result = fn()
+        if fault and self.mode == "lost-ack":
+            self._raise(op)
+        return result
+
+    def put(self, key: str, data: bytes) -> None:
+        self._write("put", lambda: self.inner.put(key, data))
+
+    def replace(self, key: str, data: bytes, expected_version: str | None) -> str:
+        return self._write("replace", lambda: self.inner.replace(key, data, expected_version))
+
+    def delete(self, key: str) -> None:
+        self._write("delete", lambda: self.inner.delete(key))
+
+    def stat(self, key: str) -> ObjectInfo:
+        if self._fault("stat") and self.mode in ("unavailable", "flaky"):
+            self._raise("stat")
+        return self.inner.stat(key)
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        if self._fault("list") and self.mode in ("unavailable", "flaky"):
+            self._raise("list")
+        return self.inner.list(prefix)
