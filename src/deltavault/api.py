@@ -38,18 +38,30 @@ def open_store(location: str | os.PathLike[str] | Store, *, create: bool = False
     text = os.fspath(location)
     if "://" in text or text.startswith("rest:"):
         try:
-            from deltavault.store.url import (  # type: ignore[import-not-found,unused-ignore]
-                open_store as open_url,
-            )
+            from deltavault.store.url import open_store as open_url
         except ImportError as exc:  # backends are optional extras
             raise UserError(f"no backend for {text!r} is installed") from exc
-        store: Store = open_url(text, create=create)
-        return store
+        return open_url(text, create=create, options=_env_options(text))
     if not create and not Path(text).is_dir():
         from deltavault.errors import RepositoryNotFound
 
         raise RepositoryNotFound(f"no repository at {text}")
     return LocalStore(text, create=create)
+
+
+def _env_options(url: str) -> dict[str, object]:
+    """Backend options from the environment (S3 Object Lock retention)."""
+    days = os.environ.get("DELTAVAULT_OBJECT_LOCK_DAYS")
+    if not days or not url.startswith("s3://"):
+        return {}
+    from deltavault.store.s3 import ObjectLockPolicy
+
+    try:
+        policy = ObjectLockPolicy(int(days), os.environ.get(  # type: ignore[arg-type]
+            "DELTAVAULT_OBJECT_LOCK_MODE", "compliance"))
+    except ValueError as exc:
+        raise UserError(f"bad DELTAVAULT_OBJECT_LOCK_DAYS/MODE: {exc}") from exc
+    return {"object_lock": policy}
 
 
 def init(location: str | os.PathLike[str] | Store, password: bytes, *,

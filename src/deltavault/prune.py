@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from deltavault.errors import ObjectNotFound, UserError
+from deltavault.errors import ObjectLocked, ObjectNotFound, UserError
 from deltavault.index import IndexFile
 from deltavault.packs import PackEntry, pack_key
 from deltavault.repo.repository import INDEX_PREFIX, PACKLIST_PREFIX, SNAPSHOT_PREFIX, Repository
@@ -80,10 +80,11 @@ def forget_snapshots(repo: Repository, snaps: list[Snapshot], reason: str = "") 
     """Delete snapshot objects and their pack lists; data stays until prune."""
     removed = []
     for s in snaps:
-        with contextlib.suppress(ObjectNotFound):
-            repo.store.delete(SNAPSHOT_PREFIX + s.id)
-        with contextlib.suppress(ObjectNotFound):
-            repo.store.delete(PACKLIST_PREFIX + s.id)
+        for key in (SNAPSHOT_PREFIX + s.id, PACKLIST_PREFIX + s.id):
+            # Under Object Lock the object stays until its retention ends; the
+            # ledger's forget event is what removes the snapshot for readers.
+            with contextlib.suppress(ObjectNotFound, ObjectLocked):
+                repo.store.delete(key)
         removed.append(s.id)
     if removed:
         repo.record("forget", snapshots=removed, reason=reason)
@@ -99,6 +100,7 @@ class PruneResult:
     bytes_removed: int = 0
     blobs_kept: int = 0
     indexes_replaced: int = 0
+    packs_retained: int = 0
     dry_run: bool = False
 
     def to_dict(self) -> dict[str, Any]:
@@ -147,11 +149,15 @@ def run_prune(repo: Repository, *, dry_run: bool = False) -> PruneResult:
     repo.save_index(IndexFile.from_packs(dict(keep_entries),
                                          supersedes=[bytes.fromhex(i) for i in old_indexes]))
     for iid in old_indexes:  # the new index (random nonce) never equals an old one
-        with contextlib.suppress(ObjectNotFound):
+        with contextlib.suppress(ObjectNotFound, ObjectLocked):
             repo.store.delete(INDEX_PREFIX + iid)
     for pid in remove:
-        with contextlib.suppress(ObjectNotFound):
+        try:
             repo.store.delete(pack_key(pid))
+        except ObjectNotFound:
+            continue
+        except ObjectLocked:  # under retention (S3 Object Lock): freed when it expires
+            result.packs_retained += 1
     repo.load_index(force=True)
     repo.record("prune", packs_removed=result.packs_removed, bytes_removed=result.bytes_removed)
     return result

@@ -41,6 +41,9 @@ def backup(
         help="File with one exclude glob per line.")] = None,
     stdin: Annotated[bool, typer.Option("--stdin", help="Back up standard input.")] = False,
     stdin_filename: Annotated[str, typer.Option(help="File name for --stdin.")] = "stdin",
+    codec: Annotated[str, typer.Option(
+        help="Codec policy: fast, balanced, max or auto (best size within a CPU budget).")]
+    = "auto",
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -57,7 +60,10 @@ def backup(
     for p in paths or []:
         if not p.exists() and not p.is_symlink():
             raise UserError(f"{p}: no such file or directory")
+    if codec not in ("fast", "balanced", "max", "auto"):
+        raise UserError(f"unknown --codec {codec!r} (fast, balanced, max or auto)")
     opts = BackupOptions(paths=list(paths or []), snapshot_type=snapshot_type,
+                         codec=codec,  # type: ignore[arg-type]
                          tags=list(tag or []), hostname=host, excludes=excludes,
                          stdin=sys.stdin.buffer if stdin else None, stdin_filename=stdin_filename)
     r = open_repo(repo, password_file)

@@ -17,6 +17,7 @@ from deltavault.cli import (
     snapshot_cmds,
 )
 from deltavault.cli.ledger import audit_command
+from deltavault.cli.serve import serve_command
 from deltavault.errors import DeltavaultError
 
 try:  # newer typer vendors click
@@ -42,6 +43,7 @@ demo_cmds.register(app)
 prune_cmds.register(app)
 journal_cmds.register(app)
 app.command("audit")(audit_command)
+app.command("serve")(serve_command)
 
 
 @app.command()

@@ -26,6 +26,7 @@ from deltavault.cli.common import (
     show_progress,
 )
 from deltavault.errors import RepositoryError, UserError
+from deltavault.maintenance import extend_retention
 from deltavault.repo.config import ChunkerParams
 from deltavault.repo.locks import read_locks, remove_locks
 
@@ -206,9 +207,28 @@ def stats(repo: RepoOpt = "", password_file: PasswordFileOpt = None,
     out_console.print(table)
 
 
+def maintenance(repo: RepoOpt = "", password_file: PasswordFileOpt = None,
+                retention_days: Annotated[int, typer.Option(
+                    help="Extend Object Lock retention of everything still needed to this "
+                         "many days from now.")] = 0,
+                json_out: JsonOpt = False) -> None:
+    """Extend S3 Object Lock retention of every object a kept snapshot needs."""
+    if retention_days <= 0:
+        raise UserError("give --retention-days N (N > 0)")
+    r = open_repo(repo, password_file)
+    with r.lock():
+        count = extend_retention(r, retention_days)
+    if json_out:
+        emit_json({"objects": count, "retention_days": retention_days})
+    else:
+        out_console.print(f"retention of {count} objects now ends no earlier than "
+                          f"{retention_days} days from now")
+
+
 def register(app: typer.Typer) -> None:
     app.command()(init)
     app.add_typer(key_app, name="key")
     app.command()(unlock)
     app.command()(check)
     app.command()(stats)
+    app.command()(maintenance)
