@@ -329,7 +329,11 @@ class Repository:
                 self.store.delete(SNAPSHOT_PREFIX + sid)
 
     def find_snapshot(self, ref: str, snaps: list[Snapshot] | None = None) -> Snapshot:
-        """Resolve ``latest``, ``latest~N``, a full id or a unique id prefix."""
+        """Resolve ``latest``, ``latest~N``, an id or unique prefix, or a tag.
+
+        A tag (``tag:NAME``, or any name that is not hex) means the newest
+        snapshot carrying it, e.g. ``known-good``.
+        """
         snaps = self.snapshots() if snaps is None else snaps
         if not snaps:
             raise SnapshotNotFound("the repository has no snapshots")
@@ -338,6 +342,13 @@ class Repository:
             if back >= len(snaps):
                 raise SnapshotNotFound(f"no snapshot {ref}: only {len(snaps)} exist")
             return snaps[-1 - back]
+        if ref.startswith("tag:") or any(c not in "0123456789abcdefABCDEF" for c in ref):
+            tag = ref.removeprefix("tag:")
+            tagged = [s for s in snaps if tag in s.tags]
+            if not tagged:
+                raise SnapshotNotFound(f"no snapshot is tagged {tag!r}",
+                                       hint="list them with 'deltavault snapshots'")
+            return tagged[-1]
         matches = [s for s in snaps if s.id.startswith(ref.lower())]
         if len(matches) == 1:
             return matches[0]
