@@ -135,6 +135,7 @@ def _read_pack(repo: Repository, pack_id: str, indexed: list[BlobLocation],
             except DeltavaultError:
                 bad.append(loc.id)
         return bad or [loc.id for loc in indexed]
+    view = memoryview(data)
     try:
         entries = {e.id: e for e in parse_pack(data, repo.crypto, key)}
     except DeltavaultError as exc:
@@ -150,7 +151,7 @@ def _read_pack(repo: Repository, pack_id: str, indexed: list[BlobLocation],
             bad.append(loc.id)
             continue
         try:
-            repo.decode_blob(loc, data[loc.offset : loc.offset + loc.length])
+            repo.decode_blob(loc, view[loc.offset : loc.offset + loc.length])
             report.blobs_verified += 1
         except DeltavaultError as exc:
             report.problems.append(Problem("blob", key, str(exc)))

@@ -138,7 +138,7 @@ def _prepare(target: Path, plan: _Plan) -> None:
 
 def _restore_pack(repo: Repository, target: Path, pack_id: str,
                   blobs: list[bytes], uses: dict[bytes, list[tuple[_Job, int]]],
-                  on_bytes: Callable[[int], None]) -> list[str]:
+                  bases: set[bytes], on_bytes: Callable[[int], None]) -> list[str]:
     """Read the needed span(s) of one pack once; write each blob where it goes."""
     errors: list[str] = []
     locs = sorted((repo.locate(b) for b in blobs), key=lambda loc: loc.offset)
@@ -157,16 +157,17 @@ def _restore_pack(repo: Repository, target: Path, pack_id: str,
         except DeltavaultError as exc:
             errors += _mark_damaged(uses, [loc.id for loc in span], f"pack {pack_id[:12]}: {exc}")
             continue
+        view = memoryview(data)
         for loc in span:
             try:
                 rel = loc.offset - start
-                plain = repo.decode_blob(loc, data[rel : rel + loc.length])
+                plain = repo.decode_blob(loc, view[rel : rel + loc.length])
             except DeltavaultError as exc:
                 errors += _mark_damaged(uses, [loc.id], str(exc))
                 continue
-            if loc.base is None:
-                repo.cache.put(loc.id, plain) if loc.raw_length < (1 << 20) else None
-            zero = not any(plain) if plain[:1] == b"\0" else False
+            if loc.id in bases:
+                repo.cache.put(loc.id, plain)  # a delta in another pack will need it
+            zero = plain[:1] == b"\0" and plain.count(0) == len(plain)
             for job, offset in uses[loc.id]:
                 if zero and job.node.sparse:
                     continue
@@ -214,8 +215,12 @@ def run_restore(repo: Repository, snap: Snapshot, opts: RestoreOptions, *,
     total = sum(j.node.size for j in plan.files)
     _prepare(target, plan)
     by_pack: dict[str, list[bytes]] = defaultdict(list)
+    bases: set[bytes] = set()
     for blob in plan.uses:
-        by_pack[repo.locate(blob).pack_id].append(blob)
+        loc = repo.locate(blob)
+        by_pack[loc.pack_id].append(blob)
+        if loc.base is not None:
+            bases.add(loc.base)
     done = [0]
 
     def on_bytes(n: int) -> None:
@@ -226,7 +231,8 @@ def run_restore(repo: Repository, snap: Snapshot, opts: RestoreOptions, *,
     result = RestoreResult()
     workers = opts.workers or max(2, min(8, (os.cpu_count() or 2) * 2))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dv-restore") as pool:
-        futures = [pool.submit(_restore_pack, repo, target, pid, blobs, plan.uses, on_bytes)
+        futures = [pool.submit(_restore_pack, repo, target, pid, blobs, plan.uses, bases,
+                               on_bytes)
                    for pid, blobs in by_pack.items()]
         for f in futures:
             result.errors += f.result()

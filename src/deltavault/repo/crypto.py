@@ -44,16 +44,16 @@ def derive(master: bytes, context: str) -> bytes:
 def seal_with(aead: AESGCM, aad: bytes, plaintext: bytes | memoryview) -> bytes:
     """Encrypt into the envelope ``nonce ‖ ciphertext ‖ tag``."""
     nonce = os.urandom(NONCE_SIZE)
-    return nonce + aead.encrypt(nonce, bytes(plaintext), aad)
+    return nonce + aead.encrypt(nonce, plaintext, aad)
 
 
 def open_with(aead: AESGCM, aad: bytes, envelope: bytes | memoryview, what: str) -> bytes:
     """Decrypt an envelope; IntegrityError names ``what`` if it was changed."""
     if len(envelope) < OVERHEAD:
         raise IntegrityError(f"{what}: too short to be encrypted data ({len(envelope)} bytes)")
-    view = memoryview(envelope)
+    view = memoryview(envelope)  # no copies: AES-GCM reads buffers in place
     try:
-        return aead.decrypt(bytes(view[:NONCE_SIZE]), bytes(view[NONCE_SIZE:]), aad)
+        return aead.decrypt(view[:NONCE_SIZE], view[NONCE_SIZE:], aad)
     except InvalidTag as exc:
         raise IntegrityError(f"{what}: authentication failed (data was modified)") from exc
 

@@ -262,7 +262,7 @@ class Repository:
             raise RepositoryError(f"blob {blob_id.hex()[:16]} is not in any index")
         return loc
 
-    def decode_blob(self, loc: BlobLocation, envelope: bytes) -> bytes:
+    def decode_blob(self, loc: BlobLocation, envelope: bytes | memoryview) -> bytes:
         """Decrypt and decode a stored blob (following delta bases); verify its id."""
         payload = self.crypto.open_blob(loc.id, envelope)
         base = self.load_blob(loc.base) if loc.base is not None else None
