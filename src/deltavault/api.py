@@ -66,7 +66,7 @@ def _env_options(url: str) -> dict[str, object]:
 
 def init(location: str | os.PathLike[str] | Store, password: bytes, *,
          chunker: ChunkerParams | None = None, compression_level: int = 3,
-         pack_size: int = 16 * 1024 * 1024, kdf_memory_kib: int | None = None,
+         pack_size: int = 8 * 1024 * 1024, kdf_memory_kib: int | None = None,
          kdf_time_cost: int | None = None) -> Repository:
     """Create a repository and return it opened."""
     store = open_store(location, create=True)

@@ -51,11 +51,11 @@ class BlobWriter:
         self._policy: Policy = codec_policy
         self._may_reuse = may_reuse
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dv-blob")
-        self._slots = threading.BoundedSemaphore(max_inflight or workers * 3)
+        self._slots = threading.BoundedSemaphore(max_inflight or workers * 2)
         self._lock = threading.Lock()
         self._claimed: set[bytes] = set()
         self._builder = PackBuilder()
-        self._uploads: queue.Queue[PackBuilder | None] = queue.Queue(maxsize=2)
+        self._uploads: queue.Queue[PackBuilder | None] = queue.Queue(maxsize=1)
         self._upload_error: BaseException | None = None
         self._uploader = threading.Thread(target=self._upload_loop, name="dv-upload",
                                           daemon=True)
@@ -137,13 +137,17 @@ class BlobWriter:
                 self._upload_error = exc
 
     def _write_pack(self, builder: PackBuilder) -> None:
-        pack_id, data, entries = builder.finish(self.repo.crypto)
+        pack_id, buf, entries = builder.finish(self.repo.crypto)
+        size = len(buf)
+        data = bytes(buf)
+        del buf
         with contextlib.suppress(ObjectExists):  # same bytes already there: content-addressed
             self.repo.store.put(pack_key(pack_id), data)
+        del data
         self.repo.index.add(pack_id, entries)
         with self._lock:
             self.stats.packs_written += 1
-            self.stats.bytes_packed += len(data)
+            self.stats.bytes_packed += size
             self.stats.written_packs[pack_id] = entries
 
     def _raise_upload_error(self) -> None:

@@ -50,7 +50,9 @@ class PackBuilder:
     """Collects encrypted blobs until the pack is big enough to write."""
 
     def __init__(self) -> None:
-        self._parts: list[bytes] = []
+        # One growing buffer, not a list joined at the end: the join would
+        # hold every pack twice at the moment it is finished.
+        self._buf = bytearray()
         self._entries: list[PackEntry] = []
         self.size = 0
 
@@ -61,19 +63,18 @@ class PackBuilder:
             envelope: bytes, base: bytes | None = None) -> PackEntry:
         """Append an already-encrypted blob; returns its entry."""
         entry = PackEntry(type, codec, self.size, len(envelope), raw_length, blob_id, base)
-        self._parts.append(envelope)
+        self._buf += envelope
         self._entries.append(entry)
         self.size += len(envelope)
         return entry
 
-    def finish(self, crypto: Crypto) -> tuple[str, bytes, list[PackEntry]]:
+    def finish(self, crypto: Crypto) -> tuple[str, bytearray, list[PackEntry]]:
         """The pack id, its bytes and its entries; the builder is spent."""
         header = encode_header(self._entries)
         enc = crypto.seal(AAD_PACK_HEADER, header)
-        self._parts.append(enc)
-        self._parts.append(_TRAILER.pack(len(enc), PACK_MAGIC))
-        data = b"".join(self._parts)
-        self._parts = []
+        data, self._buf = self._buf, bytearray()
+        data += enc
+        data += _TRAILER.pack(len(enc), PACK_MAGIC)
         return hashlib.sha256(data).hexdigest(), data, self._entries
 
 

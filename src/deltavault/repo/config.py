@@ -40,7 +40,7 @@ class Config:
     created: str
     chunker: ChunkerParams = field(default_factory=ChunkerParams)
     compression_level: int = 3
-    pack_size: int = 16 * 1024 * 1024
+    pack_size: int = 8 * 1024 * 1024
     max_chain: int = 8
     ledger_origin: str = ""
     ledger_verifier_key: str = ""

@@ -116,7 +116,7 @@ class Repository:
 
     @classmethod
     def init(cls, store: Store, password: bytes, *, chunker: ChunkerParams | None = None,
-             compression_level: int = 3, pack_size: int = 16 * 1024 * 1024,
+             compression_level: int = 3, pack_size: int = 8 * 1024 * 1024,
              max_chain: int = 8, kdf: KdfParams | None = None) -> Repository:
         """Create a new repository in an empty store."""
         if store.exists(CONFIG_KEY):
