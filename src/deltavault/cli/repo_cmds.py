@@ -37,7 +37,8 @@ def init(repo: RepoOpt = "", password_file: PasswordFileOpt = None, json_out: Js
          chunk_avg: Annotated[int, typer.Option(help="FastCDC average chunk size, bytes.")] =
          1024 * 1024,
          compression: Annotated[int, typer.Option(help="zstd level (1-22).")] = 3,
-         pack_size_mib: Annotated[int, typer.Option("--pack-size", help="Pack size, MiB (bigger: fewer objects, more memory).")] = 8,
+         pack_size_mib: Annotated[int, typer.Option(
+             "--pack-size", help="Pack size, MiB (bigger: fewer objects, more memory).")] = 8,
          kdf_memory: Annotated[int | None, typer.Option(
              help="Argon2id memory in KiB (default 65536; minimum 8192).")] = None,
          kdf_time: Annotated[int | None, typer.Option(help="Argon2id passes (default 3).")] =
