@@ -67,12 +67,12 @@ def _env_options(url: str) -> dict[str, object]:
 def init(location: str | os.PathLike[str] | Store, password: bytes, *,
          chunker: ChunkerParams | None = None, compression_level: int = 3,
          pack_size: int = 8 * 1024 * 1024, kdf_memory_kib: int | None = None,
-         kdf_time_cost: int | None = None) -> Repository:
+         kdf_time_cost: int | None = None, max_chain: int = 8) -> Repository:
     """Create a repository and return it opened."""
     store = open_store(location, create=True)
     kdf = KdfParams.fresh(memory_kib=kdf_memory_kib, time_cost=kdf_time_cost)
     return Repository.init(store, password, chunker=chunker, compression_level=compression_level,
-                           pack_size=pack_size, kdf=kdf)
+                           pack_size=pack_size, kdf=kdf, max_chain=max_chain)
 
 
 def open(location: str | os.PathLike[str] | Store, password: bytes) -> Repository:
@@ -83,12 +83,14 @@ def open(location: str | os.PathLike[str] | Store, password: bytes) -> Repositor
 def backup(repo: Repository, paths: Sequence[str | os.PathLike[str]] = (), *,
            snapshot_type: str = "incr", tags: Sequence[str] = (), hostname: str = "",
            excludes: Sequence[str] = (), stdin: IO[bytes] | None = None,
-           stdin_filename: str = "stdin",
+           stdin_filename: str = "stdin", codec: str = "auto", full_every: int = 0,
            on_progress: Callable[[Progress], None] | None = None) -> BackupResult:
     """Take a snapshot of ``paths`` (or of ``stdin``) under a shared lock."""
     opts = BackupOptions(paths=[Path(p) for p in paths], snapshot_type=snapshot_type,
                          tags=list(tags), hostname=hostname, excludes=list(excludes),
-                         stdin=stdin, stdin_filename=stdin_filename)
+                         stdin=stdin, stdin_filename=stdin_filename,
+                         codec=codec,  # type: ignore[arg-type]
+                         full_every=full_every)
     with repo.lock():
         return run_backup(repo, opts, on_progress=on_progress)
 

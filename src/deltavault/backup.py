@@ -53,6 +53,8 @@ class BackupOptions:
     parent: str | None = None
     workers: int = 0
     codec: Policy = "auto"
+    full_every: int = 0
+    full_after_days: float = 0
 
 
 @dataclass
@@ -134,7 +136,7 @@ class _Walker:
         if (self.use_cache and old is not None and old.type == "file"
                 and (old.size, old.mtime_ns, old.ctime_ns, old.inode)
                 == (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
-                and all(c in self.repo.index for c in old.content)):
+                and self._reusable(old.content)):
             node.content = list(old.content)
             self.summary["files_unmodified"] += 1
             self.progress.files_done += 1
@@ -169,6 +171,14 @@ class _Walker:
             return None
         self.progress.files_done += 1
         return _Pending(node, futures)
+
+    def _reusable(self, blobs: list[bytes]) -> bool:
+        """Unchanged content may be shared only within this snapshot type's depth rule."""
+        for blob in blobs:
+            loc = self.repo.index.get(blob)
+            if loc is None or not self.planner.may_reuse(loc):
+                return False
+        return True
 
     def save_dir(self, path: str, rel: str, old_tree: bytes | None) -> bytes | None:
         """Back up a directory; returns its tree id."""
@@ -271,6 +281,7 @@ class Lineage:
 
     parent: Snapshot | None
     last_full: Snapshot | None
+    since_full: int = 0
 
 
 def find_lineage(repo: Repository, hostname: str, paths: list[str]) -> Lineage:
@@ -278,15 +289,24 @@ def find_lineage(repo: Repository, hostname: str, paths: list[str]) -> Lineage:
     same = [s for s in repo.snapshots()
             if s.hostname == hostname and sorted(s.paths) == sorted(paths)]
     fulls = [s for s in same if s.type == "full"]
-    return Lineage(same[-1] if same else None, fulls[-1] if fulls else None)
+    since = len(same) - 1 - same.index(fulls[-1]) if fulls else 0
+    return Lineage(same[-1] if same else None, fulls[-1] if fulls else None, since)
 
 
-def resolve_type(requested: str, lineage: Lineage) -> tuple[str, Snapshot | None, int]:
+def resolve_type(requested: str, lineage: Lineage, *, full_every: int = 0,
+                 full_after_days: float = 0) -> tuple[str, Snapshot | None, int]:
     """Effective type, its delta base snapshot and its chain depth.
 
-    A diff or incr with no full snapshot to refer to becomes a full one.
+    A diff or incr becomes a full one when there is no full snapshot to refer
+    to, when ``full_every`` backups were taken since the last full, or when
+    the last full is older than ``full_after_days``.
     """
-    if requested == "full" or lineage.last_full is None or lineage.parent is None:
+    last = lineage.last_full
+    if requested == "full" or last is None or lineage.parent is None:
+        return "full", None, 0
+    if full_every and lineage.since_full + 1 >= full_every:
+        return "full", None, 0
+    if full_after_days and datetime.now(UTC) - last.datetime >= timedelta(days=full_after_days):
         return "full", None, 0
     if requested == "diff":
         return "diff", lineage.last_full, 1
@@ -310,7 +330,9 @@ def run_backup(repo: Repository, opts: BackupOptions, *,
     lineage = find_lineage(repo, hostname, path_strs)
     if opts.parent:
         lineage.parent = repo.find_snapshot(opts.parent)
-    snap_type, delta_base, depth = resolve_type(opts.snapshot_type, lineage)
+    snap_type, delta_base, depth = resolve_type(opts.snapshot_type, lineage,
+                                                full_every=opts.full_every,
+                                                full_after_days=opts.full_after_days)
     opts.snapshot_type = snap_type
     parent = lineage.parent
     planner = DeltaPlanner(repo, snap_type, delta_base)
@@ -389,7 +411,7 @@ def _packs_of(repo: Repository, blobs: set[bytes]) -> set[str]:
     todo = list(blobs)
     seen = set(blobs)
     while todo:
-        loc = repo.locate(todo.pop())
+        loc = repo.locate(todo.pop())  # the shortest-chain copy: restore reads that one
         packs.add(loc.pack_id)
         if loc.base is not None and loc.base not in seen:
             seen.add(loc.base)

@@ -62,37 +62,24 @@ class DeltaPlanner:
         self.base = base
         # Deepest chain a blob of this snapshot may sit on (0 = self-contained).
         self.max_depth = {"full": 0, "diff": 1}.get(snapshot_type, repo.config.max_chain)
-        self._depth: dict[bytes, int] = {}
         self._trees: dict[str, dict[bytes, Node]] = {}
         self._lock = threading.Lock()
 
-    def depth(self, loc: BlobLocation) -> int:
-        """Length of the delta chain under a stored blob (0: self-contained)."""
-        if loc.base is None:
-            return 0
+    def depth(self, blob_id: bytes) -> int:
+        """Shortest delta chain under any stored copy of a blob (huge if unknown)."""
+        locs = self.repo.index.locations(blob_id)
+        if not locs:
+            return 1 << 30
         with self._lock:
-            cached = self._depth.get(loc.id)
-        if cached is not None:
-            return cached
-        depth, cur = 0, loc
-        while cur.base is not None and depth <= 64:
-            depth += 1
-            nxt = self.repo.index.get(cur.base)
-            if nxt is None:
-                return 1 << 30  # missing base: never build on it
-            cur = nxt
-        with self._lock:
-            self._depth[loc.id] = depth
-        return depth
+            return min(self.repo.depth_of(loc) for loc in locs)
 
     def may_reuse(self, loc: BlobLocation) -> bool:
         """Whether an existing blob may be shared by this snapshot (dedup)."""
-        return self.depth(loc) <= self.max_depth
+        return self.depth(loc.id) <= self.max_depth
 
     def may_base_on(self, blob_id: bytes) -> bool:
         """Whether a new delta against ``blob_id`` stays within the depth limit."""
-        loc = self.repo.index.get(blob_id)
-        return loc is not None and self.depth(loc) + 1 <= self.max_depth
+        return self.depth(blob_id) + 1 <= self.max_depth
 
     def file(self, rel: str) -> BaseFile | None:
         """The base snapshot's version of the file at ``rel`` (root-relative path)."""
@@ -105,9 +92,10 @@ class DeltaPlanner:
             return None
         offsets, lengths, offset = [], [], 0
         for blob in node.content:
-            loc = self.repo.index.get(blob)
-            if loc is None:
+            locs = self.repo.index.locations(blob)
+            if not locs:
                 return None
+            loc = locs[0]
             offsets.append(offset)
             lengths.append(loc.raw_length)
             offset += loc.raw_length

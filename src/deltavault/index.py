@@ -187,15 +187,29 @@ class MasterIndex:
             return stored
         return loc
 
+    def locations(self, blob_id: bytes) -> list[BlobLocation]:
+        """Every known location of a blob (it may be stored more than once)."""
+        rec = self._records
+        lo = int(np.searchsorted(rec["id"], blob_id, side="left"))
+        hi = int(np.searchsorted(rec["id"], blob_id, side="right"))
+        out = [self._location(blob_id, rec[i]) for i in range(lo, hi)
+               if _full_id(bytes(rec["id"][i])) == blob_id]
+        pending = self._pending.get(blob_id)
+        if pending is not None:
+            out.append(pending)
+        return out
+
+    def _location(self, blob_id: bytes, r: np.void) -> BlobLocation:
+        base = _full_id(bytes(r["base"])) if r["base"] != b"" else None
+        return BlobLocation(blob_id, self._pack_ids[int(r["pack"])], int(r["offset"]),
+                            int(r["length"]), int(r["raw_length"]), int(r["type"]),
+                            int(r["codec"]), base)
+
     def _get_loaded(self, blob_id: bytes) -> BlobLocation | None:
         rec = self._records
         i = int(np.searchsorted(rec["id"], blob_id))
         if i < len(rec) and _full_id(bytes(rec["id"][i])) == blob_id:
-            r = rec[i]
-            base = _full_id(bytes(r["base"])) if r["base"] != b"" else None
-            return BlobLocation(blob_id, self._pack_ids[int(r["pack"])], int(r["offset"]),
-                                int(r["length"]), int(r["raw_length"]), int(r["type"]),
-                                int(r["codec"]), base)
+            return self._location(blob_id, rec[i])
         return None
 
     def __contains__(self, blob_id: bytes) -> bool:
@@ -208,9 +222,8 @@ class MasterIndex:
         return out
 
     def all_locations(self) -> Iterable[BlobLocation]:
-        """Every known blob (one location each); for check and prune."""
-        for i in range(len(self._records)):
-            loc = self.get(_full_id(bytes(self._records["id"][i])))
-            if loc is not None:
-                yield loc
+        """Every known location of every blob (a blob stored twice appears twice)."""
+        rec = self._records
+        for i in range(len(rec)):
+            yield self._location(_full_id(bytes(rec["id"][i])), rec[i])
         yield from list(self._pending.values())

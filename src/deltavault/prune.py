@@ -18,7 +18,7 @@ from deltavault.errors import ObjectLocked, ObjectNotFound, UserError
 from deltavault.index import IndexFile
 from deltavault.packs import PackEntry, pack_key
 from deltavault.repo.repository import INDEX_PREFIX, PACKLIST_PREFIX, SNAPSHOT_PREFIX, Repository
-from deltavault.snapshot import Snapshot
+from deltavault.snapshot import Snapshot, decode_packlist
 from deltavault.walk import walk
 
 
@@ -118,10 +118,10 @@ def needed_blobs(repo: Repository, snaps: list[Snapshot]) -> set[bytes]:
             needed.update(node.content)
     todo = list(needed)
     while todo:
-        loc = repo.index.get(todo.pop())
-        if loc is not None and loc.base is not None and loc.base not in needed:
-            needed.add(loc.base)
-            todo.append(loc.base)
+        for loc in repo.index.locations(todo.pop()):  # every copy's base: all stay valid
+            if loc.base is not None and loc.base not in needed:
+                needed.add(loc.base)
+                todo.append(loc.base)
     return needed
 
 
@@ -137,8 +137,19 @@ def run_prune(repo: Repository, *, dry_run: bool = False) -> PruneResult:
             keep_entries[loc.pack_id].append(PackEntry(loc.type, loc.codec, loc.offset,
                                                        loc.length, loc.raw_length, loc.id,
                                                        loc.base))
-            needed.discard(loc.id)  # one location per blob is enough
-    remove = sorted(set(sizes) - set(keep_entries))
+    # Pack lists are what auditors check: a pack a live snapshot's list names
+    # stays, even if a copy of its blobs exists elsewhere.
+    listed: set[str] = set()
+    for snap in snaps:
+        with contextlib.suppress(ObjectNotFound):
+            listed.update(decode_packlist(repo.store.get(PACKLIST_PREFIX + snap.id)))
+    listed_only = (listed & set(sizes)) - set(keep_entries)
+    for loc in repo.index.all_locations():
+        if loc.pack_id in listed_only:
+            keep_entries[loc.pack_id].append(PackEntry(loc.type, loc.codec, loc.offset,
+                                                       loc.length, loc.raw_length, loc.id,
+                                                       loc.base))
+    remove = sorted(set(sizes) - set(keep_entries) - listed)
     result = PruneResult(packs_kept=len(keep_entries), packs_removed=len(remove),
                          bytes_removed=sum(sizes[p] for p in remove),
                          blobs_kept=sum(len(v) for v in keep_entries.values()), dry_run=dry_run)

@@ -41,6 +41,12 @@ def backup(
         help="File with one exclude glob per line.")] = None,
     stdin: Annotated[bool, typer.Option("--stdin", help="Back up standard input.")] = False,
     stdin_filename: Annotated[str, typer.Option(help="File name for --stdin.")] = "stdin",
+    full_every: Annotated[int, typer.Option(
+        envvar="DELTAVAULT_FULL_EVERY",
+        help="Take a full backup instead once N backups were taken since the last full.")] = 0,
+    full_after_days: Annotated[float, typer.Option(
+        envvar="DELTAVAULT_FULL_AFTER_DAYS",
+        help="Take a full backup instead when the last full is older than D days.")] = 0,
     codec: Annotated[str, typer.Option(
         help="Codec policy: fast, balanced, max or auto (best size within a CPU budget).")]
     = "auto",
@@ -64,6 +70,7 @@ def backup(
         raise UserError(f"unknown --codec {codec!r} (fast, balanced, max or auto)")
     opts = BackupOptions(paths=list(paths or []), snapshot_type=snapshot_type,
                          codec=codec,  # type: ignore[arg-type]
+                         full_every=full_every, full_after_days=full_after_days,
                          tags=list(tag or []), hostname=host, excludes=excludes,
                          stdin=sys.stdin.buffer if stdin else None, stdin_filename=stdin_filename)
     r = open_repo(repo, password_file)

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.tree import Tree
 
 from deltavault.cli.common import (
     JsonOpt,
@@ -36,12 +37,17 @@ def snapshot_dict(s: Snapshot) -> dict[str, object]:
 def snapshots(repo: RepoOpt = "", password_file: PasswordFileOpt = None,
               tag: Annotated[list[str] | None, typer.Option(
                   "--tag", help="Only snapshots with this tag.")] = None,
+              tree: Annotated[bool, typer.Option(
+                  "--tree", help="Show each full snapshot with its diffs and incrs.")] = False,
               json_out: JsonOpt = False) -> None:
     """List snapshots, oldest first."""
     r = open_repo(repo, password_file)
     snaps = [s for s in r.snapshots() if not tag or set(tag) <= set(s.tags)]
     if json_out:
         emit_json([snapshot_dict(s) for s in snaps])
+        return
+    if tree:
+        out_console.print(snapshot_tree(snaps))
         return
     table = Table("id", "time", "type", "host", "tags", "paths", "size", "added")
     for s in snaps:
@@ -52,6 +58,20 @@ def snapshots(repo: RepoOpt = "", password_file: PasswordFileOpt = None,
                       human_bytes(s.summary.get("bytes_added", 0)))
     out_console.print(table)
     out_console.print(f"{len(snaps)} snapshot(s)")
+
+
+def snapshot_tree(snaps: list[Snapshot]) -> Tree:
+    """Fulls as roots; each diff under its full, each incr under its parent."""
+    root = Tree("snapshots")
+    branches: dict[str, Tree] = {}
+    for s in snaps:
+        label = (f"{s.id[:12]} {s.type} {s.time[:19].replace('T', ' ')} "
+                 f"+{human_bytes(s.summary.get('bytes_added', 0))}"
+                 + (f" [{', '.join(s.tags)}]" if s.tags else ""))
+        anchor = s.parent if s.type == "incr" else s.base
+        parent = branches.get(anchor or "") if s.type != "full" else None
+        branches[s.id] = (parent or root).add(label, highlight=False)
+    return root
 
 
 def ls(snapshot: SnapshotArg,

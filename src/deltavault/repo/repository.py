@@ -109,6 +109,7 @@ class Repository:
         self.cache = BlobCache()
         self._index_loaded = False
         self._ledger: Ledger | None = None
+        self._depths: dict[tuple[str, int], int] = {}
         #: whether operations append their events to the ledger
         self.record_events = True
 
@@ -257,10 +258,31 @@ class Repository:
     # --- blobs -----------------------------------------------------------------
 
     def locate(self, blob_id: bytes) -> BlobLocation:
-        loc = self.index.get(blob_id)
-        if loc is None:
+        """The blob's location with the shortest delta chain (a blob may be stored twice)."""
+        locs = self.index.locations(blob_id)
+        if not locs:
             raise RepositoryError(f"blob {blob_id.hex()[:16]} is not in any index")
-        return loc
+        if len(locs) == 1:
+            return locs[0]
+        return min(locs, key=self.depth_of)
+
+    def depth_of(self, loc: BlobLocation) -> int:
+        """Delta chain length under a stored blob (0: self-contained; huge: broken)."""
+        depth, cur, seen = 0, loc, {loc.id}
+        while cur.base is not None:
+            cached = self._depths.get((cur.pack_id, cur.offset))
+            if cached is not None:
+                depth += cached
+                break
+            locs = self.index.locations(cur.base)
+            if not locs or cur.base in seen or depth > 64:
+                return 1 << 30  # missing or cyclic base: never build on it
+            seen.add(cur.base)
+            cur = min(locs, key=lambda x: x.base is not None)
+            depth += 1
+        if loc.base is not None:
+            self._depths[(loc.pack_id, loc.offset)] = depth
+        return depth
 
     def decode_blob(self, loc: BlobLocation, envelope: bytes | memoryview) -> bytes:
         """Decrypt and decode a stored blob (following delta bases); verify its id."""
