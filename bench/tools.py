@@ -1,10 +1,10 @@
 """The backup tools under comparison, behind one small interface.
 
 Each tool runs as a child process; we time it with a monotonic clock and
-read its peak resident set size from ``wait4`` rusage, which is the child's
-own high-water mark (restic, borg and the deltavault CLI are one process
-each). Repository size is the apparent size of every file under the
-repository directory, the same measure for every tool.
+read its peak resident set size with GNU time (``%M``, the child's own
+``ru_maxrss``; restic, borg and the deltavault CLI are one process each).
+Repository size is the apparent size of every file under the repository
+directory, the same measure for every tool.
 """
 
 from __future__ import annotations
@@ -34,24 +34,31 @@ class Measured:
 
 def measure(cmd: list[str], *, env: dict[str, str] | None = None,
             cwd: Path | None = None) -> Measured:
-    """Run ``cmd`` to completion, timing it and reading its rusage."""
-    out_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-{os.getpid()}.out"
-    with out_path.open("w+b") as out, subprocess.Popen(
-        cmd, stdout=out, stderr=subprocess.PIPE, env=env, cwd=cwd
-    ) as proc:
+    """Run ``cmd`` to completion, timing it and reading its peak RSS.
+
+    The child runs under GNU ``/usr/bin/time``: Linux carries ``ru_maxrss``
+    across ``exec``, so a tool forked straight from this (large) Python
+    process would report our RSS, not its own; forked from ``time`` it
+    reports its own.
+    """
+    scratch = Path(os.environ.get("TMPDIR", "/tmp"))
+    out_path = scratch / f"bench-{os.getpid()}.out"
+    rss_path = scratch / f"bench-{os.getpid()}.rss"
+    wrapped = ["/usr/bin/time", "-f", "%M", "-o", str(rss_path), *cmd]
+    with out_path.open("w+b") as out:
         t0 = time.perf_counter()
-        assert proc.stderr is not None
-        err = proc.stderr.read()  # drains stderr so the child never blocks on it
-        _, status, usage = os.wait4(proc.pid, 0)
+        proc = subprocess.run(wrapped, stdout=out, stderr=subprocess.PIPE, env=env, cwd=cwd)
         seconds = time.perf_counter() - t0
-        proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         text = out.read().decode(errors="replace")
     out_path.unlink(missing_ok=True)
+    rss_lines = rss_path.read_text().split() if rss_path.exists() else []
+    rss_path.unlink(missing_ok=True)
     if proc.returncode != 0:
-        tail = err.decode(errors="replace").strip().splitlines()[-2:]
+        tail = proc.stderr.decode(errors="replace").strip().splitlines()[-2:]
         raise ToolError(f"{' '.join(cmd[:3])}... exited {proc.returncode}: {' | '.join(tail)}")
-    return Measured(seconds, usage.ru_maxrss * 1024, text)
+    peak = int(rss_lines[-1]) * 1024 if rss_lines and rss_lines[-1].isdigit() else 0
+    return Measured(seconds, peak, text)
 
 
 def dir_bytes(path: Path) -> int:
