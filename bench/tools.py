@@ -190,9 +190,12 @@ class Deltavault(Tool):
         return ["--repo", str(self.repo), "--password-file", str(self.password_file)]
 
     def version(self) -> str:
-        r = subprocess.run([*self.cmd, "--version"], capture_output=True, text=True,
-                           env=self._env())
-        return (r.stdout or r.stderr).strip().splitlines()[-1] if r.returncode == 0 else "?"
+        for args in (["version"], ["--version"]):
+            r = subprocess.run([*self.cmd, *args], capture_output=True, text=True,
+                               env=self._env())
+            if r.returncode == 0 and r.stdout.strip():
+                return r.stdout.strip().splitlines()[-1]
+        return "?"
 
     def available(self) -> str | None:
         """None if the CLI can init a repository here, else why not."""
@@ -208,6 +211,7 @@ class Deltavault(Tool):
 
     def backup(self, source: Path, label: str, kind: str) -> tuple[str, Measured]:
         kind = "full" if kind == "full" else self.kind
+        self._source = source
         m = measure([*self.cmd, "backup", str(source), *self._flags(), "--type", kind,
                      "--tag", label, "--json"], env=self._env())
         return str(json.loads(m.stdout)["snapshot_id"]), m
@@ -215,7 +219,9 @@ class Deltavault(Tool):
     def restore(self, snapshot: str, target: Path) -> tuple[Path, Measured]:
         m = measure([*self.cmd, "restore", snapshot, "--target", str(target), *self._flags(),
                      "--json"], env=self._env())
-        return target, m
+        # The snapshot's root holds the backed-up directory by its base name.
+        named = target / self._source.name
+        return (named if named.is_dir() else target), m
 
     def tag(self, snapshot: str, tag: str) -> None:
         """Add a tag to a snapshot."""
