@@ -54,10 +54,12 @@ def file_floor(old: bytes | None, new: bytes, *, path: str, part: str,
         out.sizes["zstd"] = len(z.compress(new))
         return out
     prefix = common_prefix(old, new)
-    out.sizes["suffix"] = len(z.compress(new[prefix:])) + 8
+    # Level 19 is slow, so skip passes that cannot differ much: with under 1%
+    # shared the suffix is the whole file; with half or more shared the whole
+    # file costs at least what its suffix does.
+    if prefix >= len(new) // 100:
+        out.sizes["suffix"] = len(z.compress(new[prefix:])) + 8
     if prefix < len(new) // 2:
-        # With half the file or more shared, the suffix is what the whole-file
-        # compressor would spend its effort on anyway; skip the slow pass.
         out.sizes["zstd"] = len(z.compress(new))
     a_old, a_new = _npy(old), _npy(new)
     if a_old is not None and a_new is not None and a_old.shape == a_new.shape \

@@ -95,3 +95,43 @@ def _show_floor(fl: dict[str, Any], results: dict[str, dict[str, float]]) -> Non
             console.print(f"  {name}: day-1 added {fmt('bytes', figs['day1_bytes_added'])} "
                           f"= {figs['day1_bytes_added'] / max(1, fl['total_floor_bytes']):.1f}x "
                           f"the floor")
+
+
+def to_markdown(doc: dict[str, Any]) -> str:
+    """The figures of a result document as a Markdown table (for docs/benchmark.md)."""
+    m = doc["machine"]
+    results: dict[str, dict[str, float]] = doc["results"]
+    tools = list(results)
+    lines = [
+        f"Scale {doc['scale']:g} ({doc['workload']['total_bytes'] / MiB:.0f} MiB, "
+        f"{doc['workload']['files']} files), median of {doc['runs']} run(s), {doc['date']}; "
+        f"{m['cores']} cores, {m['cpu']}, {m['memory_bytes'] / 2**30:.0f} GiB, {m['os']}; "
+        + "; ".join(f"{k}: {v}" for k, v in doc["versions"].items() if "-" not in k) + ".",
+        "",
+        "| figure | " + " | ".join(tools) + " |",
+        "|---|" + "---:|" * len(tools),
+    ]
+    for key in results[tools[0]] if tools else []:
+        lines.append(f"| {key} | " + " | ".join(fmt(key, results[t].get(key)) for t in tools)
+                     + " |")
+    if doc.get("floor"):
+        fl = doc["floor"]
+        lines += ["", f"Day-1 floor (zstd -{fl['zstd_level']}):", "",
+                  "| part | files | changed file bytes | floor | winning estimators |",
+                  "|---|---:|---:|---:|---|"]
+        for part, p in fl["parts"].items():
+            wins = ", ".join(f"{k[5:]}×{v}" for k, v in p.items() if k.startswith("best_"))
+            lines.append(f"| {part} | {p['files']} | {fmt('bytes', p['new_bytes'])} | "
+                         f"{fmt('bytes', p['floor_bytes'])} | {wins} |")
+        lines.append(f"| total | | {fmt('bytes', fl['total_changed_file_bytes'])} | "
+                     f"{fmt('bytes', fl['total_floor_bytes'])} | |")
+    lines += ["", "| machine limit | value |", "|---|---:|"]
+    lines += [f"| {k} | {fmt(k, v)} |" for k, v in doc["limits"].items()]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    import sys
+
+    for arg in sys.argv[1:]:
+        print(to_markdown(json.loads(Path(arg).read_text())))

@@ -1,10 +1,10 @@
 """The backup tools under comparison, behind one small interface.
 
 Each tool runs as a child process; we time it with a monotonic clock and
-read its peak resident set size from ``wait4`` rusage, which is the child's
-own high-water mark (restic, borg and the deltavault CLI are one process
-each). Repository size is the apparent size of every file under the
-repository directory, the same measure for every tool.
+read its peak resident set size with GNU time (``%M``, the child's own
+``ru_maxrss``; restic, borg and the deltavault CLI are one process each).
+Repository size is the apparent size of every file under the repository
+directory, the same measure for every tool.
 """
 
 from __future__ import annotations
@@ -34,24 +34,31 @@ class Measured:
 
 def measure(cmd: list[str], *, env: dict[str, str] | None = None,
             cwd: Path | None = None) -> Measured:
-    """Run ``cmd`` to completion, timing it and reading its rusage."""
-    out_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-{os.getpid()}.out"
-    with out_path.open("w+b") as out, subprocess.Popen(
-        cmd, stdout=out, stderr=subprocess.PIPE, env=env, cwd=cwd
-    ) as proc:
+    """Run ``cmd`` to completion, timing it and reading its peak RSS.
+
+    The child runs under GNU ``/usr/bin/time``: Linux carries ``ru_maxrss``
+    across ``exec``, so a tool forked straight from this (large) Python
+    process would report our RSS, not its own; forked from ``time`` it
+    reports its own.
+    """
+    scratch = Path(os.environ.get("TMPDIR", "/tmp"))
+    out_path = scratch / f"bench-{os.getpid()}.out"
+    rss_path = scratch / f"bench-{os.getpid()}.rss"
+    wrapped = ["/usr/bin/time", "-f", "%M", "-o", str(rss_path), *cmd]
+    with out_path.open("w+b") as out:
         t0 = time.perf_counter()
-        assert proc.stderr is not None
-        err = proc.stderr.read()  # drains stderr so the child never blocks on it
-        _, status, usage = os.wait4(proc.pid, 0)
+        proc = subprocess.run(wrapped, stdout=out, stderr=subprocess.PIPE, env=env, cwd=cwd)
         seconds = time.perf_counter() - t0
-        proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         text = out.read().decode(errors="replace")
     out_path.unlink(missing_ok=True)
+    rss_lines = rss_path.read_text().split() if rss_path.exists() else []
+    rss_path.unlink(missing_ok=True)
     if proc.returncode != 0:
-        tail = err.decode(errors="replace").strip().splitlines()[-2:]
+        tail = proc.stderr.decode(errors="replace").strip().splitlines()[-2:]
         raise ToolError(f"{' '.join(cmd[:3])}... exited {proc.returncode}: {' | '.join(tail)}")
-    return Measured(seconds, usage.ru_maxrss * 1024, text)
+    peak = int(rss_lines[-1]) * 1024 if rss_lines and rss_lines[-1].isdigit() else 0
+    return Measured(seconds, peak, text)
 
 
 def dir_bytes(path: Path) -> int:
@@ -183,9 +190,12 @@ class Deltavault(Tool):
         return ["--repo", str(self.repo), "--password-file", str(self.password_file)]
 
     def version(self) -> str:
-        r = subprocess.run([*self.cmd, "--version"], capture_output=True, text=True,
-                           env=self._env())
-        return (r.stdout or r.stderr).strip().splitlines()[-1] if r.returncode == 0 else "?"
+        for args in (["version"], ["--version"]):
+            r = subprocess.run([*self.cmd, *args], capture_output=True, text=True,
+                               env=self._env())
+            if r.returncode == 0 and r.stdout.strip():
+                return r.stdout.strip().splitlines()[-1]
+        return "?"
 
     def available(self) -> str | None:
         """None if the CLI can init a repository here, else why not."""
@@ -201,6 +211,7 @@ class Deltavault(Tool):
 
     def backup(self, source: Path, label: str, kind: str) -> tuple[str, Measured]:
         kind = "full" if kind == "full" else self.kind
+        self._source = source
         m = measure([*self.cmd, "backup", str(source), *self._flags(), "--type", kind,
                      "--tag", label, "--json"], env=self._env())
         return str(json.loads(m.stdout)["snapshot_id"]), m
@@ -208,7 +219,9 @@ class Deltavault(Tool):
     def restore(self, snapshot: str, target: Path) -> tuple[Path, Measured]:
         m = measure([*self.cmd, "restore", snapshot, "--target", str(target), *self._flags(),
                      "--json"], env=self._env())
-        return target, m
+        # The snapshot's root holds the backed-up directory by its base name.
+        named = target / self._source.name
+        return (named if named.is_dir() else target), m
 
     def tag(self, snapshot: str, tag: str) -> None:
         """Add a tag to a snapshot."""
