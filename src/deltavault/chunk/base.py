@@ -135,3 +135,4 @@ def fixed_chunks(f: ByteReader, start: int, first: bytes | None, size: int,
             return
         yield ChunkRef(offset, len(block), block, hint)
         offset += len(block)
+

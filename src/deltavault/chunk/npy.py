@@ -21,12 +21,11 @@ from typing import BinaryIO
 
 import numpy as np
 
+from deltavault.chunk.aligned import AlignedChunker
 from deltavault.chunk.base import (
     ChunkRef,
     PrefixedReader,
-    Source,
     fixed_chunks,
-    open_source,
     read_exactly,
 )
 from deltavault.chunk.fastcdc import FastCdcChunker
@@ -94,22 +93,14 @@ def parse_header(prefix: bytes) -> NpyHeader | None:
     return NpyHeader(start + hlen, dtype, shape, fortran)
 
 
-class NpyChunker:
+class NpyChunker(AlignedChunker):
     """Header chunk + item-aligned fixed-size data chunks for ``.npy`` files."""
 
     name = "npy"
 
     def __init__(self, chunk_bytes: int = DEFAULT_CHUNK_BYTES,
                  fallback: FastCdcChunker | None = None) -> None:
-        if chunk_bytes <= 0:
-            raise ValueError("chunk_bytes must be positive")
-        self.chunk_bytes = chunk_bytes
-        self.fallback = fallback or FastCdcChunker()
-
-    def split(self, source: Source) -> Iterator[ChunkRef]:
-        """Yield the header chunk then element-aligned chunks; FastCDC if malformed."""
-        with open_source(source) as f:
-            yield from self._split(f)
+        super().__init__(chunk_bytes, fallback)
 
     def _split(self, f: BinaryIO) -> Iterator[ChunkRef]:
         prefix = read_exactly(f, MAX_HEADER + 12)

@@ -16,12 +16,11 @@ import sqlite3
 from collections.abc import Iterator
 from typing import BinaryIO
 
+from deltavault.chunk.aligned import AlignedChunker
 from deltavault.chunk.base import (
     ChunkRef,
     PrefixedReader,
-    Source,
     fixed_chunks,
-    open_source,
     read_exactly,
 )
 from deltavault.chunk.fastcdc import FastCdcChunker
@@ -46,22 +45,14 @@ def page_size(header: bytes) -> int | None:
     return size
 
 
-class SqliteChunker:
+class SqliteChunker(AlignedChunker):
     """Chunks of whole SQLite pages (``hint="sqlite-page"``)."""
 
     name = "sqlite"
 
     def __init__(self, chunk_bytes: int = DEFAULT_CHUNK_BYTES,
                  fallback: FastCdcChunker | None = None) -> None:
-        if chunk_bytes <= 0:
-            raise ValueError("chunk_bytes must be positive")
-        self.chunk_bytes = chunk_bytes
-        self.fallback = fallback or FastCdcChunker()
-
-    def split(self, source: Source) -> Iterator[ChunkRef]:
-        """Yield chunks of ``max(1, chunk_bytes // page_size)`` pages; FastCDC if malformed."""
-        with open_source(source) as f:
-            yield from self._split(f)
+        super().__init__(chunk_bytes, fallback)
 
     def _split(self, f: BinaryIO) -> Iterator[ChunkRef]:
         header = read_exactly(f, HEADER_SIZE)

@@ -95,9 +95,8 @@ def verify_command(
     """Recompute the whole log from its bundles and tiles and check the signatures."""
 
     def action() -> None:
-        store = _open_store(repo)
+        _store, ledger = _open_log(repo, key)
         witnesses = [parse_vkey(w) for w in require_witness]
-        ledger = Ledger(store, _origin(store), None, parse_vkey(key or _config_vkey(store)))
         old = old_checkpoint.read_bytes() if old_checkpoint else None
         names = [w.name for w in witnesses]
         r = verify_log(ledger, witnesses=witnesses, required_witnesses=names, old_checkpoint=old)
@@ -150,8 +149,7 @@ def consistency_command(
     """Prove the current log extends an old checkpoint (no history rewritten)."""
 
     def action() -> None:
-        store = _open_store(repo)
-        ledger = Ledger(store, _origin(store), None, parse_vkey(key or _config_vkey(store)))
+        _store, ledger = _open_log(repo, key)
         ledger.refresh()
 
         r = VerifyResult(origin=ledger.origin, size=ledger.size, root=ledger.root.hex(),
@@ -188,6 +186,12 @@ def cosign_command(
               True, "cosign")  # fmt: skip
 
     _run(action)
+
+
+def _open_log(repo: str, key: str | None) -> tuple[Store, Ledger]:
+    """The store and its ledger, read-only, with the given or the configured key."""
+    store = _open_store(repo)
+    return store, Ledger(store, _origin(store), None, parse_vkey(key or _config_vkey(store)))
 
 
 def _config_vkey(store: Store) -> str:
