@@ -1,4 +1,4 @@
-"""Ledger commands that need the repository: key, events, prove, export; journal append/show.
+"""Ledger commands beyond verification: key, events, prove, mirror; journal append/show.
 
 The trading system appends its trade, order and config-change records with
 ``journal append`` (JSON lines on stdin, one checkpoint per batch); a single
@@ -9,6 +9,7 @@ checks offline.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -27,11 +28,11 @@ from deltavault.cli.common import (
     require_repo,
 )
 from deltavault.cli.ledger import ledger_app
-from deltavault.errors import ObjectExists, UserError
+from deltavault.errors import ObjectExists, ObjectNotFound, UserError
 from deltavault.ledger.journal import Journal
+from deltavault.ledger.tiles import CHECKPOINT_KEY
 from deltavault.repo.config import CONFIG_KEY, parse_config
 from deltavault.repo.ledger_link import events
-from deltavault.store.local import LocalStore
 
 journal_app = typer.Typer(help="Append and read trade/order/config-change records.",
                           no_args_is_help=True)
@@ -82,25 +83,44 @@ def prove_command(
         out_console.print(f"wrote proof of entry {index} to {out}")
 
 
-@ledger_app.command("export")
-def export_command(
-    target: Annotated[Path, typer.Argument(help="Directory to copy config and ledger/ into.")],
+def mirror_command(
+    target: Annotated[str, typer.Argument(help="Directory or store URL to mirror into.")],
     repo: RepoOpt = "",
+    json_out: JsonOpt = False,
 ) -> None:
-    """Copy what an auditor needs (config, ledger/, packlists/) into a directory."""
+    """Mirror what an auditor needs (config, ledger/, packlists/) to another place.
+
+    Incremental: write-once objects already there are skipped; the checkpoint
+    is replaced last, after every tile and bundle it commits to.
+    """
     from deltavault.api import open_store
 
     src = open_store(require_repo(repo))
-    dst = LocalStore(target, create=True)
+    dst = open_store(target, create=True)
     copied = 0
     for prefix in (CONFIG_KEY, "ledger/", "packlists/"):
         for info in src.list(prefix):
-            try:
+            if info.key == CHECKPOINT_KEY or dst.exists(info.key):
+                continue
+            with contextlib.suppress(ObjectExists):
                 dst.put(info.key, src.get(info.key))
                 copied += 1
-            except ObjectExists:
-                continue
-    out_console.print(f"copied {copied} objects to {target}")
+    checkpoint = src.get(CHECKPOINT_KEY)
+    try:
+        current, version = dst.get_versioned(CHECKPOINT_KEY)
+    except ObjectNotFound:
+        current, version = None, None
+    if current != checkpoint:
+        dst.replace(CHECKPOINT_KEY, checkpoint, version)
+        copied += 1
+    if json_out:
+        emit_json({"copied": copied, "target": dst.location()})
+    else:
+        out_console.print(f"mirrored {copied} new objects to {dst.location()}")
+
+
+ledger_app.command("mirror")(mirror_command)
+ledger_app.command("export")(mirror_command)
 
 
 @journal_app.command("append")
