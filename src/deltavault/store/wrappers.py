@@ -28,8 +28,16 @@ class StoreWrapper(Store):
 
     def __init__(self, inner: Store) -> None:
         self.inner = inner
-        self.atomic_replace = inner.atomic_replace
-        self.supports_deletes = inner.supports_deletes
+
+    # Forwarded live, not copied: a backend may learn its capabilities late
+    # (S3 probes conditional writes on first use, REST asks the server).
+    @property  # type: ignore[override]
+    def atomic_replace(self) -> bool:  # type: ignore[override]
+        return self.inner.atomic_replace
+
+    @property  # type: ignore[override]
+    def supports_deletes(self) -> bool:  # type: ignore[override]
+        return self.inner.supports_deletes
 
     def location(self) -> str:
         return self.inner.location()
