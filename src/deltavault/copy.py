@@ -266,34 +266,36 @@ def _copy_ledger(src: Store, dst: Store, config: bytes, xfer: _Transfer,
     except ObjectNotFound:
         return  # an empty log
     cp = open_checkpoint(cp_data, verifier, origin).checkpoint
-    for _attempt in range(3):  # the source may be publishing tiles right now
-        xfer.run(xfer.missing((k, s) for k, s in _listing(src, LEDGER_PREFIX)
-                              if k != CHECKPOINT_KEY))
-        try:
-            if TileStore(dst).root(cp.size) == cp.root:
-                break
-        except (ObjectNotFound, LedgerError, FormatError):
-            continue
-        raise LedgerError(f"the copied ledger does not hash to the source checkpoint at "
-                          f"size {cp.size}")
-    else:
-        raise LedgerError(f"ledger tiles for size {cp.size} are missing in {src.location()}")
     try:
         old_data, version = dst.get_versioned(CHECKPOINT_KEY)
     except ObjectNotFound:
         old_data, version = b"", None
-    if old_data == cp_data:
-        report.ledger_size = cp.size
-        return
-    if version is not None:
+    if version is not None and old_data != cp_data:
+        # Position-addressed tiles are write-once: a destination log that is
+        # not a prefix of the source's can never be brought in line.
         old = open_checkpoint(old_data, verifier, origin).checkpoint
-        if old.size > cp.size or TileStore(dst).root(old.size) != old.root:
+        if old.size > cp.size or TileStore(src).root(old.size) != old.root:
             raise LedgerError(
                 f"the ledger of {dst.location()} has forked from the source's (size "
                 f"{old.size} vs {cp.size}); it was written to directly",
                 hint="a replica must only be written by copy; make a new replica")
-    dst.replace(CHECKPOINT_KEY, cp_data, version)
+    for _attempt in range(3):  # the source may be publishing tiles right now
+        xfer.run(xfer.missing((k, s) for k, s in _listing(src, LEDGER_PREFIX)
+                              if k != CHECKPOINT_KEY))
+        try:
+            root = TileStore(dst).root(cp.size)
+        except (ObjectNotFound, LedgerError, FormatError):
+            continue
+        if root != cp.root:
+            raise LedgerError(f"the copied ledger does not hash to the source checkpoint "
+                              f"at size {cp.size}")
+        break
+    else:
+        raise LedgerError(f"ledger tiles for size {cp.size} are missing in {src.location()}")
     report.ledger_size = cp.size
+    if old_data == cp_data:
+        return
+    dst.replace(CHECKPOINT_KEY, cp_data, version)
 
 
 def _check_packlists(src: Store, config: bytes, sids: set[str], report: CopyReport) -> None:
