@@ -95,7 +95,7 @@ def main() -> None:
                 shutil.rmtree(target)
                 rows.append((name, backup_s, size / 2**20 / backup_s, restore_s,
                              size / 2**20 / restore_s, stored / 2**20))
-        print(f"\n| backend | backup s | backup MB/s | restore s | restore MB/s | stored MiB |")
+        print("\n| backend | backup s | backup MB/s | restore s | restore MB/s | stored MiB |")
         print("|---|---|---|---|---|---|")
         for name, bs, bmb, rs, rmb, st in rows:
             print(f"| {name} | {bs:.1f} | {bmb:.0f} | {rs:.1f} | {rmb:.0f} | {st:.0f} |")
