@@ -78,6 +78,7 @@ def group_key(s: Snapshot) -> tuple[str, tuple[str, ...]]:
 
 def forget_snapshots(repo: Repository, snaps: list[Snapshot], reason: str = "") -> list[str]:
     """Delete snapshot objects and their pack lists; data stays until prune."""
+    _require_deletes(repo, "forget")
     removed = []
     for s in snaps:
         for key in (SNAPSHOT_PREFIX + s.id, PACKLIST_PREFIX + s.id):
@@ -89,6 +90,14 @@ def forget_snapshots(repo: Repository, snaps: list[Snapshot], reason: str = "") 
     if removed:
         repo.record("forget", snapshots=removed, reason=reason)
     return removed
+
+
+def _require_deletes(repo: Repository, what: str) -> None:
+    """Refuse before changing anything when the store (or token) is append-only."""
+    if not repo.store.supports_deletes:
+        raise ObjectLocked(f"{what} refused: {repo.store.location()} does not allow deletes "
+                           "(append-only server or token); nothing was changed",
+                           hint="use an admin token on a server without --append-only")
 
 
 @dataclass
@@ -155,6 +164,7 @@ def run_prune(repo: Repository, *, dry_run: bool = False) -> PruneResult:
                          blobs_kept=sum(len(v) for v in keep_entries.values()), dry_run=dry_run)
     if dry_run:
         return result
+    _require_deletes(repo, "prune")
     old_indexes = [i.key[len(INDEX_PREFIX):] for i in repo.store.list(INDEX_PREFIX)]
     result.indexes_replaced = len(old_indexes)
     repo.save_index(IndexFile.from_packs(dict(keep_entries),

@@ -9,6 +9,7 @@ import typer
 from deltavault import __version__
 from deltavault.cli import (
     backup_cmds,
+    copy_cmds,
     demo_cmds,
     journal_cmds,
     prune_cmds,
@@ -42,6 +43,7 @@ snapshot_cmds.register(app)
 demo_cmds.register(app)
 prune_cmds.register(app)
 journal_cmds.register(app)
+copy_cmds.register(app)
 app.command("audit")(audit_command)
 app.command("serve")(serve_command)
 

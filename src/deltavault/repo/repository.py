@@ -65,6 +65,8 @@ from deltavault.store.base import ByteRange, Store
 INDEX_PREFIX = "index/"
 SNAPSHOT_PREFIX = "snapshots/"
 PACKLIST_PREFIX = "packlists/"
+#: Plaintext marker ``copy`` writes into a replica (docs/backends.md "Replicas").
+REPLICA_KEY = "replica"
 _CACHE_BYTES = 64 * 1024 * 1024
 
 
@@ -394,7 +396,13 @@ class Repository:
         return self.ledger.append([make_event(etype, **fields)])[0]
 
     def record_best_effort(self, etype: str, **fields: Any) -> int | None:
-        """Append an event for a read-only operation; a read-only store only warns."""
+        """Append an event for a read-only operation; a read-only store only warns.
+
+        Nothing is recorded in a replica: its ledger must stay a prefix of
+        the source's, or the next ``copy`` would find a fork.
+        """
+        if not self.record_events or self.store.exists(REPLICA_KEY):
+            return None
         try:
             return self.record(etype, **fields)
         except (PermissionDenied, ObjectLocked) as exc:

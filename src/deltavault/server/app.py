@@ -329,6 +329,17 @@ def create_app(store: Store, tokens: TokenTable | None = None, append_only: bool
         """Liveness: the server runs (no token needed; says nothing of the store)."""
         return {"status": "ok", "append_only": append_only}
 
+    @app.get("/capabilities", responses={401: {"description": "no or unknown token"}})
+    async def capabilities(right: Caller) -> Response:
+        """What the caller's token may do here (``deletes``: prune/forget can work)."""
+        if right is None:
+            return _error(401, "unauthorized", "missing or unknown bearer token",
+                          {"WWW-Authenticate": 'Bearer realm="deltavault"'})
+        effective = min(right, Right.APPEND) if append_only else right
+        return JSONResponse({"right": right.name.lower(), "effective": effective.name.lower(),
+                             "append_only": append_only,
+                             "deletes": effective >= Right.ADMIN})
+
     @app.exception_handler(BackendError)
     async def backend_error(request: Request, exc: BackendError) -> Response:
         return _store_error(exc)

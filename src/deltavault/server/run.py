@@ -88,4 +88,9 @@ class BackgroundServer:
 
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
-        self.thread.join(10)
+        self.thread.join(3)
+        if self.thread.is_alive():
+            # A client that keeps a connection open would hold uvicorn's
+            # graceful shutdown; a test or embedder wants the port back now.
+            self.server.force_exit = True
+            self.thread.join(10)

@@ -62,8 +62,31 @@ class RestStore(Store):
                                 max_keepalive_connections=max_connections),
         )
 
+        self._deletes: bool | None = None
+
     def location(self) -> str:
         return f"rest:{self.base_url}"
+
+    @property  # type: ignore[override]
+    def supports_deletes(self) -> bool:  # type: ignore[override]
+        """Whether this token may delete data here (asks ``GET /capabilities`` once).
+
+        False for an append token or an ``--append-only`` server, so that
+        forget and prune refuse before they change anything.
+        """
+        if self._deletes is None:
+            resp = self._send("GET", "capabilities", "query the rights for", "/")
+            if resp.status_code == 404:  # a server without the route: learn on delete
+                self._deletes = True
+            elif resp.status_code != 200:
+                self._fail(resp, "query the rights for", "/", on_412=VersionConflict)
+            else:
+                try:
+                    self._deletes = bool(resp.json().get("deletes", True))
+                except (ValueError, AttributeError) as exc:
+                    raise BackendError(f"REST server sent malformed capabilities: {exc}"
+                                       ) from exc
+        return self._deletes
 
     def _url(self, key: str) -> str:
         return "objects/" + quote(check_key(key), safe="/")

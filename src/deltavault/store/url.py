@@ -31,7 +31,7 @@ _S3_OPTIONS = {"endpoint_url", "region", "access_key", "secret_key", "session_to
 _SFTP_OPTIONS = {"key_filename", "known_hosts", "host_key_policy", "max_connections",
                  "timeout", "password"}
 _REST_OPTIONS = {"token", "verify_tls", "ca_file", "timeout", "max_connections"}
-_COMMON = {"retries", "backoff"}
+_COMMON = {"retries", "backoff", "first_contact_attempts"}
 
 
 def open_store(url: str, *, create: bool = False, options: Mapping[str, Any] | None = None,
@@ -42,8 +42,9 @@ def open_store(url: str, *, create: bool = False, options: Mapping[str, Any] | N
         url: see the module docstring.
         create: create the directory (local, SFTP) if missing.
         options: backend keyword arguments (e.g. ``endpoint_url``,
-            ``object_lock``, ``key_filename``, ``token``) plus ``retries``
-            and ``backoff`` for the retry wrapper. Unknown names are errors.
+            ``object_lock``, ``key_filename``, ``token``) plus ``retries``,
+            ``backoff`` and ``first_contact_attempts`` for the retry wrapper.
+            Unknown names are errors.
         env: environment to read ``AWS_*`` / ``DELTAVAULT_REST_TOKEN`` from
             (default ``os.environ``).
 
@@ -75,7 +76,8 @@ def open_store(url: str, *, create: bool = False, options: Mapping[str, Any] | N
         return LocalStore(os.path.expanduser(url), create=create)
     retries = int(opts.get("retries", 5))
     backoff = float(opts.get("backoff", 0.5))
-    return RetryingStore(store, attempts=max(1, retries), backoff=backoff)
+    return RetryingStore(store, attempts=max(1, retries), backoff=backoff,
+                         first_contact_attempts=int(opts.get("first_contact_attempts", 2)))
 
 
 def _check_options(url: str, opts: dict[str, Any], allowed: set[str]) -> None:
@@ -123,8 +125,9 @@ def _sftp(url: str, opts: dict[str, Any], create: bool) -> Store:
     path = unquote(parts.path)
     if path.startswith("/~/"):
         path = path[3:]  # relative to the login directory
+    kwargs = {k: v for k, v in opts.items() if k in _SFTP_OPTIONS}  # not the retry options
     return SFTPStore(parts.hostname, port, unquote(parts.username) if parts.username else None,
-                     path, create=create, **opts)
+                     path, create=create, **kwargs)
 
 
 def _rest(url: str, opts: dict[str, Any], env: Mapping[str, str]) -> Store:

@@ -28,8 +28,16 @@ class StoreWrapper(Store):
 
     def __init__(self, inner: Store) -> None:
         self.inner = inner
-        self.atomic_replace = inner.atomic_replace
-        self.supports_deletes = inner.supports_deletes
+
+    # Forwarded live, not copied: a backend may learn its capabilities late
+    # (S3 probes conditional writes on first use, REST asks the server).
+    @property  # type: ignore[override]
+    def atomic_replace(self) -> bool:  # type: ignore[override]
+        return self.inner.atomic_replace
+
+    @property  # type: ignore[override]
+    def supports_deletes(self) -> bool:  # type: ignore[override]
+        return self.inner.supports_deletes
 
     def location(self) -> str:
         return self.inner.location()
@@ -80,6 +88,10 @@ class RetryingStore(StoreWrapper):
         attempts: total tries per operation (>= 1).
         backoff: first delay in seconds; doubled each retry, with jitter.
         max_backoff: cap on one delay.
+        first_contact_attempts: tries per operation until one operation has
+            succeeded (default ``attempts``). An endpoint that was never
+            reached is most likely wrong or down, so ``open_store`` sets 2:
+            the user gets one clear error at once instead of after a minute.
         sleep: injectable for tests.
     """
 
@@ -90,6 +102,7 @@ class RetryingStore(StoreWrapper):
         backoff: float = 0.5,
         *,
         max_backoff: float = 30.0,
+        first_contact_attempts: int | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         super().__init__(inner)
@@ -100,17 +113,26 @@ class RetryingStore(StoreWrapper):
         self.max_backoff = max_backoff
         self._sleep = sleep
         self.retries = 0
+        self.first_contact_attempts = max(1, first_contact_attempts or attempts)
+        self._reached = False
 
     def _call(self, fn: Callable[[], T]) -> T:
         delay = self.backoff
-        for attempt in range(1, self.attempts + 1):
+        attempts = self.attempts if self._reached else min(self.attempts,
+                                                            self.first_contact_attempts)
+        for attempt in range(1, attempts + 1):
             try:
-                return fn()
+                result = fn()
+                self._reached = True
+                return result
             except BackendUnavailable:
-                if attempt == self.attempts:
+                if attempt == attempts:
                     raise
             except BackendError as exc:
-                if not _retryable(exc) or attempt == self.attempts:
+                if not _retryable(exc):
+                    self._reached = True  # the endpoint answered
+                    raise
+                if attempt == attempts:
                     raise
             self.retries += 1
             self._sleep(min(self.max_backoff, delay) * random.uniform(0.5, 1.0))
