@@ -195,11 +195,16 @@ class StopServerAfterPuts(StoreWrapper):
         self.server: BackgroundServer | None = None
 
     def put(self, key: str, data: bytes) -> None:
+        if self.n <= 0:
+            # The server is going down: hold this request until it is gone, so
+            # the client sees the connection die, however fast the backup is.
+            time.sleep(2)
         self.inner.put(key, data)
         if key.startswith("data/"):
             self.n -= 1
             if self.n == 0 and self.server is not None:
                 self.server.server.should_exit = True
+                self.server.server.force_exit = True
 
 
 def test_rest_server_killed_mid_backup(tmp_path: Path) -> None:

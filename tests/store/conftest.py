@@ -109,6 +109,25 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         "credentials": [{"accessKey": S3_ACCESS_KEY, "secretKey": S3_SECRET_KEY}],
         "actions": ["Admin", "Read", "Write", "List", "Tagging"],
     }]}))
+    for attempt in range(3):  # a port picked as free may be taken by then (xdist workers)
+        try:
+            proc, s3 = _start_weed(base, config)
+            break
+        except RuntimeError:
+            if attempt == 2:
+                raise
+    try:
+        server = S3Server(f"http://127.0.0.1:{s3}", S3_ACCESS_KEY, S3_SECRET_KEY,
+                          base / "weed.log")
+        _wait_s3_ready(server)
+        yield server
+    finally:
+        stop(proc)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _start_weed(base: Path, config: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """Start ``weed server`` on fresh ports; RuntimeError if it does not come up."""
     (master, master_g, volume, volume_g, filer, filer_g, s3, s3_g) = free_ports(8)
     log = base / "weed.log"
     cmd = [
@@ -126,13 +145,11 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=base)
     try:
-        wait_for_port(s3, proc, 60, log)
-        server = S3Server(f"http://127.0.0.1:{s3}", S3_ACCESS_KEY, S3_SECRET_KEY, log)
-        _wait_s3_ready(server)
-        yield server
-    finally:
+        wait_for_port(s3, proc, 180, log)
+    except RuntimeError:
         stop(proc)
-        shutil.rmtree(base, ignore_errors=True)
+        raise
+    return proc, s3
 
 
 def _wait_s3_ready(server: S3Server) -> None:
@@ -140,7 +157,7 @@ def _wait_s3_ready(server: S3Server) -> None:
     import botocore.exceptions
 
     client = server.client()
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180
     bucket = "dv-ready-probe"
     while True:
         try:
