@@ -87,6 +87,8 @@ def parse_config(data: bytes) -> tuple[Config, str]:
     if version != FORMAT_VERSION:
         raise FormatError(f"config: repository format version {version} is not supported")
     mac = req(d, "mac", str, what)
+    if len(mac) != 64 or any(c not in "0123456789abcdef" for c in mac):
+        raise FormatError("config: mac must be 64 lowercase hex digits")
     ch = req(d, "chunker", dict, what)
     comp = req(d, "compression", dict, what)
     ledger = req(d, "ledger", dict, what)
