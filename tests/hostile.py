@@ -19,7 +19,7 @@ from deltavault.errors import DeltavaultError
 T = TypeVar("T")
 
 #: generous per-example deadline: only a hang or a pathological blow-up trips it
-HOSTILE = settings(max_examples=300, deadline=5000, database=None,
+HOSTILE = settings(max_examples=200, deadline=5000, database=None,
                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 ROUNDTRIP = settings(max_examples=100, deadline=5000, database=None,
                      suppress_health_check=[HealthCheck.too_slow])

@@ -41,7 +41,8 @@ def snapshots(draw: st.DrawFn) -> Snapshot:
         summary=draw(st.dictionaries(st.text(max_size=8), st.integers(0, 2**40), max_size=4)),
         original=draw(st.none() | hexids), program=draw(st.text(max_size=10)),
         extra=draw(st.dictionaries(st.text(min_size=1, max_size=6).map(lambda s: "x-" + s),
-                                   st.integers() | st.text(max_size=4), max_size=2)),
+                                   st.integers(-(2**63), 2**63 - 1) | st.text(max_size=4),
+                                   max_size=2)),
     )
 
 

@@ -16,7 +16,7 @@ names = st.binary(min_size=1, max_size=40).filter(
 u64 = st.integers(0, 2**64 - 1)
 i64 = st.integers(-(2**63), 2**63 - 1)
 extra_keys = st.dictionaries(st.text(min_size=1, max_size=8).map(lambda s: "x_" + s),
-                             st.integers() | st.text(max_size=5) | st.binary(max_size=5),
+                             i64 | st.text(max_size=5) | st.binary(max_size=5),
                              max_size=2)
 
 
