@@ -8,6 +8,11 @@ import click
 import typer
 
 from deltavault import __version__
+
+try:  # typer >= 0.20 vendors click; its exceptions are not click's
+    from typer._click.exceptions import ClickException as _TyperClickException
+except ImportError:  # pragma: no cover - older typer uses click itself
+    _TyperClickException = click.ClickException  # type: ignore[misc,assignment]
 from deltavault.cli import backup_cmds, repo_cmds, restore_cmds, snapshot_cmds
 from deltavault.errors import DeltavaultError
 
@@ -43,12 +48,12 @@ def run() -> None:
     except DeltavaultError as exc:
         sys.stderr.write(f"deltavault: error: {exc.one_line()}\n")
         sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
+    except (click.exceptions.Exit, typer.Exit) as exc:
         sys.exit(exc.exit_code)
-    except click.ClickException as exc:
+    except (click.ClickException, _TyperClickException) as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except (KeyboardInterrupt, click.exceptions.Abort):
+    except (KeyboardInterrupt, click.exceptions.Abort, typer.Abort):
         sys.stderr.write("deltavault: interrupted\n")
         sys.exit(130)
     except BrokenPipeError:
