@@ -295,6 +295,9 @@ class Repository:
 
     def find_snapshot(self, ref: str, snaps: list[Snapshot] | None = None) -> Snapshot:
         """Resolve ``latest``, ``latest~N``, a full id or a unique id prefix."""
+        if snaps is None and len(ref) == 64 and self.store.exists(SNAPSHOT_PREFIX + ref.lower()):
+            # a full id needs no listing, so one damaged snapshot does not block the others
+            return self.load_snapshot(ref.lower())
         snaps = self.snapshots() if snaps is None else snaps
         if not snaps:
             raise SnapshotNotFound("the repository has no snapshots")
