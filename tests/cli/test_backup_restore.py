@@ -253,6 +253,7 @@ def test_exclude_and_exclude_file(cli_repo: Cli, tmp_path: Path) -> None:
     assert proc.stderr.startswith(b"deltavault: error: cannot read")
 
 
+@pytest.mark.slow
 def test_key_add_list_remove_passwd(cli_repo: Cli, tmp_path: Path) -> None:
     cli_repo.json("backup", "--stdin", input=b"x")
     second_pw = tmp_path / "second"
