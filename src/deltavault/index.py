@@ -83,11 +83,20 @@ class IndexFile:
     @classmethod
     def decode(cls, compressed: bytes, what: str = "index") -> IndexFile:
         """Parse hostile bytes; FormatError for anything malformed."""
+        # Stream in pieces: decompress() allocates the size a (hostile) frame header
+        # declares up front, so one flipped bit could demand gigabytes (MemoryError).
+        parts: list[bytes] = []
+        total = 0
         try:
-            body = zstandard.ZstdDecompressor().decompress(
-                compressed, max_output_size=_MAX_INDEX_PLAINTEXT)
+            reader = zstandard.ZstdDecompressor().stream_reader(compressed)
+            while piece := reader.read(1 << 20):
+                total += len(piece)
+                if total > _MAX_INDEX_PLAINTEXT:
+                    raise FormatError(f"{what}: decompresses beyond the index size limit")
+                parts.append(piece)
         except zstandard.ZstdError as exc:
             raise FormatError(f"{what}: not a zstd frame ({exc})") from exc
+        body = b"".join(parts)
         if len(body) < _HEAD.size:
             raise FormatError(f"{what}: truncated")
         magic, n_sup, n_packs, n_blobs = _HEAD.unpack_from(body)

@@ -76,7 +76,7 @@ class Node:
     def from_map(cls, d: dict[str, Any]) -> Node:
         name = d.get("name")
         typ = d.get("type")
-        if not isinstance(name, bytes) or typ not in NODE_TYPES:
+        if not isinstance(name, bytes) or not isinstance(typ, str) or typ not in NODE_TYPES:
             raise FormatError("tree: node without a valid name or type")
         node = cls(name=check_name(name), type=typ)
         for k in _INT_FIELDS:

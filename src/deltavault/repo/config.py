@@ -87,6 +87,8 @@ def parse_config(data: bytes) -> tuple[Config, str]:
     if version != FORMAT_VERSION:
         raise FormatError(f"config: repository format version {version} is not supported")
     mac = req(d, "mac", str, what)
+    if len(mac) != 64 or any(c not in "0123456789abcdef" for c in mac):
+        raise FormatError("config: mac must be 64 lowercase hex digits")
     ch = req(d, "chunker", dict, what)
     comp = req(d, "compression", dict, what)
     ledger = req(d, "ledger", dict, what)
@@ -126,6 +128,10 @@ def parse_config(data: bytes) -> tuple[Config, str]:
 def verify_config_mac(cfg: Config, mac: str, crypto: Crypto) -> None:
     """Refuse a config changed by someone without the master key."""
     body = cfg.raw if cfg.raw is not None else cfg.to_dict()
-    expected = crypto.mac(canonical_json(body))
+    try:
+        canonical = canonical_json(body)
+    except ValueError as exc:  # NaN, 1e400, ints beyond 2^53: json.loads takes them, JCS not
+        raise FormatError(f"config: not expressible as canonical JSON ({exc})") from exc
+    expected = crypto.mac(canonical)
     if not hmac.compare_digest(expected, mac):
         raise IntegrityError("config: MAC does not match (the config object was modified)")

@@ -75,12 +75,14 @@ def read_locks(store: Store, crypto: Crypto) -> list[LockInfo]:
         try:
             d = unpack_msgpack_map(crypto.open(AAD_LOCK, store.get(info.key), info.key),
                                    info.key)
-            out.append(LockInfo(info.key, datetime.fromisoformat(str(d["time"])),
-                                bool(d["exclusive"]), str(d["hostname"]), int(d["pid"]),
+            when, pid = datetime.fromisoformat(str(d["time"])), int(d["pid"])
+            if when.tzinfo is None or not 0 < pid < 2**31:
+                raise ValueError("lock time without a zone or pid out of range")
+            out.append(LockInfo(info.key, when, bool(d["exclusive"]), str(d["hostname"]), pid,
                                 str(d.get("username", ""))))
         except ObjectNotFound:
             continue
-        except (DeltavaultError, KeyError, ValueError, TypeError):
+        except (DeltavaultError, KeyError, ValueError, TypeError, OverflowError):
             out.append(LockInfo(info.key, datetime.now(UTC), True, "?", 0, "?"))
     return out
 

@@ -358,6 +358,9 @@ class Repository:
         A tag (``tag:NAME``, or any name that is not hex) means the newest
         snapshot carrying it, e.g. ``known-good``.
         """
+        if snaps is None and len(ref) == 64 and ref.lower() in self.committed():
+            # a full id needs no listing, so one damaged snapshot does not block the others
+            return self.load_snapshot(ref.lower())
         snaps = self.snapshots() if snaps is None else snaps
         if not snaps:
             raise SnapshotNotFound("the repository has no snapshots")
@@ -370,7 +373,8 @@ class Repository:
             tag = ref.removeprefix("tag:")
             tagged = [s for s in snaps if tag in s.tags]
             if not tagged:
-                raise SnapshotNotFound(f"no snapshot is tagged {tag!r}",
+                raise SnapshotNotFound(f"no snapshot matches {ref!r}: it is not an id and "
+                                       "no snapshot carries that tag",
                                        hint="list them with 'deltavault snapshots'")
             return tagged[-1]
         matches = [s for s in snaps if s.id.startswith(ref.lower())]
