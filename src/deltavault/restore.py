@@ -201,7 +201,7 @@ def _apply_meta(path: Path, node: Node, owners: bool) -> None:
             os.chown(path, node.uid, node.gid, follow_symlinks=False)
     if node.type != "symlink":
         os.chmod(path, node.mode)
-    with contextlib.suppress(OSError, NotImplementedError):
+    with contextlib.suppress(OSError, NotImplementedError, OverflowError, ValueError):
         os.utime(path, ns=(node.mtime_ns, node.mtime_ns), follow_symlinks=False)
 
 

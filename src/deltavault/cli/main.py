@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+import warnings
+from typing import TextIO
 
 import typer
 
@@ -54,6 +56,12 @@ def version() -> None:
     typer.echo(f"deltavault {__version__}")
 
 
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: TextIO | None = None, line: str | None = None) -> None:
+    """Warnings as one plain line, like errors (no source file and line)."""
+    sys.stderr.write(f"deltavault: warning: {message}\n")
+
+
 def run() -> None:
     """Run the CLI; map every error to one line on stderr and an exit code.
 
@@ -61,6 +69,7 @@ def run() -> None:
     10 no repository; 11 locked; 12 wrong password; 13 repository damaged
     or inconsistent; 14 storage backend failed; 130 interrupted.
     """
+    warnings.showwarning = _show_warning
     try:
         app(standalone_mode=False)
     except DeltavaultError as exc:

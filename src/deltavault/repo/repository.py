@@ -243,12 +243,20 @@ class Repository:
             return self.index
         ids = [i.key[len(INDEX_PREFIX):] for i in self.store.list(INDEX_PREFIX)]
 
-        def one(iid: str) -> tuple[str, IndexFile]:
-            return iid, IndexFile.decode(self.load_object(INDEX_PREFIX, iid, AAD_INDEX),
-                                         f"index {iid[:12]}")
+        def one(iid: str) -> tuple[str, IndexFile] | None:
+            try:
+                return iid, IndexFile.decode(self.load_object(INDEX_PREFIX, iid, AAD_INDEX),
+                                             f"index {iid[:12]}")
+            except (IntegrityError, FormatError, ObjectNotFound) as exc:
+                # One damaged index must not block every restore: what it named
+                # is reported by check (blobs "not in any index") and repairable.
+                self.damaged_indexes.append(f"index/{iid}: {exc}")
+                warnings.warn(f"skipping damaged index/{iid[:12]}: {exc}", stacklevel=2)
+                return None
 
+        self.damaged_indexes: list[str] = []
         with ThreadPoolExecutor(max_workers=8) as pool:
-            files = list(pool.map(one, ids))
+            files = [f for f in pool.map(one, ids) if f is not None]
         self.index = MasterIndex()
         self.index.load(files)
         self._index_loaded = True
