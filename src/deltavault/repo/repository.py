@@ -67,7 +67,7 @@ SNAPSHOT_PREFIX = "snapshots/"
 PACKLIST_PREFIX = "packlists/"
 #: Plaintext marker ``copy`` writes into a replica (docs/backends.md "Replicas").
 REPLICA_KEY = "replica"
-_CACHE_BYTES = 64 * 1024 * 1024
+_CACHE_BYTES = 32 * 1024 * 1024
 
 
 class BlobCache:
