@@ -194,7 +194,7 @@ class StopServerAfterPuts(StoreWrapper):
         self.n = n
         self.server: BackgroundServer | None = None
 
-    def put(self, key: str, data: bytes) -> None:
+    def put(self, key: str, data: bytes | bytearray) -> None:
         if self.n <= 0:
             # The server is going down: hold this request until it is gone, so
             # the client sees the connection die, however fast the backup is.

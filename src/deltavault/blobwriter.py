@@ -51,7 +51,7 @@ class BlobWriter:
         self._policy: Policy = codec_policy
         self._may_reuse = may_reuse
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dv-blob")
-        self._slots = threading.BoundedSemaphore(max_inflight or workers * 2)
+        self._slots = threading.BoundedSemaphore(max_inflight or workers + 1)
         self._lock = threading.Lock()
         self._claimed: set[bytes] = set()
         self._builder = PackBuilder()
@@ -137,12 +137,10 @@ class BlobWriter:
                 self._upload_error = exc
 
     def _write_pack(self, builder: PackBuilder) -> None:
-        pack_id, buf, entries = builder.finish(self.repo.crypto)
-        size = len(buf)
-        data = bytes(buf)
-        del buf
+        pack_id, data, entries = builder.finish(self.repo.crypto)
+        size = len(data)
         with contextlib.suppress(ObjectExists):  # same bytes already there: content-addressed
-            self.repo.store.put(pack_key(pack_id), data)
+            self.repo.store.put(pack_key(pack_id), data)  # the buffer itself: no 2nd copy
         del data
         self.repo.index.add(pack_id, entries)
         with self._lock:

@@ -22,7 +22,7 @@ class CrashingStore(StoreWrapper):
             raise Crash(f"crash before write {self.writes}")
         self.writes += 1
 
-    def put(self, key: str, data: bytes) -> None:
+    def put(self, key: str, data: bytes | bytearray) -> None:
         self._write()
         self.inner.put(key, data)
 

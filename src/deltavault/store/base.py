@@ -95,7 +95,7 @@ class Store(ABC):
         """Return the object's bytes and its version token."""
 
     @abstractmethod
-    def put(self, key: str, data: bytes) -> None:
+    def put(self, key: str, data: bytes | bytearray) -> None:
         """Create the object atomically; raise ObjectExists if it exists."""
 
     @abstractmethod

@@ -59,7 +59,7 @@ class LocalStore(Store):
     def _path(self, key: str) -> Path:
         return self.root / check_key(key)
 
-    def _write_temp(self, data: bytes) -> Path:
+    def _write_temp(self, data: bytes | bytearray) -> Path:
         tmpdir = self.root / _TMP
         tmpdir.mkdir(parents=True, exist_ok=True)
         tmp = tmpdir / secrets.token_hex(16)
@@ -94,7 +94,7 @@ class LocalStore(Store):
         except OSError as exc:
             raise _translate(exc, "read", key) from exc
 
-    def put(self, key: str, data: bytes) -> None:
+    def put(self, key: str, data: bytes | bytearray) -> None:
         path = self._path(key)
         tmp = self._write_temp(data)
         try:

@@ -180,8 +180,8 @@ class RestStore(Store):
 
     # --- writes --------------------------------------------------------------
 
-    def put(self, key: str, data: bytes) -> None:
-        resp = self._send("PUT", self._url(key), "write", key, content=data,
+    def put(self, key: str, data: bytes | bytearray) -> None:
+        resp = self._send("PUT", self._url(key), "write", key, content=bytes(data),
                           headers={"If-None-Match": "*",
                                    "Content-Type": "application/octet-stream"})
         if resp.status_code not in (200, 201):

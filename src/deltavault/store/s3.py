@@ -297,7 +297,7 @@ class S3Store(Store):
             "ObjectLockRetainUntilDate": self.object_lock.retain_until(),
         }
 
-    def put(self, key: str, data: bytes) -> None:
+    def put(self, key: str, data: bytes | bytearray) -> None:
         full = self._key(key)
         extra = self._lock_args(key)
         if self.conditional_writes():
@@ -333,7 +333,7 @@ class S3Store(Store):
             )
         return self._upload(key, full, data, {}, self._lock_args(key))
 
-    def _upload(self, key: str, full: str, data: bytes, cond: dict[str, str],
+    def _upload(self, key: str, full: str, data: bytes | bytearray, cond: dict[str, str],
                 extra: dict[str, Any]) -> str:
         if len(data) <= self.multipart_threshold:
             resp = self._call("write", key, self._s3.put_object, Key=full, Body=data,
@@ -341,7 +341,7 @@ class S3Store(Store):
             return str(resp["ETag"])
         return self._multipart(key, full, data, cond, extra)
 
-    def _multipart(self, key: str, full: str, data: bytes, cond: dict[str, str],
+    def _multipart(self, key: str, full: str, data: bytes | bytearray, cond: dict[str, str],
                    extra: dict[str, Any]) -> str:
         upload = self._call("write", key, self._s3.create_multipart_upload, Key=full, **extra)
         upload_id = upload["UploadId"]

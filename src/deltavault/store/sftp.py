@@ -232,7 +232,7 @@ class SFTPStore(Store):
                 raise
         self._dirs.add(path)
 
-    def _upload_temp(self, client: paramiko.SFTPClient, data: bytes) -> str:
+    def _upload_temp(self, client: paramiko.SFTPClient, data: bytes | bytearray) -> str:
         tmpdir = posixpath.join(self.root, _TMP)
         self._makedirs(client, tmpdir)
         tmp = posixpath.join(tmpdir, secrets.token_hex(16))
@@ -281,7 +281,7 @@ class SFTPStore(Store):
             raise ObjectNotFound(f"object {key} not found (a directory)")
         return ObjectInfo(key, attrs.st_size or 0, _version(attrs))
 
-    def put(self, key: str, data: bytes) -> None:
+    def put(self, key: str, data: bytes | bytearray) -> None:
         path = self._path(key)
 
         def publish(client: paramiko.SFTPClient) -> None:

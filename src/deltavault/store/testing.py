@@ -234,7 +234,7 @@ class FaultyStore(StoreWrapper):
             self._raise(op)
         return result
 
-    def put(self, key: str, data: bytes) -> None:
+    def put(self, key: str, data: bytes | bytearray) -> None:
         self._write("put", lambda: self.inner.put(key, data))
 
     def replace(self, key: str, data: bytes, expected_version: str | None) -> str:

@@ -48,7 +48,7 @@ class StoreWrapper(Store):
     def get_versioned(self, key: str) -> tuple[bytes, str]:
         return self.inner.get_versioned(key)
 
-    def put(self, key: str, data: bytes) -> None:
+    def put(self, key: str, data: bytes | bytearray) -> None:
         self.inner.put(key, data)
 
     def replace(self, key: str, data: bytes, expected_version: str | None) -> str:
@@ -145,7 +145,7 @@ class RetryingStore(StoreWrapper):
     def get_versioned(self, key: str) -> tuple[bytes, str]:
         return self._call(lambda: self.inner.get_versioned(key))
 
-    def put(self, key: str, data: bytes) -> None:
+    def put(self, key: str, data: bytes | bytearray) -> None:
         self._call(lambda: self.inner.put(key, data))
 
     def replace(self, key: str, data: bytes, expected_version: str | None) -> str:
@@ -236,7 +236,7 @@ class RateLimitedStore(StoreWrapper):
             self._down.take(len(data), self._sleep)
         return data, version
 
-    def put(self, key: str, data: bytes) -> None:
+    def put(self, key: str, data: bytes | bytearray) -> None:
         if self._up:
             self._up.take(len(data), self._sleep)
         self.inner.put(key, data)
@@ -302,7 +302,7 @@ class MetricsStore(StoreWrapper):
         self._received(len(data))
         return data, version
 
-    def put(self, key: str, data: bytes) -> None:
+    def put(self, key: str, data: bytes | bytearray) -> None:
         self._measure("put", lambda: self.inner.put(key, data), sent=len(data))
 
     def replace(self, key: str, data: bytes, expected_version: str | None) -> str:
