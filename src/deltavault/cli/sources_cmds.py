@@ -8,12 +8,22 @@ or :mod:`deltavault.reconcile`, render.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
 from deltavault.backup import BackupResult
-from deltavault.cli.common import emit_json, err_console, human_bytes, open_repo, out_console
+from deltavault.cli.common import (
+    JsonOpt,
+    PasswordFileOpt,
+    QuietOpt,
+    RepoOpt,
+    emit_json,
+    err_console,
+    human_bytes,
+    open_repo,
+    out_console,
+)
 from deltavault.codec.policy import Policy
 from deltavault.errors import SourceError, UserError
 from deltavault.sources.base import SourceOptions
@@ -87,5 +97,33 @@ def restore_sources(repo: str, password_file: Path | None, snapshot: str, *,
         out_console.print(f"restored snapshot {snap.id[:12]}: {details}")
 
 
+def reconstruct_command(
+    at: Annotated[str, typer.Option("--at", help="Point in time, RFC 3339 (2026-11-20T14:03:00Z).")],
+    target: Annotated[Path, typer.Option("--target", "-t", help="Empty directory to rebuild in.")],
+    applier: Annotated[str, typer.Option(
+        help="'builtin' (trades → positions/collateral) or 'module:function'.")] = "builtin",
+    db: Annotated[str | None, typer.Option(
+        "--db", help="Database path inside the snapshot (default: found by name).")] = None,
+    tag: Annotated[str | None, typer.Option(help="Only snapshots with this tag.")] = None,
+    repo: RepoOpt = "",
+    password_file: PasswordFileOpt = None,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Restore the newest snapshot at or before --at, then replay proven journal records up to it."""
+    from deltavault.reconstruct import reconstruct
+
+    r = open_repo(repo, password_file)
+    result = reconstruct(r, at, target, applier=applier, db=db, tag=tag)
+    if json_out:
+        emit_json(result.to_dict())
+    elif not quiet:
+        out_console.print(
+            f"reconstructed {result.at} in {result.target}: snapshot {result.snapshot.id[:12]} "
+            f"({result.snapshot.time[:19]}) + {result.applied} journal record(s) proven in the "
+            f"log of size {result.checkpoint_size} ({result.ignored} ignored)")
+
+
 def register(app: typer.Typer) -> None:
     """Add reconstruct and reconcile (backup/restore options live in their commands)."""
+    app.command("reconstruct")(reconstruct_command)
