@@ -98,8 +98,10 @@ def restore_sources(repo: str, password_file: Path | None, snapshot: str, *,
 
 
 def reconstruct_command(
-    at: Annotated[str, typer.Option("--at", help="Point in time, RFC 3339 (2026-11-20T14:03:00Z).")],
-    target: Annotated[Path, typer.Option("--target", "-t", help="Empty directory to rebuild in.")],
+    at: Annotated[str, typer.Option(
+        "--at", help="Point in time, RFC 3339 (2026-11-20T14:03:00Z).")],
+    target: Annotated[Path, typer.Option(
+        "--target", "-t", help="Empty directory to rebuild in.")],
     applier: Annotated[str, typer.Option(
         help="'builtin' (trades → positions/collateral) or 'module:function'.")] = "builtin",
     db: Annotated[str | None, typer.Option(
@@ -110,7 +112,7 @@ def reconstruct_command(
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Restore the newest snapshot at or before --at, then replay proven journal records up to it."""
+    """Restore the newest snapshot at or before --at, then replay proven journal records."""
     from deltavault.reconstruct import reconstruct
 
     r = open_repo(repo, password_file)
@@ -124,6 +126,58 @@ def reconstruct_command(
             f"log of size {result.checkpoint_size} ({result.ignored} ignored)")
 
 
+SourceOpt = Annotated[str, typer.Option(
+    help="snapshot:<id|latest>[:path], sqlite:/path/db, postgres:DSN or reconstruct:<time>.")]
+
+
+def reconcile_command(
+    left: SourceOpt,
+    right: SourceOpt,
+    qty_tol: Annotated[float, typer.Option(help="Tolerated |qty difference|.")] = 0.0,
+    px_tol: Annotated[float, typer.Option(help="Tolerated |avg_px difference|.")] = 0.0,
+    amount_tol: Annotated[float, typer.Option(
+        help="Tolerated |collateral amount difference|.")] = 0.0,
+    haircut_tol: Annotated[float, typer.Option(help="Tolerated |haircut difference|.")] = 0.0,
+    csv_file: Annotated[Path | None, typer.Option("--csv", help="Write the breaks as CSV.")]
+    = None,
+    repo: RepoOpt = "",
+    password_file: PasswordFileOpt = None,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Compare positions and collateral of two sources; exit 0 only when there is no break."""
+    from rich.table import Table
+
+    from deltavault.reconcile import Tolerances, needs_repository, reconcile
+
+    r = None
+    if repo or needs_repository(left) or needs_repository(right):
+        r = open_repo(repo, password_file)
+    report = reconcile(left, right, Tolerances(qty_tol, px_tol, amount_tol, haircut_tol), r)
+    if csv_file is not None:
+        csv_file.write_text(report.to_csv())
+    if json_out:
+        emit_json(report.to_dict())
+    elif not quiet and report.breaks:
+        table = Table("table", "account", "key", "break", "left", "right", "diff",
+                      title=f"{report.left} ↔ {report.right}")
+        for b in report.breaks:
+            table.add_row(b.table, b.key[0], b.key[1], b.kind, _fmt(b.left), _fmt(b.right),
+                          _fmt(b.diff))
+        out_console.print(table)
+    if report.ok:
+        if not json_out and not quiet:
+            out_console.print(report.summary())
+        return
+    err_console.print(f"deltavault: {report.summary()}", soft_wrap=True)
+    raise typer.Exit(1)
+
+
+def _fmt(x: float | None) -> str:
+    return "—" if x is None else f"{x:.10g}"
+
+
 def register(app: typer.Typer) -> None:
     """Add reconstruct and reconcile (backup/restore options live in their commands)."""
     app.command("reconstruct")(reconstruct_command)
+    app.command("reconcile")(reconcile_command)
