@@ -122,8 +122,10 @@ def test_before_first_snapshot_and_nonempty_target(
 def test_tampered_journal_object_is_refused(
         world: tuple[Repository, Path, list[dict[str, Any]], list[str], int]) -> None:
     _repo, tmp, _log, times, _n0 = world
-    objects = sorted((tmp / "repo" / JOURNAL_PREFIX).rglob("*"))
-    victim = [p for p in objects if p.is_file()][1]
+    events = json.loads(cli(tmp / "repo", "ledger", "events", "--json").stdout)
+    last = [e["object"] for e in events if e["type"] == "journal"][-1]  # the third batch
+    victim = next(p for p in (tmp / "repo").rglob("*") if p.name == last and p.is_file())
+    assert JOURNAL_PREFIX.strip("/") in str(victim)
     data = bytearray(victim.read_bytes())
     data[len(data) // 2] ^= 0x01
     victim.write_bytes(bytes(data))
