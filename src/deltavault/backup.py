@@ -55,6 +55,10 @@ class BackupOptions:
     codec: Policy = "auto"
     full_every: int = 0
     full_after_days: float = 0
+    #: recorded as the snapshot's ``paths`` instead of the absolute paths, so a
+    #: source staged in a fresh temporary directory keeps one lineage
+    #: (``sqlite:/srv/db/positions.sqlite``, ``postgres:host:5432/db``)
+    label: list[str] | None = None
 
 
 @dataclass
@@ -327,6 +331,8 @@ def run_backup(repo: Repository, opts: BackupOptions, *,
     hostname = opts.hostname or socket.gethostname()
     abs_paths = [Path(os.path.abspath(p)) for p in opts.paths]
     path_strs = [str(p) for p in abs_paths] if abs_paths else [f"<stdin>/{opts.stdin_filename}"]
+    if opts.label:
+        path_strs = list(opts.label)
     lineage = find_lineage(repo, hostname, path_strs)
     if opts.parent:
         lineage.parent = repo.find_snapshot(opts.parent)

@@ -129,6 +129,12 @@ class UserError(DeltavaultError):
     exit_code = 1
 
 
+class UsageError(UserError):
+    """Options that do not go together, or a required one missing (like click's)."""
+
+    exit_code = 2
+
+
 class SnapshotNotFound(UserError):
     """No snapshot matches the given id, prefix or name."""
 

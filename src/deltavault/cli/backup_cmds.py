@@ -50,6 +50,12 @@ def backup(
     codec: Annotated[str, typer.Option(
         help="Codec policy: fast, balanced, max or auto (best size within a CPU budget).")]
     = "auto",
+    sqlite: Annotated[list[Path] | None, typer.Option(
+        "--sqlite", help="SQLite database to snapshot consistently (repeatable).")] = None,
+    postgres: Annotated[list[str] | None, typer.Option(
+        "--postgres", help="PostgreSQL DSN to snapshot in one transaction (repeatable).")] = None,
+    redis: Annotated[list[str] | None, typer.Option(
+        "--redis", help="Redis URL (redis://host:port/db) to snapshot (repeatable).")] = None,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -68,6 +74,16 @@ def backup(
             raise UserError(f"{p}: no such file or directory")
     if codec not in ("fast", "balanced", "max", "auto"):
         raise UserError(f"unknown --codec {codec!r} (fast, balanced, max or auto)")
+    if sqlite or postgres or redis:  # live sources: docs/sources.md
+        if paths or stdin:
+            raise UserError("give paths, --stdin or --sqlite/--postgres/--redis, not several")
+        from deltavault.cli.sources_cmds import backup_sources
+
+        backup_sources(repo, password_file, sqlite=list(sqlite or []),
+                       postgres=list(postgres or []), redis=list(redis or []),
+                       snapshot_type=snapshot_type, tags=list(tag or []), host=host,
+                       codec=codec, json_out=json_out, quiet=quiet)  # type: ignore[arg-type]
+        return
     opts = BackupOptions(paths=list(paths or []), snapshot_type=snapshot_type,
                          codec=codec,  # type: ignore[arg-type]
                          full_every=full_every, full_after_days=full_after_days,

@@ -18,6 +18,7 @@ from deltavault.cli import (
     repo_cmds,
     restore_cmds,
     snapshot_cmds,
+    sources_cmds,
 )
 from deltavault.cli.ledger import audit_command
 from deltavault.cli.serve import serve_command
@@ -46,6 +47,7 @@ demo_cmds.register(app)
 prune_cmds.register(app)
 journal_cmds.register(app)
 copy_cmds.register(app)
+sources_cmds.register(app)
 app.command("audit")(audit_command)
 app.command("serve")(serve_command)
 

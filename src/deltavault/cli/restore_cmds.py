@@ -30,15 +30,32 @@ SnapshotArg = Annotated[str, typer.Argument(help="Snapshot id, unique prefix, or
 
 def restore(
     snapshot: SnapshotArg,
-    target: Annotated[Path, typer.Option("--target", "-t", help="Directory to restore into.")],
+    target: Annotated[Path | None, typer.Option(
+        "--target", "-t", help="Directory to restore into.")] = None,
     repo: RepoOpt = "",
     password_file: PasswordFileOpt = None,
     include: Annotated[list[str] | None, typer.Option(
         "--include", "-i", help="Restore only paths matching this glob (repeatable).")] = None,
+    sqlite_to: Annotated[Path | None, typer.Option(
+        "--sqlite-to", help="Put a sqlite snapshot's database at this path.")] = None,
+    postgres: Annotated[str | None, typer.Option(
+        "--postgres", help="Load a postgres snapshot into this (empty) database DSN.")] = None,
+    redis: Annotated[str | None, typer.Option(
+        "--redis", help="Load a redis snapshot into this (empty) Redis URL.")] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Replace an existing --sqlite-to file / non-empty Redis db.")] = False,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Restore a snapshot below a directory, verifying every blob."""
+    """Restore a snapshot below a directory (or into a database), verifying every blob."""
+    if target is None:  # live sources: docs/sources.md
+        from deltavault.cli.sources_cmds import restore_sources
+
+        restore_sources(repo, password_file, snapshot, sqlite_to=sqlite_to, postgres=postgres,
+                        redis=redis, force=force, json_out=json_out, quiet=quiet)
+        return
+    if sqlite_to or postgres or redis:
+        raise UserError("give --target or one of --sqlite-to/--postgres/--redis, not both")
     r = open_repo(repo, password_file)
     snap = r.find_snapshot(snapshot)
     with byte_progress(show_progress(json_out, quiet), "restore") as bar:
