@@ -118,3 +118,18 @@ def test_check_reports_a_missing_delta_base(state: Path, tmp_path: Path) -> None
     report = api.check(api.open(tmp_path / "repo", PW))
     assert not report.ok
     assert any("not in any index" in p.message for p in report.problems)
+
+
+def test_moved_content_finds_its_base_by_resemblance() -> None:
+    import os
+
+    from deltavault.delta import BaseFile
+
+    chunks = {bytes([i]) * 32: os.urandom(256 * 1024) for i in range(3)}
+    ids = list(chunks)
+    base = BaseFile([0, 256 * 1024, 512 * 1024], [256 * 1024] * 3, ids, load=chunks.__getitem__)
+    moved = bytearray(chunks[ids[0]])
+    moved[1000:1010] = b"0123456789"  # chunk 0's content, edited, now at chunk 2's place
+    assert base.pick(600 * 1024, len(moved)) == ids[2]  # position alone guesses wrong
+    assert base.pick_similar(bytes(moved), 600 * 1024, len(moved)) == ids[0]
+    assert base.pick_similar(chunks[ids[1]], 256 * 1024, 256 * 1024) == ids[1]  # lined up

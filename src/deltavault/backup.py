@@ -160,7 +160,10 @@ class _Walker:
             with fh:
                 base_file = self.planner.file(rel)
                 for ref in self.chunker.chunks(fh, path):
-                    base = base_file.pick(ref.offset, ref.length) if base_file else None
+                    base = None
+                    if base_file is not None:
+                        base = (base_file.pick(ref.offset, ref.length) if ref.hint else
+                                base_file.pick_similar(ref.data, ref.offset, ref.length))
                     if base is not None and not self.planner.may_base_on(base):
                         base = None
                     futures.append(self.writer.submit(ref.data, BLOB_DATA, base, ref.hint))

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import bisect
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from deltavault.codec.sketch import SketchIndex, sketch
 from deltavault.errors import DeltavaultError
 from deltavault.index import BlobLocation
 from deltavault.repo.repository import Repository
@@ -28,13 +30,39 @@ from deltavault.snapshot import Snapshot
 from deltavault.tree import Node, Tree
 
 
-@dataclass(frozen=True)
+@dataclass
 class BaseFile:
     """A file's chunks in the base snapshot: offsets, lengths and blob ids."""
 
     offsets: list[int]
     lengths: list[int]
     blobs: list[bytes]
+    #: reads a base chunk's plaintext (to sketch it); None disables resemblance
+    load: Callable[[bytes], bytes] | None = None
+    _sketches: SketchIndex | None = None
+
+    def pick_similar(self, data: bytes | memoryview, offset: int, length: int) -> bytes | None:
+        """For content-defined chunks: same place if it lines up, else most alike.
+
+        Resemblance (Finesse-style super-features, :mod:`deltavault.codec.sketch`)
+        finds the base chunk an insertion or deletion moved; the base version's
+        chunks are read and sketched once per file, on first need.
+        """
+        i = bisect.bisect_right(self.offsets, offset) - 1
+        if 0 <= i < len(self.blobs) and self.offsets[i] == offset and self.lengths[i] == length:
+            return self.blobs[i]
+        if self.load is not None:
+            if self._sketches is None:
+                self._sketches = SketchIndex()
+                for blob, off in zip(self.blobs, self.offsets, strict=True):
+                    try:
+                        self._sketches.add(blob, sketch(self.load(blob)), off)
+                    except DeltavaultError:
+                        continue
+            found = self._sketches.best(sketch(data), offset)
+            if isinstance(found, bytes):
+                return found
+        return self.pick(offset, length)
 
     def pick(self, offset: int, length: int) -> bytes | None:
         """The base chunk for a new chunk at ``offset``: same start, else most overlap."""
@@ -99,7 +127,7 @@ class DeltaPlanner:
             offsets.append(offset)
             lengths.append(loc.raw_length)
             offset += loc.raw_length
-        return BaseFile(offsets, lengths, list(node.content))
+        return BaseFile(offsets, lengths, list(node.content), load=self.repo.load_blob)
 
     def _dir(self, rel: str) -> dict[bytes, Node] | None:
         if rel in self._trees:
