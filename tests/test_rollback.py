@@ -35,18 +35,24 @@ def test_exchange_swaps_two_directories(tmp_path: Path) -> None:
     assert (a / "x").read_text() == "b" and (b / "x").read_text() == "a"
 
 
-def test_rollback_restores_tagged_state(tmp_path: Path) -> None:
+def _known_good_then_day1(tmp_path: Path, scale: float, seed: int) -> tuple[Path, Path, Path]:
+    """State backed up as known-good, then a trading day; returns (state, good copy, pw)."""
     state = tmp_path / "trading"
-    sampledata.generate(state, scale=0.005, seed=3)
+    sampledata.generate(state, scale=scale, seed=seed)
     good = tmp_path / "good"
     shutil.copytree(state, good)
     repo = api.init(tmp_path / "repo", b"pw", kdf_memory_kib=8192, kdf_time_cost=1)
     api.backup(repo, [state], snapshot_type="full", tags=["known-good"])
-    sampledata.mutate(state, day=1, seed=3)
+    sampledata.mutate(state, day=1, seed=seed)
     api.backup(repo, [state])
-    (state / "db" / "positions.sqlite").write_bytes(b"corrupted by an erroneous trade")
     pw = tmp_path / "pw"
     pw.write_text("pw")
+    return state, good, pw
+
+
+def test_rollback_restores_tagged_state(tmp_path: Path) -> None:
+    state, good, pw = _known_good_then_day1(tmp_path, 0.005, 3)
+    (state / "db" / "positions.sqlite").write_bytes(b"corrupted by an erroneous trade")
     proc = subprocess.run([sys.executable, "-m", "deltavault", "rollback", "--tag", "known-good",
                            "--target", str(state), "--json"], env=_env(tmp_path / "repo", pw),
                           capture_output=True, text=True, timeout=120)
@@ -57,17 +63,9 @@ def test_rollback_restores_tagged_state(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_rollback_killed_at_random_moments_leaves_old_or_new(tmp_path: Path) -> None:
-    state = tmp_path / "trading"
-    sampledata.generate(state, scale=0.01, seed=5)
-    good = tmp_path / "good"
-    shutil.copytree(state, good)
-    repo = api.init(tmp_path / "repo", b"pw", kdf_memory_kib=8192, kdf_time_cost=1)
-    api.backup(repo, [state], snapshot_type="full", tags=["known-good"])
-    sampledata.mutate(state, day=1, seed=5)
+    state, good, pw = _known_good_then_day1(tmp_path, 0.01, 5)
     bad = tmp_path / "bad"
     shutil.copytree(state, bad)
-    pw = tmp_path / "pw"
-    pw.write_text("pw")
     env = _env(tmp_path / "repo", pw)
     cmd = [sys.executable, "-m", "deltavault", "rollback", "--tag", "known-good", "--target",
            str(state), "--quiet"]

@@ -119,7 +119,7 @@ def test_sqlite_few_percent_rows_changed(day0: Path, day1: tuple[Path, sd.Change
 
 def test_one_or_two_layers_fine_tuned(day0: Path, day1: tuple[Path, sd.ChangeSummary]) -> None:
     root, summary = day1
-    assert 1 <= len(summary.layers_tuned) <= 2
+    assert len(summary.layers_tuned) in (1, 2)
     for path in day0.glob("models/*/*.npy"):
         rel = path.relative_to(day0).as_posix()
         old, new = np.load(path), np.load(root / rel)
