@@ -242,7 +242,7 @@ def test_faulty_store_mid_backup(tmp_path: Path, mode: str) -> None:
     src = trading_state(tmp_path / "state", scale=0.004)
     inner = LocalStore(tmp_path / "repo", create=True)
     api.init(inner, PASSWORD, pack_size=1 << 18, **KDF)
-    faulty = FaultyStore(inner, fail_after=12, mode=mode,  # type: ignore[arg-type]
+    faulty = FaultyStore(inner, fail_after=4, mode=mode,  # type: ignore[arg-type]
                          ops=("put", "replace"))
     store = RetryingStore(faulty, attempts=2 if mode == "lost-ack" else 1, backoff=0,
                           sleep=lambda s: None)

@@ -258,6 +258,14 @@ class Ledger:
             try:
                 self._version = self.store.replace(CHECKPOINT_KEY, note.to_bytes(), version)
             except VersionConflict:
+                current, current_version = self._read_checkpoint()
+                if current is not None and (current.checkpoint.size, current.checkpoint.root) == (
+                        new_cp.size, new_cp.root):
+                    # Our swap landed but its acknowledgement was lost (a retried
+                    # request then saw its own write): the batch is committed.
+                    self._version, self._signed = current_version, current
+                    self._commit(batch, stage)
+                    return list(range(batch.base_size, batch.new_size))
                 self._drop(stage)
                 time.sleep(random.uniform(0, min(0.05, 0.001 * 2 ** min(attempt, 6))))
                 continue
