@@ -71,6 +71,8 @@ class _Plan:
     others: list[tuple[str, Node]] = field(default_factory=list)
     # blob id -> [(file job, offset)], grouped per pack later
     uses: dict[bytes, list[tuple[_Job, int]]] = field(default_factory=lambda: defaultdict(list))
+    # blob id -> the location restore reads (looked up once)
+    locs: dict[bytes, BlobLocation] = field(default_factory=dict)
 
 
 def _plan(repo: Repository, snap: Snapshot, include: list[str]) -> _Plan:
@@ -99,7 +101,9 @@ def _plan(repo: Repository, snap: Snapshot, include: list[str]) -> _Plan:
             offset = 0
             for blob in node.content:
                 plan.uses[blob].append((job, offset))
-                offset += repo.locate(blob).raw_length
+                if blob not in plan.locs:
+                    plan.locs[blob] = repo.locate(blob)
+                offset += plan.locs[blob].raw_length
         else:
             plan.others.append((path, node))
     return plan
@@ -137,16 +141,13 @@ def _prepare(target: Path, plan: _Plan) -> None:
 
 
 def _restore_pack(repo: Repository, target: Path, pack_id: str,
-                  blobs: list[bytes], uses: dict[bytes, list[tuple[_Job, int]]],
+                  locs: list[BlobLocation], uses: dict[bytes, list[tuple[_Job, int]]],
                   bases: set[bytes], on_bytes: Callable[[int], None]) -> list[str]:
     """Read the needed span(s) of one pack once; write each blob where it goes."""
     errors: list[str] = []
-    locs = sorted((repo.locate(b) for b in blobs), key=lambda loc: loc.offset)
     spans: list[list[BlobLocation]] = []
-    for loc in locs:
-        if spans and loc.offset - (spans[-1][0].offset + spans[-1][0].length) < 0:
-            spans[-1].append(loc)  # duplicate location
-        elif spans and loc.offset - _span_end(spans[-1]) <= _MAX_SPAN_GAP:
+    for loc in sorted(locs, key=lambda loc: loc.offset):
+        if spans and loc.offset - _span_end(spans[-1]) <= _MAX_SPAN_GAP:
             spans[-1].append(loc)
         else:
             spans.append([loc])
@@ -214,11 +215,10 @@ def run_restore(repo: Repository, snap: Snapshot, opts: RestoreOptions, *,
     plan = _plan(repo, snap, opts.include)
     total = sum(j.node.size for j in plan.files)
     _prepare(target, plan)
-    by_pack: dict[str, list[bytes]] = defaultdict(list)
+    by_pack: dict[str, list[BlobLocation]] = defaultdict(list)
     bases: set[bytes] = set()
-    for blob in plan.uses:
-        loc = repo.locate(blob)
-        by_pack[loc.pack_id].append(blob)
+    for loc in plan.locs.values():
+        by_pack[loc.pack_id].append(loc)
         if loc.base is not None:
             bases.add(loc.base)
     done = [0]
@@ -283,5 +283,5 @@ def _make_special(path: Path, node: Node, result: RestoreResult) -> None:
             return  # sockets are not recreated
         _apply_meta(path, node, os.geteuid() == 0)
     except OSError as exc:
-        result.errors.append(f"{path}: cannot create {node.type}: {exc.strerror}") \
-            if node.type == "symlink" else None
+        if node.type == "symlink":  # devices and fifos may be refused to non-root: not data
+            result.errors.append(f"{path}: cannot create {node.type}: {exc.strerror}")

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from deltavault.errors import DeltavaultError, SnapshotNotFound, UserError
+from deltavault.errors import DeltavaultError, UserError
 from deltavault.repo.repository import Repository
 from deltavault.restore import RestoreOptions, run_restore
 from deltavault.snapshot import Snapshot
@@ -59,11 +59,7 @@ def pick_snapshot(repo: Repository, ref: str | None, tag: str | None) -> Snapsho
         return repo.find_snapshot(ref, snaps)
     if not tag:
         raise UserError("give a snapshot or --tag (e.g. --tag known-good)")
-    tagged = [s for s in snaps if tag in s.tags]
-    if not tagged:
-        raise SnapshotNotFound(f"no snapshot is tagged {tag!r}",
-                               hint=f"tag one with 'deltavault tag SNAPSHOT --add {tag}'")
-    return tagged[-1]
+    return repo.find_snapshot(f"tag:{tag}", snaps)
 
 
 def entry_for(snap: Snapshot, target: Path) -> str:

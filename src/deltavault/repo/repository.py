@@ -111,6 +111,7 @@ class Repository:
         self.cache = BlobCache()
         self._index_loaded = False
         self._ledger: Ledger | None = None
+        self._committed: tuple[tuple[int, bytes], dict[str, Event]] | None = None
         self._depths: dict[tuple[str, int], int] = {}
         #: whether operations append their events to the ledger
         self.record_events = True
@@ -383,7 +384,8 @@ class Repository:
             if not tagged:
                 raise SnapshotNotFound(f"no snapshot matches {ref!r}: it is not an id and "
                                        "no snapshot carries that tag",
-                                       hint="list them with 'deltavault snapshots'")
+                                       hint="list them with 'deltavault snapshots'; tag one "
+                                            f"with 'deltavault tag SNAPSHOT --add {tag}'")
             return tagged[-1]
         matches = [s for s in snaps if s.id.startswith(ref.lower())]
         if len(matches) == 1:
@@ -423,9 +425,17 @@ class Repository:
             return None
 
     def committed(self) -> dict[str, Event]:
-        """Snapshots that exist: committed to the ledger, not forgotten."""
+        """Snapshots that exist: committed to the ledger, not forgotten.
+
+        The scan of the log is remembered per (size, root): a backup asks
+        several times (cleanup, lineage) and the answer only changes when the
+        log grows.
+        """
         self.ledger.refresh()
-        return committed_snapshots(self.ledger)
+        key = (self.ledger.size, self.ledger.root)
+        if self._committed is None or self._committed[0] != key:
+            self._committed = (key, committed_snapshots(self.ledger))
+        return dict(self._committed[1])
 
     # --- locks -----------------------------------------------------------------
 
