@@ -1,6 +1,6 @@
 """Backup and restore wall time of sample trading state: local vs S3 vs REST.
 
-Generates ``deltavault.sampledata`` at ``--scale`` (0.35 ≈ 200 MiB), then for
+Generates ``deltavault.sampledata.state`` at ``--scale`` (0.35 ≈ 200 MiB), then for
 each backend: ``init``, a full backup, and a restore of it into an empty
 directory, timed end to end through the public API (repositories opened from
 their URLs). Servers are the tests' own: SeaweedFS (``weed server -s3``) and

@@ -3,7 +3,7 @@
     python bench/workload.py gen DIR --scale 1 --seed 0
     python bench/workload.py mutate DIR --day 1 --seed 0
 
-A thin command line over :mod:`deltavault.sampledata`, which holds the one
+A thin command line over :mod:`deltavault.sampledata.state`, which holds the one
 implementation of the workload described in BENCHMARK.md (the product's
 ``demo-data`` command uses the same generator at a small scale).
 """

@@ -6,13 +6,8 @@ password file in the environment, exactly as a cron job would call it.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import stat
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,57 +15,13 @@ import pytest
 
 from deltavault import api
 from deltavault.repo.repository import Repository
+from tests.support.backends import backend_location
+from tests.support.cli import KDF_ARGS, PASSWORD, Cli
+from tests.support.servers import pg_dsn, pg_server, redis_server, s3_server, sshd_server
+from tests.support.trees import Hardlink, Symlink
 
-SRC = Path(__file__).resolve().parent.parent / "src"
-PASSWORD = "correct horse battery staple"
-#: cheap Argon2id so every test can create repositories
-KDF_ARGS = ["--kdf-memory", "8192", "--kdf-time", "1"]
-
-
-def cli_env(repo: Path, password_file: Path, **extra: str) -> dict[str, str]:
-    """The environment a user would have: repository and password file set."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DELTAVAULT_")}
-    env.update(PYTHONPATH=str(SRC), DELTAVAULT_REPO=str(repo),
-               DELTAVAULT_PASSWORD_FILE=str(password_file), COLUMNS="200")
-    env.update(extra)
-    return env
-
-
-@dataclass
-class Cli:
-    """Runs ``deltavault`` commands against one repository."""
-
-    repo: Path
-    password_file: Path
-
-    def env(self, **extra: str) -> dict[str, str]:
-        return cli_env(self.repo, self.password_file, **extra)
-
-    def __call__(self, *args: str | os.PathLike[str], input: bytes | None = None,
-                 expect: int | None = 0, env: dict[str, str] | None = None,
-                 cwd: Path | None = None,
-                 timeout: float = 240) -> subprocess.CompletedProcess[bytes]:
-        """Run one command; check its exit code unless ``expect`` is None."""
-        argv = [sys.executable, "-m", "deltavault", *map(os.fspath, args)]
-        proc = subprocess.run(argv, input=input, capture_output=True, env=env or self.env(),
-                              cwd=cwd, timeout=timeout, check=False)
-        if expect is not None and proc.returncode != expect:
-            raise AssertionError(
-                f"deltavault {' '.join(map(os.fspath, args))} exited {proc.returncode}, "
-                f"expected {expect}\nstdout: {proc.stdout.decode(errors='replace')[-3000:]}\n"
-                f"stderr: {proc.stderr.decode(errors='replace')[-3000:]}")
-        return proc
-
-    def json(self, *args: str | os.PathLike[str], **kw: Any) -> Any:
-        import json
-
-        return json.loads(self(*args, "--json", **kw).stdout)
-
-    def popen(self, *args: str | os.PathLike[str]) -> subprocess.Popen[bytes]:
-        argv = [sys.executable, "-m", "deltavault", *map(os.fspath, args)]
-        return subprocess.Popen(argv, env=self.env(), stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE)
-
+#: session fixtures of real servers, available to every test
+__all__ = ["backend_location", "pg_dsn", "pg_server", "redis_server", "s3_server", "sshd_server"]
 
 @pytest.fixture
 def password_file(tmp_path: Path) -> Path:
@@ -98,22 +49,6 @@ def repo(tmp_path: Path) -> Iterator[Repository]:
     yield api.init(tmp_path / "apirepo", PASSWORD.encode(), kdf_memory_kib=8192, kdf_time_cost=1)
 
 
-# --- source trees ------------------------------------------------------------
-
-
-def write_random(path: Path, size: int, seed: int) -> None:
-    """Incompressible, reproducible content (numpy's generator is fast)."""
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    with open(path, "wb") as fh:
-        left = size
-        while left:
-            n = min(left, 8 << 20)
-            fh.write(rng.bytes(n))
-            left -= n
-
-
 @pytest.fixture
 def make_tree() -> Callable[..., Path]:
     """Build a source tree from ``{relative path: bytes | Link | Symlink}``."""
@@ -134,79 +69,3 @@ def make_tree() -> Callable[..., Path]:
         return root
 
     return build
-
-
-@dataclass(frozen=True)
-class Symlink:
-    target: str
-
-
-@dataclass(frozen=True)
-class Hardlink:
-    to: str
-
-
-# --- comparing trees ---------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Entry:
-    """What a restore must reproduce for one path."""
-
-    kind: str
-    mode: int
-    mtime_ns: int
-    digest: str = ""
-    size: int = 0
-    target: bytes = b""
-    inode_group: int = 0
-
-
-def manifest(root: Path, *, mtimes: bool = True) -> dict[bytes, Entry]:
-    """Every entry below ``root`` (bytes paths) with content hash and metadata.
-
-    Hard links are compared by which paths share an inode, numbered by first
-    appearance, since inode numbers differ between the source and a restore.
-    """
-    out: dict[bytes, Entry] = {}
-    groups: dict[tuple[int, int], int] = {}
-    base = os.fsencode(root)
-    for dirpath, dirnames, filenames in os.walk(base):
-        dirnames.sort()
-        for name in sorted(dirnames) + sorted(filenames):
-            full = os.path.join(dirpath, name)
-            rel = os.path.relpath(full, base)
-            st = os.lstat(full)
-            mt = st.st_mtime_ns if mtimes else 0
-            mode = stat.S_IMODE(st.st_mode)
-            if stat.S_ISLNK(st.st_mode):
-                out[rel] = Entry("symlink", 0, mt, target=os.readlink(full))
-            elif stat.S_ISDIR(st.st_mode):
-                out[rel] = Entry("dir", mode, mt)
-            elif stat.S_ISREG(st.st_mode):
-                group = 0
-                if st.st_nlink > 1:
-                    group = groups.setdefault((st.st_dev, st.st_ino), len(groups) + 1)
-                out[rel] = Entry("file", mode, mt, file_digest(full), st.st_size,
-                                 inode_group=group)
-            else:
-                out[rel] = Entry("other", mode, mt)
-    return out
-
-
-def file_digest(path: str | bytes | os.PathLike[str]) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def assert_same_tree(expected: dict[bytes, Entry], actual: dict[bytes, Entry]) -> None:
-    """Equal manifests, with a readable list of differences if not."""
-    missing = sorted(expected.keys() - actual.keys())
-    extra = sorted(actual.keys() - expected.keys())
-    differ = sorted(k for k in expected.keys() & actual.keys() if expected[k] != actual[k])
-    details = [f"{k!r}: expected {expected[k]}, got {actual[k]}" for k in differ[:10]]
-    assert not (missing or extra or differ), (
-        f"missing {missing[:10]}, unexpected {extra[:10]}, different:\n" + "\n".join(details))

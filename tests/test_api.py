@@ -18,7 +18,8 @@ from deltavault.errors import (
     WrongPassword,
 )
 from deltavault.repo.repository import Repository
-from tests.conftest import PASSWORD, assert_same_tree, manifest, write_random
+from tests.support.cli import PASSWORD
+from tests.support.trees import assert_same_tree, manifest, write_random
 
 PW = PASSWORD.encode()
 

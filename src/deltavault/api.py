@@ -16,14 +16,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO
 
-from deltavault.backup import BackupOptions, BackupResult, Progress, run_backup
-from deltavault.check import CheckReport, run_check
+from deltavault.backup.run import BackupOptions, BackupResult, Progress, run_backup
 from deltavault.errors import UserError
+from deltavault.ops.check import CheckReport, run_check
 from deltavault.repo.config import ChunkerParams
 from deltavault.repo.keys import KdfParams
 from deltavault.repo.repository import Repository
-from deltavault.restore import RestoreOptions, RestoreResult, run_restore
-from deltavault.snapshot import Snapshot
+from deltavault.repo.snapshot import Snapshot
+from deltavault.restore.restorer import RestoreOptions, RestoreResult, run_restore
 from deltavault.store.base import Store
 from deltavault.store.local import LocalStore
 

@@ -11,16 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import (
-    KDF_ARGS,
-    PASSWORD,
-    Cli,
-    Entry,
-    assert_same_tree,
-    file_digest,
-    manifest,
-    write_random,
-)
+from tests.support.cli import KDF_ARGS, PASSWORD, Cli
+from tests.support.trees import Entry, assert_same_tree, file_digest, manifest, write_random
 
 SPARSE_SIZE = 64 << 20
 T0 = 1_700_000_000_123_456_789  # fixed mtimes, so a restore must really set them

@@ -6,12 +6,12 @@ import json
 from pathlib import Path
 
 from deltavault import api
-from tests.test_backends_e2e import KDF, PASSWORD, run_cli, trading_state
+from tests.support.cli import API_PASSWORD, KDF, run_cli, trading_state
 
 
 def test_copy_cli_json_and_rerun(tmp_path: Path) -> None:
     state = trading_state(tmp_path / "state", scale=0.002)
-    repo = api.init(tmp_path / "A", PASSWORD, **KDF)
+    repo = api.init(tmp_path / "A", API_PASSWORD, **KDF)
     api.backup(repo, [state], snapshot_type="full")
     first = run_cli("copy", "--from-repo", str(tmp_path / "A"), "--to-repo",
                     str(tmp_path / "B"), "--json", env={})
@@ -29,8 +29,8 @@ def test_copy_cli_json_and_rerun(tmp_path: Path) -> None:
 
 
 def test_copy_cli_errors(tmp_path: Path) -> None:
-    repo = api.init(tmp_path / "A", PASSWORD, **KDF)
-    api.init(tmp_path / "C", PASSWORD, **KDF)
+    repo = api.init(tmp_path / "A", API_PASSWORD, **KDF)
+    api.init(tmp_path / "C", API_PASSWORD, **KDF)
     cases = [
         (["copy", "--from-repo", str(tmp_path / "A")], 1, "no destination given"),
         (["copy", "--from-repo", str(tmp_path / "A"), "--to-repo", str(tmp_path / "C")], 1,

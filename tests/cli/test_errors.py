@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from deltavault import api
-from tests.conftest import PASSWORD, Cli
+from tests.support.cli import PASSWORD, Cli
 
 
 def one_error_line(proc: subprocess.CompletedProcess[bytes]) -> str:

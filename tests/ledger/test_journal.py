@@ -12,8 +12,7 @@ from deltavault.ledger.log import Ledger
 from deltavault.ledger.proof import parse_proof, verify_proof
 from deltavault.ledger.witness import cosign
 from deltavault.store.local import LocalStore
-
-from .conftest import AesGcmSealer
+from tests.support.ledger import AesGcmSealer
 
 RECORDS = [
     {"kind": "order", "id": "O-1", "qty": 100, "px": "101.25"},

@@ -13,9 +13,8 @@ from deltavault.ledger.merkle import leaf_hash, root_of_entries
 from deltavault.ledger.tiles import make_reference
 from deltavault.ledger.verify import verify_log
 from deltavault.store.local import LocalStore
-
-from .conftest import ORIGIN, seeded_key
-from .faulty import Crash, CrashingStore
+from deltavault.store.testing import Crash, CrashingStore
+from tests.support.ledger import ORIGIN, seeded_key
 
 
 def entries(prefix: str, n: int) -> list[bytes]:

@@ -23,8 +23,7 @@ from deltavault.ledger.note import (
     sign_checkpoint,
     verify_note,
 )
-
-from .conftest import seeded_key
+from tests.support.ledger import seeded_key
 
 # golang.org/x/mod/sumdb/note note_test.go / example_test.go (the signed-note
 # reference implementation).

@@ -13,8 +13,7 @@ from deltavault.ledger.tiles import CHECKPOINT_KEY, bundle_key, encode_bundle, t
 from deltavault.ledger.verify import verify_log
 from deltavault.ledger.witness import cosign
 from deltavault.store.local import LocalStore
-
-from .conftest import ORIGIN, seeded_key
+from tests.support.ledger import ORIGIN, seeded_key
 
 KEY = seeded_key("deltavault ledger test key")
 

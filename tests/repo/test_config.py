@@ -12,7 +12,7 @@ from deltavault.errors import FormatError, IntegrityError
 from deltavault.repo.canonical import canonical_json
 from deltavault.repo.config import ChunkerParams, Config, parse_config, verify_config_mac
 from deltavault.repo.crypto import Crypto, MasterKey
-from tests.hostile import HOSTILE, ROUNDTRIP, decode_or_reject, json_values, mutations
+from tests.support.hostile import HOSTILE, ROUNDTRIP, decode_or_reject, json_values, mutations
 
 CRYPTO = Crypto(MasterKey(bytes(range(32))))
 extras = st.dictionaries(st.text(min_size=1, max_size=6).map(lambda s: "x-" + s),

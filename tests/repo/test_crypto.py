@@ -15,7 +15,7 @@ from deltavault.repo.crypto import (
     MasterKey,
     derive,
 )
-from tests.hostile import HOSTILE, ROUNDTRIP, decode_or_reject, mutations, single_flips
+from tests.support.hostile import HOSTILE, ROUNDTRIP, decode_or_reject, mutations, single_flips
 
 CRYPTO = Crypto(MasterKey(bytes(range(32))))
 VALID = CRYPTO.seal(AAD_SNAPSHOT, b"snapshot body " * 4)

@@ -12,7 +12,7 @@ from deltavault.errors import FormatError
 from deltavault.repo.canonical import canonical_json
 from deltavault.repo.crypto import MasterKey
 from deltavault.repo.keys import KdfParams, key_id_of, make_key_file, parse_key_file, unwrap
-from tests.hostile import HOSTILE, decode_or_reject, json_values, mutations
+from tests.support.hostile import HOSTILE, decode_or_reject, json_values, mutations
 
 MASTER = MasterKey(bytes(range(32)))
 REPO_ID = "ab" * 32

@@ -21,7 +21,7 @@ import psycopg
 from deltavault import api
 from deltavault.sources.base import SourceOptions
 from deltavault.sources.postgres import backup_postgres, restore_postgres
-from tests.sources.conftest import free_port, pg_bindir, wait_for_port
+from tests.support.servers import free_ports, pg_bindir, wait_for_port
 
 
 def main() -> None:
@@ -36,14 +36,14 @@ def main() -> None:
     if os.geteuid() == 0:
         shutil.chown(root, "postgres", "postgres")
         prefix = ["runuser", "-u", "postgres", "--"]
-    port = free_port()
+    port = free_ports(1)[0]
     data, log = root / "data", root / "log"
     subprocess.run([*prefix, str(bindir / "initdb"), "-D", str(data), "-U", "postgres",
                     "--auth=trust", "-E", "UTF8", "--locale=C"], check=True, capture_output=True)
     subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-o",
                     f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off",
                     "-w", "start"], check=True, capture_output=True)
-    wait_for_port(port, None, log)
+    wait_for_port(port, None, 60, log)
     base = f"host=127.0.0.1 port={port} user=postgres dbname="
     out: dict[str, object] = {"rows": args.rows, "change": args.change}
     work = Path(tempfile.mkdtemp(prefix="dv-pgbench-repo-"))

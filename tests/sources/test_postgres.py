@@ -13,8 +13,8 @@ from deltavault import sampledata
 from deltavault.errors import UserError
 from deltavault.sources.postgres import backup_postgres, restore_postgres
 from deltavault.sources.sqlite import backup_sqlite
-from tests.sources.conftest import PgServer
 from tests.sources.helpers import cli, make_repo, table_rows
+from tests.support.servers import PgServer
 
 SCHEMA = """
 CREATE SCHEMA risk;

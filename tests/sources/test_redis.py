@@ -11,8 +11,8 @@ import redis
 
 from deltavault.errors import FormatError
 from deltavault.sources.redis import KeyRecord, encode_record, read_records
-from tests.sources.conftest import RedisServer
 from tests.sources.helpers import cli, make_repo
+from tests.support.servers import RedisServer
 
 
 def fill(r: redis.Redis) -> None:

@@ -22,7 +22,7 @@ from deltavault.server import BackgroundServer, Right, TokenTable
 from deltavault.store.local import LocalStore
 from deltavault.store.rest import RestStore
 from deltavault.store.testing import StoreConformance
-from tests.store.conftest import free_ports
+from tests.support.servers import free_ports
 
 ADMIN = "admin-token-0123456789abcdef"
 APPEND = "append-token-0123456789abcdef"

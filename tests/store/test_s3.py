@@ -21,7 +21,7 @@ from deltavault.errors import (
 )
 from deltavault.store.s3 import ObjectLockPolicy, S3Store
 from deltavault.store.testing import StoreConformance
-from tests.store.conftest import S3Server, free_ports
+from tests.support.servers import S3Server, free_ports
 
 _counter = itertools.count()
 

@@ -10,7 +10,7 @@ import pytest
 from deltavault.errors import BackendUnavailable, ObjectNotFound, PermissionDenied
 from deltavault.store.sftp import SFTPStore
 from deltavault.store.testing import StoreConformance
-from tests.store.conftest import SSHServer, free_ports
+from tests.support.servers import SSHServer, free_ports
 
 _n = iter(range(10**6))
 

@@ -19,12 +19,12 @@ from rich.console import Console
 
 from deltavault.cli.common import require_repo
 from deltavault.errors import DeltavaultError, LedgerError, UserError
-from deltavault.ledger.audit import audit, checkpoint_origin, config_origin
 from deltavault.ledger.log import Ledger
 from deltavault.ledger.note import parse_skey, parse_vkey
 from deltavault.ledger.proof import verify_proof
 from deltavault.ledger.verify import VerifyResult, check_old_checkpoint, verify_log
 from deltavault.ledger.witness import cosign
+from deltavault.ops.audit import audit, checkpoint_origin, config_origin
 from deltavault.store.base import Store
 
 ledger_app = typer.Typer(name="ledger", help="Verify and witness the tamper-evident ledger.",

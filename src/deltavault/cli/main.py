@@ -10,15 +10,15 @@ import typer
 
 from deltavault import __version__
 from deltavault.cli import (
-    backup_cmds,
-    copy_cmds,
-    demo_cmds,
-    journal_cmds,
-    prune_cmds,
-    repo_cmds,
-    restore_cmds,
-    snapshot_cmds,
-    sources_cmds,
+    backup,
+    demo,
+    journal,
+    prune,
+    replicate,
+    repo,
+    restore,
+    snapshots,
+    sources,
 )
 from deltavault.cli.ledger import audit_command
 from deltavault.cli.serve import serve_command
@@ -39,15 +39,15 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-repo_cmds.register(app)
-backup_cmds.register(app)
-restore_cmds.register(app)
-snapshot_cmds.register(app)
-demo_cmds.register(app)
-prune_cmds.register(app)
-journal_cmds.register(app)
-copy_cmds.register(app)
-sources_cmds.register(app)
+repo.register(app)
+backup.register(app)
+restore.register(app)
+snapshots.register(app)
+demo.register(app)
+prune.register(app)
+journal.register(app)
+replicate.register(app)
+sources.register(app)
 app.command("audit")(audit_command)
 app.command("serve")(serve_command)
 

@@ -6,7 +6,6 @@ The engine's entry points: :class:`Ledger` (append/read/prove),
 :func:`audit`, :func:`verify_proof`, :func:`cosign`. Format: docs/ledger.md.
 """
 
-from deltavault.ledger.audit import AuditReport, audit
 from deltavault.ledger.events import Event, snapshot_event
 from deltavault.ledger.journal import Journal, Sealer
 from deltavault.ledger.log import Ledger
@@ -14,6 +13,7 @@ from deltavault.ledger.note import NoteSigner, NoteVerifier, parse_skey, parse_v
 from deltavault.ledger.proof import ProofResult, verify_proof
 from deltavault.ledger.verify import VerifyResult, verify_log
 from deltavault.ledger.witness import cosign
+from deltavault.ops.audit import AuditReport, audit
 
 __all__ = [
     "AuditReport", "Event", "Journal", "Ledger", "NoteSigner", "NoteVerifier", "ProofResult",

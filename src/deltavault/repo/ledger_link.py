@@ -16,10 +16,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from deltavault.errors import FormatError
-from deltavault.ledger.audit import apply_event
 from deltavault.ledger.events import Event
 from deltavault.ledger.log import Ledger
 from deltavault.ledger.note import NoteSigner
+from deltavault.ops.audit import apply_event
 from deltavault.repo.crypto import AAD_LEDGER_KEY, Crypto
 from deltavault.store.base import Store
 

@@ -31,10 +31,8 @@ from deltavault.errors import (
     UserError,
     WrongPassword,
 )
-from deltavault.index import BlobLocation, IndexFile, MasterIndex
 from deltavault.ledger.events import Event
 from deltavault.ledger.log import Ledger
-from deltavault.packs import pack_key
 from deltavault.repo.config import (
     CONFIG_KEY,
     ChunkerParams,
@@ -43,6 +41,7 @@ from deltavault.repo.config import (
     verify_config_mac,
 )
 from deltavault.repo.crypto import AAD_INDEX, AAD_SNAPSHOT, Crypto, MasterKey
+from deltavault.repo.index import BlobLocation, IndexFile, MasterIndex
 from deltavault.repo.keys import (
     KEY_PREFIX,
     KdfParams,
@@ -59,7 +58,8 @@ from deltavault.repo.ledger_link import (
     open_ledger,
 )
 from deltavault.repo.locks import Lock, locked
-from deltavault.snapshot import Snapshot, now_rfc3339
+from deltavault.repo.packs import pack_key
+from deltavault.repo.snapshot import Snapshot, now_rfc3339
 from deltavault.store.base import ByteRange, Store
 
 INDEX_PREFIX = "index/"

@@ -23,13 +23,13 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deltavault.backup import BackupOptions, BackupResult, run_backup
+from deltavault.backup.run import BackupOptions, BackupResult, run_backup
 from deltavault.codec.policy import Policy
 from deltavault.errors import UserError
 from deltavault.repo.repository import Repository
-from deltavault.restore import RestoreOptions, run_restore
-from deltavault.snapshot import Snapshot
-from deltavault.walk import find_node, walk
+from deltavault.repo.snapshot import Snapshot
+from deltavault.repo.walk import find_node, walk
+from deltavault.restore.restorer import RestoreOptions, run_restore
 
 #: Environment variable naming the directory staged copies are written to.
 STAGING_ENV = "DELTAVAULT_STAGING_DIR"

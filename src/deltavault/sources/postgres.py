@@ -28,10 +28,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from deltavault.backup import BackupResult
+from deltavault.backup.run import BackupResult
 from deltavault.errors import UserError
 from deltavault.repo.repository import Repository
-from deltavault.snapshot import Snapshot
+from deltavault.repo.snapshot import Snapshot
 from deltavault.sources.base import (
     SourceOptions,
     backup_staged,
@@ -80,7 +80,7 @@ def connect(dsn: str) -> Any:
     try:
         return psycopg.connect(dsn, autocommit=True)  # transactions are explicit
     except psycopg.Error as exc:
-        from deltavault.reconcile import redact
+        from deltavault.trading.reconcile import redact
 
         raise UserError(f"cannot connect to PostgreSQL {redact(dsn)}: {exc}".strip()) from exc
 
@@ -246,7 +246,7 @@ def restore_postgres(repo: Repository, snap: Snapshot, dsn: str) -> PgRestoreRes
 
 def label_for_dsn(dsn: str) -> str:
     """The redacted DSN, for the ledger."""
-    from deltavault.reconcile import redact
+    from deltavault.trading.reconcile import redact
 
     return redact(f"{KIND}:{dsn}")
 
@@ -275,7 +275,7 @@ def _load(conn: Any, root: Path, manifest: dict[str, Any]) -> int:
 
 def read_postgres_book(dsn: str) -> Any:
     """The positions/collateral book of a live database, in one REPEATABLE READ transaction."""
-    from deltavault.reconcile import Book
+    from deltavault.trading.reconcile import Book
 
     psycopg = _psycopg()
     conn = connect(dsn)

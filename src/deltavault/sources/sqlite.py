@@ -15,12 +15,12 @@ import os
 import sqlite3
 from pathlib import Path
 
-from deltavault.backup import BackupResult
+from deltavault.backup.run import BackupResult
 from deltavault.errors import IntegrityError, UserError
 from deltavault.repo.repository import Repository
-from deltavault.snapshot import Snapshot
+from deltavault.repo.snapshot import Snapshot
+from deltavault.repo.walk import find_node
 from deltavault.sources.base import SourceOptions, backup_staged, list_files, require_kind
-from deltavault.walk import find_node
 
 KIND = "sqlite"
 _BUSY_TIMEOUT_S = 60.0

@@ -8,7 +8,10 @@ A backend's test module subclasses :class:`StoreConformance` and provides a
         def store(self, tmp_path): return LocalStore(tmp_path, create=True)
 
 It ships in the package (like zarr's ``StoreTests``) so third-party
-backends can run it too.
+backends can run it too, together with the fault-injecting wrappers the
+engine's own fault tests use: :class:`FaultyStore` (unavailable, flaky,
+corrupt reads, lost acknowledgements) and :class:`CrashingStore` (a power
+cut before the N-th write).
 """
 
 from __future__ import annotations
@@ -252,3 +255,32 @@ class FaultyStore(StoreWrapper):
         if self._fault("list") and self.mode in ("unavailable", "flaky"):
             self._raise("list")
         return self.inner.list(prefix)
+
+
+class Crash(Exception):
+    """The simulated power cut."""
+
+
+class CrashingStore(StoreWrapper):
+    """Delegates to ``inner``; the ``limit``-th write (put/replace/delete) raises."""
+
+    def __init__(self, inner: Store, limit: int) -> None:
+        super().__init__(inner)
+        self.limit, self.writes = limit, 0
+
+    def _write(self) -> None:
+        if self.writes >= self.limit:
+            raise Crash(f"crash before write {self.writes}")
+        self.writes += 1
+
+    def put(self, key: str, data: bytes | bytearray) -> None:
+        self._write()
+        self.inner.put(key, data)
+
+    def replace(self, key: str, data: bytes, expected_version: str | None) -> str:
+        self._write()
+        return self.inner.replace(key, data, expected_version)
+
+    def delete(self, key: str) -> None:
+        self._write()
+        self.inner.delete(key)

@@ -1,0 +1,1 @@
+"""Backup: walk the source, cut and encode chunks, write packs, commit a snapshot."""

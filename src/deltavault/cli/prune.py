@@ -1,0 +1,93 @@
+"""forget, prune."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from deltavault.cli.common import (
+    JsonOpt,
+    PasswordFileOpt,
+    QuietOpt,
+    RepoOpt,
+    emit_json,
+    human_bytes,
+    open_repo,
+    out_console,
+)
+from deltavault.errors import UserError
+from deltavault.ops.prune import (
+    RetentionPolicy,
+    apply_policy,
+    forget_snapshots,
+    group_key,
+    run_prune,
+)
+from deltavault.repo.snapshot import Snapshot
+
+KeepOpt = Annotated[int, typer.Option(min=0)]
+
+
+def forget(
+    snapshot_ids: Annotated[list[str] | None, typer.Argument(help="Snapshots to forget.")] = None,
+    keep_last: KeepOpt = 0, keep_hourly: KeepOpt = 0, keep_daily: KeepOpt = 0,
+    keep_weekly: KeepOpt = 0, keep_monthly: KeepOpt = 0, keep_yearly: KeepOpt = 0,
+    keep_tag: Annotated[list[str] | None, typer.Option(help="Always keep this tag.")] = None,
+    prune: Annotated[bool, typer.Option("--prune", help="Run prune afterwards.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show what would go.")] =
+    False,
+    repo: RepoOpt = "", password_file: PasswordFileOpt = None,
+    json_out: JsonOpt = False, quiet: QuietOpt = False,
+) -> None:
+    """Forget snapshots by id or by a retention policy (data is freed by prune)."""
+    policy = RetentionPolicy(keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly,
+                             keep_yearly, list(keep_tag or []))
+    if snapshot_ids and not policy.empty():
+        raise UserError("give snapshot ids or --keep-* rules, not both")
+    r = open_repo(repo, password_file)
+    with r.lock(exclusive=True):
+        snaps = r.snapshots()
+        if snapshot_ids:
+            remove = [r.find_snapshot(ref, snaps) for ref in snapshot_ids]
+        else:
+            groups: dict[tuple[str, tuple[str, ...]], list[Snapshot]] = {}
+            for s in snaps:
+                groups.setdefault(group_key(s), []).append(s)
+            remove = [s for g in groups.values() for s in apply_policy(g, policy)[1]]
+        reason = ("by request" if snapshot_ids else
+                  f"policy {policy.__dict__}")
+        removed = [s.id for s in remove] if dry_run else forget_snapshots(r, remove, reason)
+        pruned = run_prune(r, dry_run=dry_run) if prune else None
+    if json_out:
+        emit_json({"forgotten": removed, "dry_run": dry_run,
+                   "prune": pruned.to_dict() if pruned else None})
+    elif not quiet:
+        verb = "would forget" if dry_run else "forgot"
+        out_console.print(f"{verb} {len(removed)} snapshot(s): "
+                          + ", ".join(i[:12] for i in removed))
+        if pruned:
+            _print_prune(pruned.packs_removed, pruned.bytes_removed, dry_run)
+
+
+def prune(repo: RepoOpt = "", password_file: PasswordFileOpt = None,
+          dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show what would go.")]
+          = False, json_out: JsonOpt = False, quiet: QuietOpt = False) -> None:
+    """Delete data no snapshot needs (keeping every delta base still in use)."""
+    r = open_repo(repo, password_file)
+    with r.lock(exclusive=True):
+        result = run_prune(r, dry_run=dry_run)
+    if json_out:
+        emit_json(result.to_dict())
+    elif not quiet:
+        _print_prune(result.packs_removed, result.bytes_removed, dry_run)
+
+
+def _print_prune(packs: int, size: int, dry_run: bool) -> None:
+    verb = "would remove" if dry_run else "removed"
+    out_console.print(f"prune {verb} {packs} pack(s), {human_bytes(size)}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(forget)
+    app.command()(prune)

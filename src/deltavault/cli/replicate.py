@@ -1,0 +1,111 @@
+"""copy, repair: replicas of a repository on another backend.
+
+Exit codes (besides the common ones): ``copy`` exits 13 when source objects
+failed verification (they were not copied; the rest was); ``repair`` exits
+13 when the repository still has problems afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+import typer
+
+from deltavault.cli.common import (
+    JsonOpt,
+    PasswordFileOpt,
+    QuietOpt,
+    byte_progress,
+    emit_json,
+    err_console,
+    human_bytes,
+    open_repo,
+    out_console,
+    show_progress,
+)
+from deltavault.errors import RepositoryError, UserError
+from deltavault.ops.repair import repair_from
+from deltavault.ops.replicate import copy_snapshots
+
+FromRepoOpt = Annotated[str, typer.Option(
+    "--from-repo", envvar="DELTAVAULT_REPO", show_default=False,
+    help="Source repository (path or URL); default $DELTAVAULT_REPO.")]
+
+
+def copy(
+    snapshots: Annotated[list[str] | None, typer.Argument(
+        help="Snapshots to copy (ids, prefixes, latest); default: everything.")] = None,
+    from_repo: FromRepoOpt = "",
+    to_repo: Annotated[str, typer.Option(
+        "--to-repo", show_default=False,
+        help="Destination: an empty location, or a replica made by copy.")] = "",
+    password_file: PasswordFileOpt = None,
+    json_out: JsonOpt = False, quiet: QuietOpt = False,
+) -> None:
+    """Copy a repository (or some snapshots) into a byte-identical replica."""
+    if not to_repo:
+        raise UserError("no destination given", hint="use --to-repo PATH-OR-URL")
+    if not from_repo:
+        raise UserError("no source given", hint="use --from-repo or DELTAVAULT_REPO")
+    src = open_repo(from_repo, password_file)
+    with byte_progress(show_progress(json_out, quiet), "copy") as bar:
+        on_progress: Callable[[int, int], None] | None = None
+        if bar is not None:
+            task = bar.add_task("copy", total=None, detail="")
+
+            def on_progress(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+        report = copy_snapshots(src, to_repo, snapshots or None, on_progress=on_progress)
+    if json_out:
+        emit_json(report.to_dict())
+    elif not quiet:
+        what = "a new replica" if report.initialised else "the replica"
+        out_console.print(f"copied {report.objects_copied} object(s), "
+                          f"{human_bytes(report.bytes_copied)} to {what} at "
+                          f"{report.destination} ({report.objects_present} already there, "
+                          f"{len(report.snapshots)} snapshot(s), ledger size "
+                          f"{report.ledger_size})")
+        for key in report.damaged_in_source:
+            err_console.print(f"[red]damaged in source, not copied[/red] {key}")
+    if not report.ok:
+        raise RepositoryError(f"{len(report.damaged_in_source)} source object(s) failed "
+                              "verification and were not copied",
+                              hint="run 'deltavault check --read-data' on the source")
+
+
+def repair(
+    from_repo: Annotated[str, typer.Option(
+        "--from-repo", show_default=False,
+        help="A replica of this repository made by 'deltavault copy'.")] = "",
+    repo: Annotated[str, typer.Option(
+        "--repo", "-r", envvar="DELTAVAULT_REPO", show_default=False,
+        help="The damaged repository (path or URL).")] = "",
+    password_file: PasswordFileOpt = None,
+    json_out: JsonOpt = False, quiet: QuietOpt = False,
+) -> None:
+    """Replace damaged or missing packs, indexes and snapshots from a replica."""
+    if not from_repo:
+        raise UserError("no replica given", hint="use --from-repo PATH-OR-URL")
+    r = open_repo(repo, password_file)
+    report = repair_from(r, from_repo)
+    if json_out:
+        emit_json(report.to_dict())
+    elif not quiet:
+        out_console.print(f"found {report.problems_before} problem(s); repaired "
+                          f"{len(report.repaired)} object(s) from {report.replica}")
+        for item in report.repaired:
+            out_console.print(f"  repaired {item['key']} (was {item['was']})")
+        for item in report.not_repaired:
+            err_console.print(f"[red]not repaired[/red] {item['key']}: {item['reason']}")
+        if report.ok:
+            out_console.print("check --read-data: no errors were found")
+    if not report.ok:
+        left = len(report.check_after.problems) if report.check_after else 0
+        raise RepositoryError(f"repair left {left} problem(s)",
+                              hint="see 'deltavault check --read-data'")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(copy)
+    app.command()(repair)

@@ -1,0 +1,128 @@
+"""restore, dump."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from deltavault.cli.common import (
+    JsonOpt,
+    PasswordFileOpt,
+    QuietOpt,
+    RepoOpt,
+    byte_progress,
+    emit_json,
+    human_bytes,
+    open_repo,
+    out_console,
+    show_progress,
+)
+from deltavault.errors import UserError
+from deltavault.repo.walk import find_node
+from deltavault.restore.restorer import RestoreOptions, run_restore
+from deltavault.restore.rollback import pick_snapshot, run_rollback
+
+SnapshotArg = Annotated[str, typer.Argument(help="Snapshot id, unique prefix, or 'latest'.")]
+
+
+def restore(
+    snapshot: SnapshotArg,
+    target: Annotated[Path | None, typer.Option(
+        "--target", "-t", help="Directory to restore into.")] = None,
+    repo: RepoOpt = "",
+    password_file: PasswordFileOpt = None,
+    include: Annotated[list[str] | None, typer.Option(
+        "--include", "-i", help="Restore only paths matching this glob (repeatable).")] = None,
+    sqlite_to: Annotated[Path | None, typer.Option(
+        "--sqlite-to", help="Put a sqlite snapshot's database at this path.")] = None,
+    postgres: Annotated[str | None, typer.Option(
+        "--postgres", help="Load a postgres snapshot into this (empty) database DSN.")] = None,
+    redis: Annotated[str | None, typer.Option(
+        "--redis", help="Load a redis snapshot into this (empty) Redis URL.")] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Replace an existing --sqlite-to file / non-empty Redis db.")] = False,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Restore a snapshot below a directory (or into a database), verifying every blob."""
+    if target is None:  # live sources: docs/sources.md
+        from deltavault.cli.sources import restore_sources
+
+        restore_sources(repo, password_file, snapshot, sqlite_to=sqlite_to, postgres=postgres,
+                        redis=redis, force=force, json_out=json_out, quiet=quiet)
+        return
+    if sqlite_to or postgres or redis:
+        raise UserError("give --target or one of --sqlite-to/--postgres/--redis, not both")
+    r = open_repo(repo, password_file)
+    snap = r.find_snapshot(snapshot)
+    with byte_progress(show_progress(json_out, quiet), "restore") as bar:
+        cb = None
+        if bar is not None:
+            task = bar.add_task("restore", total=None, detail="")
+
+            def cb(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+        result = run_restore(r, snap, RestoreOptions(target, list(include or [])),
+                             on_progress=cb)
+    if json_out:
+        emit_json({"snapshot_id": snap.id, "target": str(target), "files": result.files,
+                   "dirs": result.dirs, "bytes": result.bytes,
+                   "duration_s": result.duration_s})
+    elif not quiet:
+        out_console.print(f"restored snapshot {snap.id[:12]}: {result.files} files, "
+                          f"{human_bytes(result.bytes)} in {result.duration_s:.1f}s to {target}")
+
+
+def dump(
+    snapshot: SnapshotArg,
+    path: Annotated[str, typer.Argument(help="Path of a file inside the snapshot.")],
+    repo: RepoOpt = "",
+    password_file: PasswordFileOpt = None,
+) -> None:
+    """Write one file of a snapshot to standard output."""
+    r = open_repo(repo, password_file)
+    snap = r.find_snapshot(snapshot)
+    r.load_index()
+    node = find_node(r, bytes.fromhex(snap.tree), path)
+    if node.type != "file":
+        raise UserError(f"{path} is a {node.type}, not a file")
+    out = sys.stdout.buffer
+    for blob in node.content:
+        out.write(r.load_blob(blob))
+    out.flush()
+
+
+def rollback(
+    snapshot: Annotated[str | None, typer.Argument(help="Snapshot (or use --tag).")] = None,
+    target: Annotated[Path, typer.Option("--target", "-t",
+                                         help="Live directory to put back.")] = Path("."),
+    tag: Annotated[str | None, typer.Option(help="Newest snapshot with this tag.")] = None,
+    keep_previous: Annotated[bool, typer.Option(
+        help="Keep the replaced state in a hidden sibling directory.")] = False,
+    repo: RepoOpt = "",
+    password_file: PasswordFileOpt = None,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Put a directory back to a snapshot atomically (restore beside it, then swap)."""
+    r = open_repo(repo, password_file)
+    snap = pick_snapshot(r, snapshot, tag)
+    result = run_rollback(r, snap, target, keep_previous=keep_previous)
+    if json_out:
+        emit_json({"snapshot_id": snap.id, "target": str(result.target),
+                   "previous": str(result.previous) if result.previous else None,
+                   "files": result.files, "bytes": result.bytes,
+                   "duration_s": result.duration_s})
+    elif not quiet:
+        out_console.print(f"rolled {result.target} back to snapshot {snap.id[:12]} "
+                          f"({snap.time[:19]}) in {result.duration_s:.2f}s")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(restore)
+    app.command()(dump)
+    app.command()(rollback)

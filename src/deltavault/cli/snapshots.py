@@ -1,0 +1,164 @@
+"""snapshots, ls, diff, tag."""
+
+from __future__ import annotations
+
+import stat as statmod
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from rich.tree import Tree
+
+from deltavault.cli.common import (
+    JsonOpt,
+    PasswordFileOpt,
+    RepoOpt,
+    emit_json,
+    human_bytes,
+    open_repo,
+    out_console,
+)
+from deltavault.cli.restore import SnapshotArg
+from deltavault.errors import UserError
+from deltavault.ops.diff import diff_snapshots
+from deltavault.ops.tags import retag
+from deltavault.repo.snapshot import Snapshot
+from deltavault.repo.walk import find_node, walk
+
+
+def snapshot_dict(s: Snapshot) -> dict[str, object]:
+    return {"id": s.id, "short_id": s.id[:12], "time": s.time, "hostname": s.hostname,
+            "username": s.username, "paths": s.paths, "tags": s.tags, "type": s.type,
+            "parent": s.parent, "base": s.base, "chain_depth": s.chain_depth, "tree": s.tree,
+            "packs_root": s.packs_root, "packs_count": s.packs_count, "summary": s.summary}
+
+
+def snapshots(repo: RepoOpt = "", password_file: PasswordFileOpt = None,
+              tag: Annotated[list[str] | None, typer.Option(
+                  "--tag", help="Only snapshots with this tag.")] = None,
+              tree: Annotated[bool, typer.Option(
+                  "--tree", help="Show each full snapshot with its diffs and incrs.")] = False,
+              json_out: JsonOpt = False) -> None:
+    """List snapshots, oldest first."""
+    r = open_repo(repo, password_file)
+    snaps = [s for s in r.snapshots() if not tag or set(tag) <= set(s.tags)]
+    if json_out:
+        emit_json([snapshot_dict(s) for s in snaps])
+        return
+    if tree:
+        out_console.print(snapshot_tree(snaps))
+        return
+    table = Table("id", "time", "type", "host", "tags", "paths", "size", "added")
+    for s in snaps:
+        table.add_row(s.id[:12], s.time[:19].replace("T", " "),
+                      s.type + (f" (depth {s.chain_depth})" if s.chain_depth > 1 else ""),
+                      s.hostname, ",".join(s.tags), "\n".join(s.paths),
+                      human_bytes(s.summary.get("bytes_total", 0)),
+                      human_bytes(s.summary.get("bytes_added", 0)))
+    out_console.print(table)
+    out_console.print(f"{len(snaps)} snapshot(s)")
+
+
+def snapshot_tree(snaps: list[Snapshot]) -> Tree:
+    """Fulls as roots; each diff under its full, each incr under its parent."""
+    root = Tree("snapshots")
+    branches: dict[str, Tree] = {}
+    for s in snaps:
+        label = (f"{s.id[:12]} {s.type} {s.time[:19].replace('T', ' ')} "
+                 f"+{human_bytes(s.summary.get('bytes_added', 0))}"
+                 + (f" [{', '.join(s.tags)}]" if s.tags else ""))
+        anchor = s.parent if s.type == "incr" else s.base
+        parent = branches.get(anchor or "") if s.type != "full" else None
+        branches[s.id] = (parent or root).add(label, highlight=False)
+    return root
+
+
+def ls(snapshot: SnapshotArg,
+       path: Annotated[str, typer.Argument(help="Directory inside the snapshot.")] = "",
+       repo: RepoOpt = "", password_file: PasswordFileOpt = None,
+       json_out: JsonOpt = False) -> None:
+    """List the files of a snapshot."""
+    r = open_repo(repo, password_file)
+    snap = r.find_snapshot(snapshot)
+    r.load_index()
+    root = bytes.fromhex(snap.tree)
+    prefix = path.strip("/")
+    if prefix:
+        node = find_node(r, root, prefix)
+        if node.type != "dir" or node.subtree is None:
+            raise UserError(f"{path} is not a directory")
+        root = node.subtree
+    entries = [(f"{prefix}/{p}" if prefix else p, n) for p, n in walk(r, root)]
+    if json_out:
+        emit_json([{"path": p, "type": n.type, "size": n.size, "mode": n.mode,
+                    "mtime": _time(n.mtime_ns), "uid": n.uid, "gid": n.gid} for p, n in entries])
+        return
+    for p, n in entries:
+        mode = statmod.filemode(n.mode | _TYPE_BITS.get(n.type, 0))
+        out_console.print(f"{mode} {n.size:>12} {_time(n.mtime_ns)[:19]} {p}", markup=False)
+
+
+_TYPE_BITS = {"file": statmod.S_IFREG, "dir": statmod.S_IFDIR, "symlink": statmod.S_IFLNK,
+              "fifo": statmod.S_IFIFO, "chardev": statmod.S_IFCHR, "blockdev": statmod.S_IFBLK,
+              "socket": statmod.S_IFSOCK}
+
+
+def _time(ns: int) -> str:
+    return datetime.fromtimestamp(ns / 1e9, UTC).isoformat()
+
+
+def diff(a: Annotated[str, typer.Argument(help="Older snapshot.")],
+         b: Annotated[str, typer.Argument(help="Newer snapshot.")],
+         repo: RepoOpt = "", password_file: PasswordFileOpt = None,
+         json_out: JsonOpt = False) -> None:
+    """Files added, removed and changed between two snapshots."""
+    r = open_repo(repo, password_file)
+    snaps = r.snapshots()
+    sa, sb = r.find_snapshot(a, snaps), r.find_snapshot(b, snaps)
+    result = diff_snapshots(r, sa, sb)
+    doc = result.to_dict()
+    if json_out:
+        emit_json(dict(doc, a=sa.id, b=sb.id))
+        return
+    for p, size in result.added:
+        out_console.print(f"+ {p} ({human_bytes(size)})", markup=False)
+    for p, size in result.removed:
+        out_console.print(f"- {p} ({human_bytes(size)})", markup=False)
+    for p, old, new in result.changed:
+        out_console.print(f"M {p} ({human_bytes(old)} -> {human_bytes(new)})", markup=False)
+    for p in result.metadata_only:
+        out_console.print(f"U {p}", markup=False)
+    out_console.print(f"{len(result.added)} added, {len(result.removed)} removed, "
+                      f"{len(result.changed)} changed, {len(result.metadata_only)} "
+                      "metadata only")
+
+
+def tag(snapshot: SnapshotArg,
+        add: Annotated[list[str] | None, typer.Option("--add", help="Tag to add.")] = None,
+        remove: Annotated[list[str] | None, typer.Option("--remove", help="Tag to drop.")]
+        = None,
+        set_: Annotated[list[str] | None, typer.Option("--set", help="Replace all tags.")]
+        = None,
+        repo: RepoOpt = "", password_file: PasswordFileOpt = None,
+        json_out: JsonOpt = False) -> None:
+    """Change a snapshot's tags (writes a new snapshot object that supersedes it)."""
+    if not (add or remove or set_):
+        raise UserError("give --add, --remove or --set")
+    r = open_repo(repo, password_file)
+    with r.lock():
+        old = r.find_snapshot(snapshot)
+        new = retag(r, old, add=list(add or []), remove=list(remove or []),
+                    set_to=list(set_) if set_ else None)
+    if json_out:
+        emit_json({"old_id": old.id, "new_id": new.id, "tags": new.tags})
+    else:
+        out_console.print(f"snapshot {old.id[:12]} is now {new.id[:12]} with tags "
+                          f"{', '.join(new.tags) or '(none)'}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(snapshots)
+    app.command()(ls)
+    app.command()(diff)
+    app.command()(tag)

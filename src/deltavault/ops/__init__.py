@@ -1,0 +1,1 @@
+"""Repository operations over committed snapshots: check, forget, prune, copy, repair, audit."""

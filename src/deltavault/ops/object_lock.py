@@ -1,0 +1,46 @@
+"""Keep WORM retention covering everything a live snapshot needs.
+
+With S3 Object Lock, an object's retention is fixed when it is written. A new
+snapshot deduplicates against old packs and builds deltas on old bases, so
+those packs must stay locked as long as the new snapshot is kept — the
+lesson of kopia#1067. ``maintenance`` extends the retention of every object
+a live snapshot needs (its snapshot object, pack list and packs) plus the
+indexes, keys, config and the ledger, to ``days`` from now.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from deltavault.errors import UserError
+from deltavault.repo.packs import pack_key
+from deltavault.repo.repository import PACKLIST_PREFIX, SNAPSHOT_PREFIX, Repository
+from deltavault.repo.snapshot import decode_packlist
+
+
+def referenced_keys(repo: Repository) -> list[str]:
+    """Every object key a live snapshot or the ledger needs."""
+    keys: set[str] = {"config"}
+    for prefix in ("index/", "keys/", "ledger/", "journal/"):
+        keys.update(i.key for i in repo.store.list(prefix))
+    for snap in repo.snapshots():
+        keys.add(SNAPSHOT_PREFIX + snap.id)
+        keys.add(PACKLIST_PREFIX + snap.id)
+        packs = decode_packlist(repo.store.get(PACKLIST_PREFIX + snap.id))
+        keys.update(pack_key(p) for p in packs)
+    keys.discard("ledger/checkpoint")  # replaced by CAS; never locked
+    return sorted(keys)
+
+
+def extend_retention(repo: Repository, days: int) -> int:
+    """Extend retention of every referenced object to ``days`` from now."""
+    store = repo.store
+    inner = getattr(store, "inner", store)
+    extend = getattr(inner, "extend_retention", None)
+    if extend is None:
+        raise UserError(f"{store.location()} has no object retention to extend "
+                        "(only S3 with Object Lock does)")
+    until = datetime.now(UTC) + timedelta(days=days)
+    count: int = extend(referenced_keys(repo), until)
+    repo.record("maintenance", retention_until=until.isoformat(), objects=count)
+    return count

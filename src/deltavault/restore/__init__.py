@@ -1,0 +1,1 @@
+"""Restore: snapshots back into directories, and atomic rollback of a live tree."""

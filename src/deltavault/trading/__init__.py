@@ -1,0 +1,1 @@
+"""The trading domain: positions and collateral books, booking, reconcile, reconstruct."""

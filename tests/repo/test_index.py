@@ -1,0 +1,123 @@
+"""Index files and the in-memory index (docs/format.md §6)."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+import zstandard
+from hypothesis import given
+from hypothesis import strategies as st
+
+from deltavault.codec.registry import CODECS_REQUIRING_BASE as CODECS_WITH_BASE
+from deltavault.codec.registry import KNOWN_CODECS
+from deltavault.errors import FormatError
+from deltavault.repo.index import RECORD_DTYPE, IndexFile, MasterIndex
+from deltavault.repo.packs import PackEntry
+from tests.support.hostile import HOSTILE, ROUNDTRIP, decode_or_reject, mutations
+
+# ids that end in NUL bytes are the interesting case for numpy's S32
+ids = st.binary(min_size=32, max_size=32) | st.binary(min_size=1, max_size=31).map(
+    lambda b: b.ljust(32, b"\0"))
+
+
+@st.composite
+def packs(draw: st.DrawFn) -> dict[str, list[PackEntry]]:
+    out: dict[str, list[PackEntry]] = {}
+    for pid in draw(st.lists(st.binary(min_size=32, max_size=32), max_size=4, unique=True)):
+        es = []
+        for _ in range(draw(st.integers(0, 5))):
+            codec = draw(st.sampled_from(sorted(KNOWN_CODECS)))
+            base = draw(ids.filter(any)) if codec in CODECS_WITH_BASE else None
+            es.append(PackEntry(draw(st.sampled_from([0, 1])), codec,
+                                draw(st.integers(0, 2**32 - 1)), draw(st.integers(28, 2**32 - 1)),
+                                draw(st.integers(0, 2**32 - 1)), draw(ids), base))
+        out[pid.hex()] = es
+    return out
+
+
+def _valid() -> bytes:
+    es = [PackEntry(0, 1, 0, 100, 90, b"\1" * 32), PackEntry(1, 2, 100, 50, 40, b"\2" * 32,
+                                                             b"\1" * 32)]
+    return IndexFile.from_packs({"ab" * 32: es}, supersedes=[b"\3" * 32]).encode()
+
+
+VALID = _valid()
+
+
+@given(packs(), st.lists(st.binary(min_size=32, max_size=32), max_size=3))
+@ROUNDTRIP
+def test_round_trip(p: dict[str, list[PackEntry]], sup: list[bytes]) -> None:
+    f = IndexFile.from_packs(p, supersedes=sup)
+    g = IndexFile.decode(f.encode())
+    assert g.pack_ids == f.pack_ids == [bytes.fromhex(k) for k in sorted(p)]
+    assert g.supersedes == sup
+    assert g.records.tobytes() == f.records.tobytes()
+
+
+@given(packs())
+@ROUNDTRIP
+def test_master_index_finds_every_blob(p: dict[str, list[PackEntry]]) -> None:
+    m = MasterIndex()
+    m.load([("i1", IndexFile.decode(IndexFile.from_packs(p).encode()))])
+    expected = {e.id: (pid, e) for pid, es in p.items() for e in es}
+    for bid, (pid, e) in expected.items():
+        loc = m.get(bid)
+        assert loc is not None, bid
+        if sum(1 for es in p.values() for x in es if x.id == bid) == 1:
+            assert (loc.pack_id, loc.offset, loc.length, loc.raw_length, loc.type, loc.codec,
+                    loc.base) == (pid, e.offset, e.length, e.raw_length, e.type, e.codec, e.base)
+    assert m.get(b"\xff" * 32) is None or b"\xff" * 32 in expected
+    assert m.pack_ids() == set(p)
+
+
+def test_superseded_index_files_are_ignored() -> None:
+    old = IndexFile.from_packs({"aa" * 32: [PackEntry(0, 0, 0, 40, 12, b"\5" * 32)]})
+    new = IndexFile.from_packs({"bb" * 32: [PackEntry(0, 0, 0, 40, 12, b"\5" * 32)]},
+                               supersedes=[bytes.fromhex("cc" * 32)])
+    m = MasterIndex()
+    m.load([("cc" * 32, old), ("dd" * 32, new)])
+    loc = m.get(b"\5" * 32)
+    assert loc is not None and loc.pack_id == "bb" * 32
+    assert m.index_ids == {"dd" * 32}
+
+
+@given(mutations(VALID))
+@HOSTILE
+def test_hostile_compressed_bytes(data: bytes) -> None:
+    decode_or_reject(IndexFile.decode, data)
+
+
+@given(mutations(zstandard.ZstdDecompressor().decompress(VALID)))
+@HOSTILE
+def test_hostile_plaintext(body: bytes) -> None:
+    # what an attacker holding the key (or a bug) could produce: valid zstd, bad body
+    decode_or_reject(IndexFile.decode, zstandard.ZstdCompressor().compress(body))
+
+
+def _body(n_sup: int, n_packs: int, recs: np.ndarray) -> bytes:
+    head = struct.pack("<4sIII", b"DVI1", n_sup, n_packs, len(recs))
+    return zstandard.ZstdCompressor().compress(
+        head + b"\7" * 32 * (n_sup + n_packs) + recs.tobytes())
+
+
+@pytest.mark.parametrize("field,value", [("pack", 1), ("type", 2), ("codec", 77),
+                                         ("base", b"\1" * 32)])
+def test_bad_record_fields_are_rejected(field: str, value: object) -> None:
+    rec = np.zeros(1, dtype=RECORD_DTYPE)
+    rec[0] = (b"\1" * 32, b"", 0, 0, 40, 12, 0, 0)
+    rec[field] = value
+    with pytest.raises(FormatError):
+        IndexFile.decode(_body(0, 1, rec))
+
+
+def test_counts_must_match_length() -> None:
+    rec = np.zeros(2, dtype=RECORD_DTYPE)
+    body = zstandard.ZstdDecompressor().decompress(_body(0, 1, rec))
+    for bad in (body[:-1], body + b"\0", body.replace(b"DVI1", b"DVI2", 1)):
+        with pytest.raises(FormatError):
+            IndexFile.decode(zstandard.ZstdCompressor().compress(bad))
+    huge = struct.pack("<4sIII", b"DVI1", 2**32 - 1, 2**32 - 1, 2**32 - 1)
+    with pytest.raises(FormatError):
+        IndexFile.decode(zstandard.ZstdCompressor().compress(huge))

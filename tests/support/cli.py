@@ -1,0 +1,88 @@
+"""Run deltavault as a user's shell or cron job would: a subprocess of the real entry point.
+
+Exit codes are only ever asserted on these subprocesses, never on an
+in-process runner (an in-process runner cannot see what the console script
+does with an exit code).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from deltavault import sampledata
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+PASSWORD = "correct horse battery staple"
+#: cheap Argon2id so every test can create repositories
+KDF_ARGS = ["--kdf-memory", "8192", "--kdf-time", "1"]
+
+
+def cli_env(repo: Path, password_file: Path, **extra: str) -> dict[str, str]:
+    """The environment a user would have: repository and password file set."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DELTAVAULT_")}
+    env.update(PYTHONPATH=str(SRC), DELTAVAULT_REPO=str(repo),
+               DELTAVAULT_PASSWORD_FILE=str(password_file), COLUMNS="200")
+    env.update(extra)
+    return env
+
+
+@dataclass
+class Cli:
+    """Runs ``deltavault`` commands against one repository."""
+
+    repo: Path
+    password_file: Path
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return cli_env(self.repo, self.password_file, **extra)
+
+    def __call__(self, *args: str | os.PathLike[str], input: bytes | None = None,
+                 expect: int | None = 0, env: dict[str, str] | None = None,
+                 cwd: Path | None = None,
+                 timeout: float = 240) -> subprocess.CompletedProcess[bytes]:
+        """Run one command; check its exit code unless ``expect`` is None."""
+        argv = [sys.executable, "-m", "deltavault", *map(os.fspath, args)]
+        proc = subprocess.run(argv, input=input, capture_output=True, env=env or self.env(),
+                              cwd=cwd, timeout=timeout, check=False)
+        if expect is not None and proc.returncode != expect:
+            raise AssertionError(
+                f"deltavault {' '.join(map(os.fspath, args))} exited {proc.returncode}, "
+                f"expected {expect}\nstdout: {proc.stdout.decode(errors='replace')[-3000:]}\n"
+                f"stderr: {proc.stderr.decode(errors='replace')[-3000:]}")
+        return proc
+
+    def json(self, *args: str | os.PathLike[str], **kw: Any) -> Any:
+        return json.loads(self(*args, "--json", **kw).stdout)
+
+    def popen(self, *args: str | os.PathLike[str]) -> subprocess.Popen[bytes]:
+        argv = [sys.executable, "-m", "deltavault", *map(os.fspath, args)]
+        return subprocess.Popen(argv, env=self.env(), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)
+
+
+
+#: the same repository password and cheap KDF for API-created repositories
+API_PASSWORD = b"e2e password"
+KDF = {"kdf_memory_kib": 8192, "kdf_time_cost": 1}
+
+
+def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``python -m deltavault ARGS`` with the API password; text output."""
+    src = str(SRC)
+    full_env = {**os.environ, "PYTHONPATH": src, "DELTAVAULT_PASSWORD": API_PASSWORD.decode(),
+                **env}
+    return subprocess.run([sys.executable, "-m", "deltavault", *args], capture_output=True,
+                          text=True, env=full_env, timeout=120)
+
+
+
+def trading_state(root: Path, scale: float = 0.006) -> Path:
+    """A few MiB of sample trading state (order books, positions db, models, logs)."""
+    sampledata.generate(root, scale=scale)
+    return root
