@@ -1,67 +1,80 @@
-"""The public Python API of deltavault.
+"""The public Python API of deltavault: the façade the CLI's repository commands use.
 
-A small, typed surface over the engine; the CLI is a thin layer on top of
-it. Example::
+Every repository operation a user runs from the command line is a function
+here with the same options, so a script or the web console can do what the
+CLI does::
 
     from deltavault import api
     repo = api.init("/srv/vault", b"secret")
     snap = api.backup(repo, ["/var/lib/trading"], tags=["eod"]).snapshot
     api.restore(repo, "latest", "/tmp/restore")
+    api.forget(repo, policy=api.RetentionPolicy(daily=30), prune=True)
+
+The log has its own public package, :mod:`deltavault.ledger` (verify, prove,
+journal); live databases are :mod:`deltavault.sources`; positions and
+collateral are :mod:`deltavault.trading`. Engine modules are imported when a
+function is first called, so ``import deltavault.api`` (and ``deltavault
+--help``) stays cheap.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING, Any
 
-from deltavault.backup.run import BackupOptions, BackupResult, Progress, run_backup
-from deltavault.errors import UserError
-from deltavault.ops.check import CheckReport, run_check
-from deltavault.repo.config import ChunkerParams
-from deltavault.repo.keys import KdfParams
-from deltavault.repo.repository import Repository
-from deltavault.repo.snapshot import Snapshot
-from deltavault.restore.restorer import RestoreOptions, RestoreResult, run_restore
-from deltavault.store.base import Store
-from deltavault.store.local import LocalStore
+from deltavault.store.url import open_store
 
-__all__ = ["Repository", "Snapshot", "backup", "check", "init", "open", "open_store",
-           "restore", "snapshots"]
+if TYPE_CHECKING:
+    from deltavault.backup.options import BackupOptions, BackupResult, Progress
+    from deltavault.codec.policy import Policy
+    from deltavault.ops.audit import AuditReport
+    from deltavault.ops.check import CheckReport
+    from deltavault.ops.diff import DiffResult
+    from deltavault.ops.prune import PruneResult
+    from deltavault.ops.repair import RepairReport
+    from deltavault.ops.replicate import CopyReport
+    from deltavault.ops.retention import RetentionPolicy
+    from deltavault.repo.config import ChunkerParams
+    from deltavault.repo.locks import LockInfo
+    from deltavault.repo.repository import Repository
+    from deltavault.repo.snapshot import Snapshot
+    from deltavault.repo.tree import Node
+    from deltavault.restore.restorer import RestoreResult
+    from deltavault.restore.rollback import RollbackResult
+    from deltavault.store.base import Store
+
+__all__ = [
+    "BackupOptions", "BackupResult", "CheckReport", "CopyReport", "DiffResult", "ForgetResult",
+    "Progress", "PruneResult", "RepairReport", "Repository", "RestoreResult", "RetentionPolicy",
+    "RollbackResult", "Snapshot", "audit", "backup", "check", "copy", "diff", "dump",
+    "extend_retention", "find_snapshot", "forget", "init", "ledger_verifier_key", "locks", "ls",
+    "mirror_ledger", "open", "open_store", "prune", "repair", "restore", "rollback", "snapshots",
+    "stats", "tag", "unlock",
+]  # fmt: skip
+
+#: types re-exported lazily (importing them pulls in the engine)
+_TYPES = {
+    "BackupOptions": "deltavault.backup.options", "BackupResult": "deltavault.backup.options",
+    "Progress": "deltavault.backup.options", "CheckReport": "deltavault.ops.check",
+    "CopyReport": "deltavault.ops.replicate", "DiffResult": "deltavault.ops.diff",
+    "PruneResult": "deltavault.ops.prune", "RepairReport": "deltavault.ops.repair",
+    "RetentionPolicy": "deltavault.ops.retention", "Repository": "deltavault.repo.repository",
+    "Snapshot": "deltavault.repo.snapshot", "RestoreResult": "deltavault.restore.restorer",
+    "RollbackResult": "deltavault.restore.rollback",
+}  # fmt: skip
+
+def __getattr__(name: str) -> Any:
+    module = _TYPES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'deltavault.api' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
 
 
-def open_store(location: str | os.PathLike[str] | Store, *, create: bool = False) -> Store:
-    """A Store for a location: a Store instance, a local path or a backend URL."""
-    if isinstance(location, Store):
-        return location
-    text = os.fspath(location)
-    if "://" in text or text.startswith("rest:"):
-        try:
-            from deltavault.store.url import open_store as open_url
-        except ImportError as exc:  # backends are optional extras
-            raise UserError(f"no backend for {text!r} is installed") from exc
-        return open_url(text, create=create, options=_env_options(text))
-    if not create and not Path(text).is_dir():
-        from deltavault.errors import RepositoryNotFound
-
-        raise RepositoryNotFound(f"no repository at {text}")
-    return LocalStore(text, create=create)
-
-
-def _env_options(url: str) -> dict[str, object]:
-    """Backend options from the environment (S3 Object Lock retention)."""
-    days = os.environ.get("DELTAVAULT_OBJECT_LOCK_DAYS")
-    if not days or not url.startswith("s3://"):
-        return {}
-    from deltavault.store.s3 import ObjectLockPolicy
-
-    try:
-        policy = ObjectLockPolicy(int(days), os.environ.get(  # type: ignore[arg-type]
-            "DELTAVAULT_OBJECT_LOCK_MODE", "compliance"))
-    except ValueError as exc:
-        raise UserError(f"bad DELTAVAULT_OBJECT_LOCK_DAYS/MODE: {exc}") from exc
-    return {"object_lock": policy}
+# --- repositories -----------------------------------------------------------------
 
 
 def init(location: str | os.PathLike[str] | Store, password: bytes, *,
@@ -69,6 +82,9 @@ def init(location: str | os.PathLike[str] | Store, password: bytes, *,
          pack_size: int = 8 * 1024 * 1024, kdf_memory_kib: int | None = None,
          kdf_time_cost: int | None = None, max_chain: int = 8) -> Repository:
     """Create a repository and return it opened."""
+    from deltavault.repo.keys import KdfParams
+    from deltavault.repo.repository import Repository
+
     store = open_store(location, create=True)
     kdf = KdfParams.fresh(memory_kib=kdf_memory_kib, time_cost=kdf_time_cost)
     return Repository.init(store, password, chunker=chunker, compression_level=compression_level,
@@ -77,40 +93,274 @@ def init(location: str | os.PathLike[str] | Store, password: bytes, *,
 
 def open(location: str | os.PathLike[str] | Store, password: bytes) -> Repository:
     """Open an existing repository with a password."""
+    from deltavault.repo.repository import Repository
+
     return Repository.open(open_store(location), password)
+
+
+def locks(repo: Repository) -> list[LockInfo]:
+    """Every lock currently held on the repository."""
+    from deltavault.repo.locks import read_locks
+
+    return read_locks(repo.store, repo.crypto)
+
+
+def unlock(repo: Repository, *, remove_all: bool = False) -> tuple[list[LockInfo],
+                                                                  list[LockInfo]]:
+    """Remove stale locks (or all of them); returns (removed, still held)."""
+    from deltavault.repo.locks import read_locks, remove_locks
+
+    removed = remove_locks(repo.store, repo.crypto, all_locks=remove_all)
+    return removed, read_locks(repo.store, repo.crypto)
+
+
+def stats(repo: Repository) -> dict[str, int]:
+    """Repository totals: snapshots, packs, blobs, stored and plain bytes."""
+    from deltavault.ops.stats import repository_stats
+
+    return repository_stats(repo)
+
+
+# --- snapshots ----------------------------------------------------------------------
+
+
+def snapshots(repo: Repository, *, tags: Sequence[str] = ()) -> list[Snapshot]:
+    """Every snapshot (carrying all of ``tags``), oldest first."""
+    return [s for s in repo.snapshots() if set(tags) <= set(s.tags)]
+
+
+def find_snapshot(repo: Repository, ref: str) -> Snapshot:
+    """The snapshot an id, unique prefix, ``latest``, ``latest~N`` or tag names."""
+    return repo.find_snapshot(ref)
+
+
+def ls(repo: Repository, snapshot: str, path: str = "") -> Iterator[tuple[str, Node]]:
+    """``(path, node)`` of every entry below ``path`` in a snapshot, parents first."""
+    from deltavault.errors import UserError
+    from deltavault.repo.walk import find_node, walk
+
+    snap = repo.find_snapshot(snapshot)
+    repo.load_index()
+    root = bytes.fromhex(snap.tree)
+    prefix = path.strip("/")
+    if prefix:
+        node = find_node(repo, root, prefix)
+        if node.type != "dir" or node.subtree is None:
+            raise UserError(f"{path} is not a directory")
+        root = node.subtree
+    for p, n in walk(repo, root):
+        yield (f"{prefix}/{p}" if prefix else p), n
+
+
+def dump(repo: Repository, snapshot: str, path: str, out: IO[bytes]) -> int:
+    """Write one file of a snapshot to ``out``, verifying every blob; returns its size."""
+    from deltavault.errors import UserError
+    from deltavault.repo.walk import find_node
+
+    snap = repo.find_snapshot(snapshot)
+    repo.load_index()
+    node = find_node(repo, bytes.fromhex(snap.tree), path)
+    if node.type != "file":
+        raise UserError(f"{path} is a {node.type}, not a file")
+    size = 0
+    for blob in node.content:
+        data = repo.load_blob(blob)
+        out.write(data)
+        size += len(data)
+    return size
+
+
+def diff(repo: Repository, a: str, b: str) -> tuple[Snapshot, Snapshot, DiffResult]:
+    """Files added, removed and changed from snapshot ``a`` to ``b``."""
+    from deltavault.ops.diff import diff_snapshots
+
+    snaps = repo.snapshots()
+    sa, sb = repo.find_snapshot(a, snaps), repo.find_snapshot(b, snaps)
+    return sa, sb, diff_snapshots(repo, sa, sb)
+
+
+def tag(repo: Repository, snapshot: str, *, add: Sequence[str] = (),
+        remove: Sequence[str] = (), set_to: Sequence[str] | None = None) -> tuple[Snapshot,
+                                                                                  Snapshot]:
+    """Change a snapshot's tags; returns (old, re-tagged) snapshots."""
+    from deltavault.errors import UserError
+    from deltavault.ops.tags import retag
+
+    if not (add or remove or set_to):
+        raise UserError("give tags to add, remove or set")
+    with repo.lock():
+        old = repo.find_snapshot(snapshot)
+        new = retag(repo, old, add=list(add), remove=list(remove),
+                    set_to=list(set_to) if set_to else None)
+    return old, new
+
+
+# --- the data path --------------------------------------------------------------------
 
 
 def backup(repo: Repository, paths: Sequence[str | os.PathLike[str]] = (), *,
            snapshot_type: str = "incr", tags: Sequence[str] = (), hostname: str = "",
            excludes: Sequence[str] = (), stdin: IO[bytes] | None = None,
-           stdin_filename: str = "stdin", codec: str = "auto", full_every: int = 0,
-           on_progress: Callable[[Progress], None] | None = None) -> BackupResult:
-    """Take a snapshot of ``paths`` (or of ``stdin``) under a shared lock."""
+           stdin_filename: str = "stdin", codec: Policy = "auto", full_every: int = 0,
+           full_after_days: float = 0, parent: str | None = None,
+           label: Sequence[str] | None = None, workers: int = 0,
+           on_progress: Callable[[Progress], None] | None = None,
+           progress: Progress | None = None, estimate_totals: bool = False) -> BackupResult:
+    """Take a snapshot of ``paths`` (or of ``stdin``) under a shared lock.
+
+    Args mirror ``deltavault backup``: ``snapshot_type`` full/diff/incr,
+    ``codec`` the CPU budget of the codec policy, ``full_every`` /
+    ``full_after_days`` when a diff/incr becomes a full, ``label`` the paths
+    recorded instead of the absolute ones (live-source staging);
+    ``estimate_totals`` counts the files and bytes to read on a background
+    thread, so ``progress`` can give an ETA.
+    """
+    from deltavault.backup.options import BackupOptions
+    from deltavault.backup.run import run_backup
+
     opts = BackupOptions(paths=[Path(p) for p in paths], snapshot_type=snapshot_type,
                          tags=list(tags), hostname=hostname, excludes=list(excludes),
-                         stdin=stdin, stdin_filename=stdin_filename,
-                         codec=codec,  # type: ignore[arg-type]
-                         full_every=full_every)
+                         stdin=stdin, stdin_filename=stdin_filename, codec=codec,
+                         full_every=full_every, full_after_days=full_after_days, parent=parent,
+                         label=list(label) if label is not None else None, workers=workers)
+    if estimate_totals:
+        from deltavault.backup.options import Progress
+        from deltavault.backup.walker import start_scanner
+
+        progress = progress or Progress()
+        start_scanner(opts, progress)
     with repo.lock():
-        return run_backup(repo, opts, on_progress=on_progress)
-
-
-def snapshots(repo: Repository) -> list[Snapshot]:
-    """Every snapshot, oldest first."""
-    return repo.snapshots()
+        return run_backup(repo, opts, on_progress=on_progress, progress=progress)
 
 
 def restore(repo: Repository, snapshot: str, target: str | os.PathLike[str], *,
             include: Sequence[str] = (),
             on_progress: Callable[[int, int], None] | None = None) -> RestoreResult:
-    """Restore a snapshot (id, prefix or ``latest``) below ``target``."""
+    """Restore a snapshot (id, prefix, tag or ``latest``) below ``target``."""
+    from deltavault.restore.restorer import RestoreOptions, run_restore
+
     snap = repo.find_snapshot(snapshot)
     return run_restore(repo, snap, RestoreOptions(Path(target), list(include)),
                        on_progress=on_progress)
 
 
+def rollback(repo: Repository, snapshot: str | None = None, *, tag: str | None = None,
+             target: str | os.PathLike[str], keep_previous: bool = False) -> RollbackResult:
+    """Put a live directory back to a snapshot atomically (restore beside it, then swap)."""
+    from deltavault.restore.rollback import pick_snapshot, run_rollback
+
+    snap = pick_snapshot(repo, snapshot, tag)
+    return run_rollback(repo, snap, Path(target), keep_previous=keep_previous)
+
+
+# --- maintenance ------------------------------------------------------------------------
+
+
 def check(repo: Repository, *, read_data: bool = False, subset: float | None = None,
           on_progress: Callable[[int, int], None] | None = None) -> CheckReport:
-    """Verify structure, and with ``read_data`` every stored byte."""
+    """Verify structure, and with ``read_data`` (or a ``subset`` share of packs) every byte."""
+    from deltavault.ops.check import run_check
+
     with repo.lock():
-        return run_check(repo, read_data=read_data, subset=subset, on_progress=on_progress)
+        return run_check(repo, read_data=read_data or subset is not None, subset=subset,
+                         on_progress=on_progress)
+
+
+@dataclass
+class ForgetResult:
+    """The snapshots ``forget`` dropped (or would drop), and prune's result if it ran."""
+
+    forgotten: list[str]
+    dry_run: bool
+    prune: PruneResult | None = None
+
+
+def forget(repo: Repository, snapshots: Sequence[str] = (), *,
+           policy: RetentionPolicy | None = None, dry_run: bool = False,
+           prune: bool = False) -> ForgetResult:
+    """Forget snapshots by reference or by a retention policy (per host and paths).
+
+    Data is freed only by prune (``prune=True`` runs it afterwards, under the
+    same exclusive lock).
+    """
+    from deltavault.errors import UserError
+    from deltavault.ops.forget import forget_snapshots
+    from deltavault.ops.prune import run_prune
+    from deltavault.ops.retention import select_forgotten
+
+    if snapshots and policy is not None and not policy.empty():
+        raise UserError("give snapshot ids or --keep-* rules, not both")
+    with repo.lock(exclusive=True):
+        snaps = repo.snapshots()
+        if snapshots:
+            remove = [repo.find_snapshot(ref, snaps) for ref in snapshots]
+            reason = "by request"
+        else:
+            from deltavault.ops.retention import RetentionPolicy
+
+            rules = policy or RetentionPolicy()
+            remove = select_forgotten(snaps, rules)
+            reason = f"policy {rules.__dict__}"
+        ids = [s.id for s in remove] if dry_run else forget_snapshots(repo, remove, reason)
+        pruned = run_prune(repo, dry_run=dry_run) if prune else None
+    return ForgetResult(ids, dry_run, pruned)
+
+
+def prune(repo: Repository, *, dry_run: bool = False) -> PruneResult:
+    """Delete data no kept snapshot needs, keeping every delta base in use."""
+    from deltavault.ops.prune import run_prune
+
+    with repo.lock(exclusive=True):
+        return run_prune(repo, dry_run=dry_run)
+
+
+def copy(source: Repository | Store, destination: Repository | str | os.PathLike[str] | Store,
+         snapshots: Sequence[str] | None = None, *,
+         on_progress: Callable[[int, int], None] | None = None) -> CopyReport:
+    """Copy a repository (or some snapshots) into a byte-identical replica."""
+    from deltavault.ops.replicate import copy_snapshots
+
+    return copy_snapshots(source, destination, snapshots, on_progress=on_progress)
+
+
+def repair(repo: Repository, replica: Repository | str | os.PathLike[str] | Store, *,
+           on_progress: Callable[[int, int], None] | None = None) -> RepairReport:
+    """Replace damaged or missing objects from a replica made by :func:`copy`."""
+    from deltavault.ops.repair import repair_from
+
+    return repair_from(repo, replica, on_progress=on_progress)
+
+
+def extend_retention(repo: Repository, days: int) -> int:
+    """Extend S3 Object Lock retention of everything a kept snapshot needs."""
+    from deltavault.ops.object_lock import extend_retention as extend
+
+    with repo.lock():
+        return extend(repo, days)
+
+
+# --- keyless: the ledger seen from outside ------------------------------------------------
+
+
+def ledger_verifier_key(location: str | os.PathLike[str] | Store) -> str:
+    """The ledger's verifier key as the plaintext ``config`` names it (no password)."""
+    from deltavault.repo.config import parse_config
+    from deltavault.repo.objects import RepositoryObjects
+
+    config, _mac = parse_config(RepositoryObjects(open_store(location)).read_config())
+    return config.ledger_verifier_key
+
+
+def audit(location: str | os.PathLike[str] | Store, verifier: str) -> AuditReport:
+    """Keyless audit: the ledger, every committed snapshot and every pack it needs."""
+    from deltavault.ops.audit import audit as run_audit
+
+    return run_audit(open_store(location), verifier)
+
+
+def mirror_ledger(location: str | os.PathLike[str] | Store,
+                  target: str | os.PathLike[str] | Store) -> int:
+    """Mirror config, ledger and pack lists to ``target``; returns objects written."""
+    from deltavault.ops.mirror import mirror_ledger as mirror
+
+    return mirror(open_store(location), open_store(target, create=True))

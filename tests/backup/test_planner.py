@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from deltavault import api, sampledata
-from deltavault.repo.repository import INDEX_PREFIX, Repository
+from deltavault.repo.layout import INDEX_PREFIX
+from deltavault.repo.repository import Repository
 from deltavault.repo.snapshot import Snapshot
 from deltavault.repo.walk import walk
 from tests.support.trees import differences

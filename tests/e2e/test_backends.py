@@ -15,7 +15,8 @@ import pytest
 from deltavault import api, sampledata
 from deltavault.errors import BackendUnavailable, ObjectLocked
 from deltavault.ops.audit import audit
-from deltavault.ops.prune import forget_snapshots, run_prune
+from deltavault.ops.forget import forget_snapshots
+from deltavault.ops.prune import run_prune
 from deltavault.repo.repository import Repository
 from deltavault.server import BackgroundServer
 from deltavault.store.base import Store

@@ -21,7 +21,7 @@ from deltavault.ledger.log import Ledger
 from deltavault.ledger.note import NoteSigner
 from deltavault.ledger.proof import parse_proof
 from deltavault.ops.audit import audit
-from deltavault.repo.packs import pack_key
+from deltavault.repo.layout import pack_key
 from deltavault.repo.snapshot import PACKLIST_MAGIC as PACKLIST_HEADER
 from deltavault.repo.snapshot import decode_packlist, packlist_root
 from deltavault.store.local import LocalStore

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from deltavault.repo.packs import pack_key
+from deltavault.repo.layout import pack_key
 from tests.support.cli import KDF_ARGS, Cli
 from tests.support.trees import write_random
 

@@ -13,8 +13,8 @@ from deltavault.errors import BackendUnavailable, LedgerError, UserError
 from deltavault.ops.audit import audit
 from deltavault.ops.prune import run_prune
 from deltavault.ops.replicate import copy_snapshots
-from deltavault.repo.packs import pack_key
-from deltavault.repo.repository import REPLICA_KEY, Repository
+from deltavault.repo.layout import REPLICA_KEY, pack_key
+from deltavault.repo.repository import Repository
 from deltavault.repo.snapshot import decode_packlist
 from deltavault.store.local import LocalStore
 from deltavault.store.testing import FaultyStore

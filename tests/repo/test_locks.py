@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from deltavault.errors import RepositoryLocked
 from deltavault.repo.canonical import pack_msgpack
 from deltavault.repo.crypto import AAD_LOCK, Crypto, MasterKey
-from deltavault.repo.locks import LOCK_PREFIX, Lock, read_locks, remove_locks
+from deltavault.repo.layout import LOCK_PREFIX
+from deltavault.repo.locks import Lock, read_locks, remove_locks
 from deltavault.store.local import LocalStore
 from tests.support.hostile import HOSTILE_IO, msgpack_values, mutations
 

@@ -13,6 +13,7 @@ from deltavault.codec.registry import CODECS_REQUIRING_BASE as CODECS_WITH_BASE
 from deltavault.codec.registry import KNOWN_CODECS
 from deltavault.errors import DeltavaultError, FormatError, IntegrityError
 from deltavault.repo.crypto import OVERHEAD, Crypto, MasterKey
+from deltavault.repo.layout import pack_key
 from deltavault.repo.packs import (
     ENTRY_SIZE,
     PACK_MAGIC,
@@ -21,7 +22,6 @@ from deltavault.repo.packs import (
     PackEntry,
     decode_header,
     encode_header,
-    pack_key,
     parse_pack,
     split_trailer,
 )

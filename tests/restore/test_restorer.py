@@ -10,10 +10,9 @@ import pytest
 
 from deltavault import api
 from deltavault.backup.blobwriter import BlobWriter
-from deltavault.backup.run import commit_snapshot
 from deltavault.repo.packs import BLOB_DATA, BLOB_TREE
-from deltavault.repo.repository import PACKLIST_PREFIX, Repository
-from deltavault.repo.snapshot import Snapshot, encode_packlist, now_rfc3339, packlist_root
+from deltavault.repo.repository import Repository
+from deltavault.repo.snapshot import Snapshot, now_rfc3339, packlist_root
 from tests.support.cli import KDF_ARGS, PASSWORD, Cli
 
 
@@ -37,11 +36,7 @@ def commit_raw_tree(repo: Repository, nodes_for: object) -> str:
     packs = sorted(w.stats.written_packs)
     snap = Snapshot(time=now_rfc3339(), hostname="evil", username="evil", paths=["/x"],
                     tree=root.hex(), packs_root=packlist_root(packs), packs_count=len(packs))
-    sid, sealed = repo.seal_snapshot(snap)
-    repo.store.put(PACKLIST_PREFIX + sid, encode_packlist(packs))
-    repo.put_sealed_snapshot(snap, sid, sealed)
-    commit_snapshot(repo, snap)
-    return sid
+    return repo.commit_snapshot(snap, packs)
 
 
 def _flat(name: bytes):  # type: ignore[no-untyped-def]

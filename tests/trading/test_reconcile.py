@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from deltavault import api, sampledata
-from deltavault.trading.reconcile import Book, Tolerances, compare, redact
+from deltavault.sources.dsn import redact
+from deltavault.trading.books import Book
+from deltavault.trading.reconcile import Tolerances, compare
 from tests.sources.helpers import cli, make_repo
 
 

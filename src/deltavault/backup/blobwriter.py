@@ -18,9 +18,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from deltavault.codec.policy import Policy, choose
-from deltavault.errors import DeltavaultError, ObjectExists
+from deltavault.errors import DeltavaultError
 from deltavault.repo.index import BlobLocation, IndexFile
-from deltavault.repo.packs import PackBuilder, PackEntry, pack_key
+from deltavault.repo.packs import PackBuilder, PackEntry
 from deltavault.repo.repository import Repository
 
 #: may an existing stored blob be shared by this snapshot? (delta depth rules)
@@ -139,8 +139,8 @@ class BlobWriter:
     def _write_pack(self, builder: PackBuilder) -> None:
         pack_id, data, entries = builder.finish(self.repo.crypto)
         size = len(data)
-        with contextlib.suppress(ObjectExists):  # same bytes already there: content-addressed
-            self.repo.store.put(pack_key(pack_id), data)  # the buffer itself: no 2nd copy
+        # content-addressed (same bytes if already there); the buffer itself: no 2nd copy
+        self.repo.objects.write_pack(pack_id, data)
         del data
         self.repo.index.add(pack_id, entries)
         with self._lock:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import sys
-import threading
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from deltavault.backup.run import BackupOptions, Progress, run_backup, scan_totals
+from deltavault import api
 from deltavault.cli.common import (
     JsonOpt,
     PasswordFileOpt,
@@ -24,6 +23,9 @@ from deltavault.cli.common import (
     show_progress,
 )
 from deltavault.errors import SourceError, UserError
+
+if TYPE_CHECKING:
+    from deltavault.backup.options import Progress
 
 
 def backup(
@@ -84,24 +86,23 @@ def backup(
                        snapshot_type=snapshot_type, tags=list(tag or []), host=host,
                        codec=codec, json_out=json_out, quiet=quiet)  # type: ignore[arg-type]
         return
-    opts = BackupOptions(paths=list(paths or []), snapshot_type=snapshot_type,
-                         codec=codec,  # type: ignore[arg-type]
-                         full_every=full_every, full_after_days=full_after_days,
-                         tags=list(tag or []), hostname=host, excludes=excludes,
-                         stdin=sys.stdin.buffer if stdin else None, stdin_filename=stdin_filename)
     r = open_repo(repo, password_file)
-    state = Progress()
-    with byte_progress(show_progress(json_out, quiet), "backup") as bar, r.lock():
+    with byte_progress(show_progress(json_out, quiet), "backup") as bar:
         on_progress = None
         if bar is not None:
             task = bar.add_task("backup", total=None, detail="")
-            _start_scanner(opts, state)
 
             def on_progress(p: Progress) -> None:
                 bar.update(task, completed=p.bytes_done, total=p.bytes_total,
                            detail=f"{p.files_done} files")
 
-        result = run_backup(r, opts, on_progress=on_progress, progress=state)
+        result = api.backup(r, list(paths or []), snapshot_type=snapshot_type,
+                            codec=codec,  # type: ignore[arg-type]
+                            full_every=full_every, full_after_days=full_after_days,
+                            tags=list(tag or []), hostname=host, excludes=excludes,
+                            stdin=sys.stdin.buffer if stdin else None,
+                            stdin_filename=stdin_filename, on_progress=on_progress,
+                            estimate_totals=bar is not None)
     snap = result.snapshot
     s = snap.summary
     if json_out:
@@ -120,18 +121,6 @@ def backup(
     if result.errors:
         raise SourceError(f"{len(result.errors)} file(s) could not be read; "
                           f"snapshot {snap.id[:12]} is incomplete")
-
-
-def _start_scanner(opts: BackupOptions, state: Progress) -> None:
-    """Count what is to be read in the background, so the bar can show an ETA."""
-    if not opts.paths:
-        return
-
-    def scan() -> None:
-        for files, size in scan_totals(opts.paths, opts.excludes):
-            state.files_total, state.bytes_total = files, size
-
-    threading.Thread(target=scan, daemon=True, name="dv-scan").start()
 
 
 def register(app: typer.Typer) -> None:

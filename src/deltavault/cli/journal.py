@@ -9,7 +9,6 @@ checks offline.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from deltavault import api
 from deltavault.cli.common import (
     JsonOpt,
     PasswordFileOpt,
@@ -28,10 +28,8 @@ from deltavault.cli.common import (
     require_repo,
 )
 from deltavault.cli.ledger import ledger_app
-from deltavault.errors import ObjectExists, ObjectNotFound, UserError
+from deltavault.errors import UserError
 from deltavault.ledger.journal import Journal
-from deltavault.ledger.tiles import CHECKPOINT_KEY
-from deltavault.repo.config import CONFIG_KEY, parse_config
 from deltavault.repo.ledger_link import events
 
 journal_app = typer.Typer(help="Append and read trade/order/config-change records.",
@@ -42,10 +40,7 @@ _BATCH = 1000
 @ledger_app.command("key")
 def key_command(repo: RepoOpt = "") -> None:
     """Print the ledger's verifier key (give it to auditors and counterparties)."""
-    from deltavault.api import open_store
-
-    cfg, _mac = parse_config(open_store(require_repo(repo)).get(CONFIG_KEY))
-    typer.echo(cfg.ledger_verifier_key)
+    typer.echo(api.ledger_verifier_key(require_repo(repo)))
 
 
 @ledger_app.command("events")
@@ -93,26 +88,8 @@ def mirror_command(
     Incremental: write-once objects already there are skipped; the checkpoint
     is replaced last, after every tile and bundle it commits to.
     """
-    from deltavault.api import open_store
-
-    src = open_store(require_repo(repo))
-    dst = open_store(target, create=True)
-    copied = 0
-    for prefix in (CONFIG_KEY, "ledger/", "packlists/"):
-        for info in src.list(prefix):
-            if info.key == CHECKPOINT_KEY or dst.exists(info.key):
-                continue
-            with contextlib.suppress(ObjectExists):
-                dst.put(info.key, src.get(info.key))
-                copied += 1
-    checkpoint = src.get(CHECKPOINT_KEY)
-    try:
-        current, version = dst.get_versioned(CHECKPOINT_KEY)
-    except ObjectNotFound:
-        current, version = None, None
-    if current != checkpoint:
-        dst.replace(CHECKPOINT_KEY, checkpoint, version)
-        copied += 1
+    copied = api.mirror_ledger(require_repo(repo), target)
+    dst = api.open_store(target)
     if json_out:
         emit_json({"copied": copied, "target": dst.location()})
     else:

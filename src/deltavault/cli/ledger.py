@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 import typer
 from rich.console import Console
 
+from deltavault import api
 from deltavault.cli.common import require_repo
 from deltavault.errors import DeltavaultError, LedgerError, UserError
 from deltavault.ledger.log import Ledger
@@ -24,7 +25,7 @@ from deltavault.ledger.note import parse_skey, parse_vkey
 from deltavault.ledger.proof import verify_proof
 from deltavault.ledger.verify import VerifyResult, check_old_checkpoint, verify_log
 from deltavault.ledger.witness import cosign
-from deltavault.ops.audit import audit, checkpoint_origin, config_origin
+from deltavault.ops.audit import checkpoint_origin, config_origin
 from deltavault.store.base import Store
 
 ledger_app = typer.Typer(name="ledger", help="Verify and witness the tamper-evident ledger.",
@@ -56,9 +57,7 @@ def _run(action: Callable[[], None]) -> None:
 
 
 def _open_store(repo: str) -> Store:
-    from deltavault.api import open_store
-
-    return open_store(require_repo(repo))
+    return api.open_store(require_repo(repo))
 
 
 def _origin(store: Store) -> str:
@@ -196,13 +195,9 @@ def _open_log(repo: str, key: str | None) -> tuple[Store, Ledger]:
 
 def _config_vkey(store: Store) -> str:
     try:
-        config = json.loads(store.get("config"))
-        vkey = config["ledger"]["verifier_key"]
-    except (DeltavaultError, ValueError, KeyError, TypeError) as exc:
+        return api.ledger_verifier_key(store)
+    except DeltavaultError as exc:
         raise UserError("no --key given and config names no ledger verifier key") from exc
-    if not isinstance(vkey, str):
-        raise UserError("config's ledger verifier key is not a string")
-    return vkey
 
 
 def audit_command(
@@ -214,7 +209,7 @@ def audit_command(
 
     def action() -> None:
         store = _open_store(repo)
-        r = audit(store, key or _config_vkey(store))
+        r = api.audit(store, key or _config_vkey(store))
         lines = [
             f"ledger {r.origin}: size {r.ledger.size}, "
             f"{'verified' if r.ledger.ok else '[red]NOT verified[/]'}",

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from deltavault import api
 from deltavault.cli.common import (
     JsonOpt,
     PasswordFileOpt,
@@ -16,15 +17,6 @@ from deltavault.cli.common import (
     open_repo,
     out_console,
 )
-from deltavault.errors import UserError
-from deltavault.ops.prune import (
-    RetentionPolicy,
-    apply_policy,
-    forget_snapshots,
-    group_key,
-    run_prune,
-)
-from deltavault.repo.snapshot import Snapshot
 
 KeepOpt = Annotated[int, typer.Option(min=0)]
 
@@ -41,24 +33,11 @@ def forget(
     json_out: JsonOpt = False, quiet: QuietOpt = False,
 ) -> None:
     """Forget snapshots by id or by a retention policy (data is freed by prune)."""
-    policy = RetentionPolicy(keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly,
-                             keep_yearly, list(keep_tag or []))
-    if snapshot_ids and not policy.empty():
-        raise UserError("give snapshot ids or --keep-* rules, not both")
+    policy = api.RetentionPolicy(keep_last, keep_hourly, keep_daily, keep_weekly,
+                                 keep_monthly, keep_yearly, list(keep_tag or []))
     r = open_repo(repo, password_file)
-    with r.lock(exclusive=True):
-        snaps = r.snapshots()
-        if snapshot_ids:
-            remove = [r.find_snapshot(ref, snaps) for ref in snapshot_ids]
-        else:
-            groups: dict[tuple[str, tuple[str, ...]], list[Snapshot]] = {}
-            for s in snaps:
-                groups.setdefault(group_key(s), []).append(s)
-            remove = [s for g in groups.values() for s in apply_policy(g, policy)[1]]
-        reason = ("by request" if snapshot_ids else
-                  f"policy {policy.__dict__}")
-        removed = [s.id for s in remove] if dry_run else forget_snapshots(r, remove, reason)
-        pruned = run_prune(r, dry_run=dry_run) if prune else None
+    result = api.forget(r, snapshot_ids or (), policy=policy, dry_run=dry_run, prune=prune)
+    removed, pruned = result.forgotten, result.prune
     if json_out:
         emit_json({"forgotten": removed, "dry_run": dry_run,
                    "prune": pruned.to_dict() if pruned else None})
@@ -75,8 +54,7 @@ def prune(repo: RepoOpt = "", password_file: PasswordFileOpt = None,
           = False, json_out: JsonOpt = False, quiet: QuietOpt = False) -> None:
     """Delete data no snapshot needs (keeping every delta base still in use)."""
     r = open_repo(repo, password_file)
-    with r.lock(exclusive=True):
-        result = run_prune(r, dry_run=dry_run)
+    result = api.prune(r, dry_run=dry_run)
     if json_out:
         emit_json(result.to_dict())
     elif not quiet:

@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from deltavault import api
 from deltavault.cli.common import (
     JsonOpt,
     PasswordFileOpt,
@@ -25,8 +26,6 @@ from deltavault.cli.common import (
     show_progress,
 )
 from deltavault.errors import RepositoryError, UserError
-from deltavault.ops.repair import repair_from
-from deltavault.ops.replicate import copy_snapshots
 
 FromRepoOpt = Annotated[str, typer.Option(
     "--from-repo", envvar="DELTAVAULT_REPO", show_default=False,
@@ -56,7 +55,7 @@ def copy(
 
             def on_progress(done: int, total: int) -> None:
                 bar.update(task, completed=done, total=total)
-        report = copy_snapshots(src, to_repo, snapshots or None, on_progress=on_progress)
+        report = api.copy(src, to_repo, snapshots or None, on_progress=on_progress)
     if json_out:
         emit_json(report.to_dict())
     elif not quiet:
@@ -88,7 +87,7 @@ def repair(
     if not from_repo:
         raise UserError("no replica given", hint="use --from-repo PATH-OR-URL")
     r = open_repo(repo, password_file)
-    report = repair_from(r, from_repo)
+    report = api.repair(r, from_repo)
     if json_out:
         emit_json(report.to_dict())
     elif not quiet:

@@ -25,10 +25,6 @@ from deltavault.cli.common import (
     show_progress,
 )
 from deltavault.errors import RepositoryError, UserError
-from deltavault.ops.check import run_check
-from deltavault.ops.object_lock import extend_retention
-from deltavault.repo.config import ChunkerParams
-from deltavault.repo.locks import read_locks, remove_locks
 
 key_app = typer.Typer(help="Manage the passwords that open the repository.", no_args_is_help=True)
 
@@ -46,6 +42,8 @@ def init(repo: RepoOpt = "", password_file: PasswordFileOpt = None, json_out: Js
     """Create a new repository."""
     location = require_repo(repo)
     password = read_password(password_file, confirm=True)
+    from deltavault.repo.config import ChunkerParams
+
     chunker = ChunkerParams(min_size=max(64, chunk_avg // 4), avg_size=chunk_avg,
                             max_size=min(chunk_avg * 4, 16 * 1024 * 1024))
     r = api.init(location, password, chunker=chunker, compression_level=compression,
@@ -120,8 +118,7 @@ def unlock(repo: RepoOpt = "", password_file: PasswordFileOpt = None,
            json_out: JsonOpt = False) -> None:
     """Remove stale locks left by crashed processes."""
     r = open_repo(repo, password_file)
-    removed = remove_locks(r.store, r.crypto, all_locks=remove_all)
-    left = read_locks(r.store, r.crypto)
+    removed, left = api.unlock(r, remove_all=remove_all)
     if json_out:
         emit_json({"removed": [x.describe() for x in removed],
                    "remaining": [x.describe() for x in left]})
@@ -141,10 +138,8 @@ def check(repo: RepoOpt = "", password_file: PasswordFileOpt = None,
     """Verify the repository; exit 13 if anything is damaged."""
     share = _parse_share(subset) if subset else None
     r = open_repo(repo, password_file)
-    with r.lock():
-        report = run_check(r, read_data=read_data or share is not None, subset=share,
-                           on_progress=_pack_progress() if show_progress(json_out, quiet)
-                           else None)
+    report = api.check(r, read_data=read_data, subset=share,
+                       on_progress=_pack_progress() if show_progress(json_out, quiet) else None)
     if json_out:
         emit_json(report.to_dict())
     elif not quiet:
@@ -184,20 +179,7 @@ def _pack_progress() -> Callable[[int, int], None]:
 def stats(repo: RepoOpt = "", password_file: PasswordFileOpt = None,
           json_out: JsonOpt = False) -> None:
     """Repository totals: snapshots, packs, blobs, stored bytes."""
-    r = open_repo(repo, password_file)
-    idx = r.load_index()
-    packs = list(r.store.list("data/"))
-    snaps = r.snapshots()
-    locs = list(idx.all_locations())
-    doc = {
-        "snapshots": len(snaps),
-        "packs": len(packs),
-        "stored_bytes": sum(p.size for p in packs),
-        "blobs": len(locs),
-        "delta_blobs": sum(1 for loc in locs if loc.base is not None),
-        "plain_bytes": sum(loc.raw_length for loc in locs),
-        "latest_size": int(snaps[-1].summary.get("bytes_total", 0)) if snaps else 0,
-    }
+    doc = api.stats(open_repo(repo, password_file))
     if json_out:
         emit_json(doc)
         return
@@ -216,9 +198,7 @@ def maintenance(repo: RepoOpt = "", password_file: PasswordFileOpt = None,
     """Extend S3 Object Lock retention of every object a kept snapshot needs."""
     if retention_days <= 0:
         raise UserError("give --retention-days N (N > 0)")
-    r = open_repo(repo, password_file)
-    with r.lock():
-        count = extend_retention(r, retention_days)
+    count = api.extend_retention(open_repo(repo, password_file), retention_days)
     if json_out:
         emit_json({"objects": count, "retention_days": retention_days})
     else:

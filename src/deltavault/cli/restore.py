@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from deltavault import api
 from deltavault.cli.common import (
     JsonOpt,
     PasswordFileOpt,
@@ -21,9 +22,6 @@ from deltavault.cli.common import (
     show_progress,
 )
 from deltavault.errors import UserError
-from deltavault.repo.walk import find_node
-from deltavault.restore.restorer import RestoreOptions, run_restore
-from deltavault.restore.rollback import pick_snapshot, run_rollback
 
 SnapshotArg = Annotated[str, typer.Argument(help="Snapshot id, unique prefix, or 'latest'.")]
 
@@ -57,7 +55,7 @@ def restore(
     if sqlite_to or postgres or redis:
         raise UserError("give --target or one of --sqlite-to/--postgres/--redis, not both")
     r = open_repo(repo, password_file)
-    snap = r.find_snapshot(snapshot)
+    snap = api.find_snapshot(r, snapshot)
     with byte_progress(show_progress(json_out, quiet), "restore") as bar:
         cb = None
         if bar is not None:
@@ -66,8 +64,7 @@ def restore(
             def cb(done: int, total: int) -> None:
                 bar.update(task, completed=done, total=total)
 
-        result = run_restore(r, snap, RestoreOptions(target, list(include or [])),
-                             on_progress=cb)
+        result = api.restore(r, snap.id, target, include=list(include or []), on_progress=cb)
     if json_out:
         emit_json({"snapshot_id": snap.id, "target": str(target), "files": result.files,
                    "dirs": result.dirs, "bytes": result.bytes,
@@ -85,15 +82,8 @@ def dump(
 ) -> None:
     """Write one file of a snapshot to standard output."""
     r = open_repo(repo, password_file)
-    snap = r.find_snapshot(snapshot)
-    r.load_index()
-    node = find_node(r, bytes.fromhex(snap.tree), path)
-    if node.type != "file":
-        raise UserError(f"{path} is a {node.type}, not a file")
-    out = sys.stdout.buffer
-    for blob in node.content:
-        out.write(r.load_blob(blob))
-    out.flush()
+    api.dump(r, snapshot, path, sys.stdout.buffer)
+    sys.stdout.buffer.flush()
 
 
 def rollback(
@@ -110,8 +100,8 @@ def rollback(
 ) -> None:
     """Put a directory back to a snapshot atomically (restore beside it, then swap)."""
     r = open_repo(repo, password_file)
-    snap = pick_snapshot(r, snapshot, tag)
-    result = run_rollback(r, snap, target, keep_previous=keep_previous)
+    result = api.rollback(r, snapshot, tag=tag, target=target, keep_previous=keep_previous)
+    snap = result.snapshot
     if json_out:
         emit_json({"snapshot_id": snap.id, "target": str(result.target),
                    "previous": str(result.previous) if result.previous else None,

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import stat as statmod
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 from rich.tree import Tree
 
+from deltavault import api
 from deltavault.cli.common import (
     JsonOpt,
     PasswordFileOpt,
@@ -21,10 +22,9 @@ from deltavault.cli.common import (
 )
 from deltavault.cli.restore import SnapshotArg
 from deltavault.errors import UserError
-from deltavault.ops.diff import diff_snapshots
-from deltavault.ops.tags import retag
-from deltavault.repo.snapshot import Snapshot
-from deltavault.repo.walk import find_node, walk
+
+if TYPE_CHECKING:
+    from deltavault.repo.snapshot import Snapshot
 
 
 def snapshot_dict(s: Snapshot) -> dict[str, object]:
@@ -42,7 +42,7 @@ def snapshots(repo: RepoOpt = "", password_file: PasswordFileOpt = None,
               json_out: JsonOpt = False) -> None:
     """List snapshots, oldest first."""
     r = open_repo(repo, password_file)
-    snaps = [s for s in r.snapshots() if not tag or set(tag) <= set(s.tags)]
+    snaps = api.snapshots(r, tags=tag or ())
     if json_out:
         emit_json([snapshot_dict(s) for s in snaps])
         return
@@ -80,16 +80,7 @@ def ls(snapshot: SnapshotArg,
        json_out: JsonOpt = False) -> None:
     """List the files of a snapshot."""
     r = open_repo(repo, password_file)
-    snap = r.find_snapshot(snapshot)
-    r.load_index()
-    root = bytes.fromhex(snap.tree)
-    prefix = path.strip("/")
-    if prefix:
-        node = find_node(r, root, prefix)
-        if node.type != "dir" or node.subtree is None:
-            raise UserError(f"{path} is not a directory")
-        root = node.subtree
-    entries = [(f"{prefix}/{p}" if prefix else p, n) for p, n in walk(r, root)]
+    entries = list(api.ls(r, snapshot, path))
     if json_out:
         emit_json([{"path": p, "type": n.type, "size": n.size, "mode": n.mode,
                     "mtime": _time(n.mtime_ns), "uid": n.uid, "gid": n.gid} for p, n in entries])
@@ -114,9 +105,7 @@ def diff(a: Annotated[str, typer.Argument(help="Older snapshot.")],
          json_out: JsonOpt = False) -> None:
     """Files added, removed and changed between two snapshots."""
     r = open_repo(repo, password_file)
-    snaps = r.snapshots()
-    sa, sb = r.find_snapshot(a, snaps), r.find_snapshot(b, snaps)
-    result = diff_snapshots(r, sa, sb)
+    sa, sb, result = api.diff(r, a, b)
     doc = result.to_dict()
     if json_out:
         emit_json(dict(doc, a=sa.id, b=sb.id))
@@ -146,10 +135,7 @@ def tag(snapshot: SnapshotArg,
     if not (add or remove or set_):
         raise UserError("give --add, --remove or --set")
     r = open_repo(repo, password_file)
-    with r.lock():
-        old = r.find_snapshot(snapshot)
-        new = retag(r, old, add=list(add or []), remove=list(remove or []),
-                    set_to=list(set_) if set_ else None)
+    old, new = api.tag(r, snapshot, add=add or (), remove=remove or (), set_to=set_)
     if json_out:
         emit_json({"old_id": old.id, "new_id": new.id, "tags": new.tags})
     else:

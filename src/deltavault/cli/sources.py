@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from deltavault.backup.run import BackupResult
+from deltavault.backup.options import BackupResult
 from deltavault.cli.common import (
     JsonOpt,
     PasswordFileOpt,

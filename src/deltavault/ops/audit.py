@@ -20,9 +20,12 @@ from deltavault.errors import FormatError, LedgerError, ObjectNotFound
 from deltavault.ledger.events import Event
 from deltavault.ledger.log import Ledger
 from deltavault.ledger.note import parse_vkey
+from deltavault.ledger.state import apply_event
+from deltavault.ledger.tiles import CHECKPOINT_KEY
 from deltavault.ledger.verify import VerifyResult, verify_log
-from deltavault.repo.packs import pack_key
-from deltavault.repo.snapshot import decode_packlist, packlist_root
+from deltavault.repo.layout import pack_key, packlist_key, snapshot_key
+from deltavault.repo.objects import RepositoryObjects
+from deltavault.repo.snapshot import packlist_root
 from deltavault.store.base import Store
 
 
@@ -50,16 +53,17 @@ class AuditReport:
 def config_origin(store: Store) -> str | None:
     """The ledger origin named in the plaintext ``config``, if readable."""
     try:
-        config = json.loads(store.get("config"))
+        config = json.loads(RepositoryObjects(store).read_config())
         origin = config["ledger"]["origin"]
     except (ObjectNotFound, ValueError, KeyError, TypeError, UnicodeDecodeError):
         return None
     return origin if isinstance(origin, str) else None
 
 
-def _hash_matches(store: Store, key: str, expected_hex: str, what: str, out: list[str]) -> bool:
+def _hash_matches(objects: RepositoryObjects, key: str, expected_hex: str, what: str,
+                  out: list[str]) -> bool:
     try:
-        data = store.get(key)
+        data = objects.get(key)
     except ObjectNotFound:
         out.append(f"{what} {key} is missing")
         return False
@@ -69,23 +73,24 @@ def _hash_matches(store: Store, key: str, expected_hex: str, what: str, out: lis
     return True
 
 
-def _audit_snapshot(store: Store, sid: str, event: Event, report: AuditReport,
+def _audit_snapshot(objects: RepositoryObjects, sid: str, event: Event, report: AuditReport,
                     seen: set[str]) -> None:
     report.snapshots_checked += 1
-    _hash_matches(store, f"snapshots/{sid}", sid, "snapshot", report.problems)
+    _hash_matches(objects, snapshot_key(sid), sid, "snapshot", report.problems)
+    listkey = packlist_key(sid)
     try:
-        ids = decode_packlist(store.get(f"packlists/{sid}"))
+        ids = objects.read_packlist(sid)
     except ObjectNotFound:
-        report.problems.append(f"pack list packlists/{sid} is missing")
+        report.problems.append(f"pack list {listkey} is missing")
         return
     except FormatError as exc:
-        report.problems.append(f"pack list packlists/{sid}: {exc}")
+        report.problems.append(f"pack list {listkey}: {exc}")
         return
     if packlist_root(ids) != event.fields["packs_root"]:
-        report.problems.append(f"pack list packlists/{sid} does not match the ledger's packs_root")
+        report.problems.append(f"pack list {listkey} does not match the ledger's packs_root")
     if len(ids) != event.fields["packs_count"]:
         report.problems.append(
-            f"pack list packlists/{sid} names {len(ids)} packs, the ledger says "
+            f"pack list {listkey} names {len(ids)} packs, the ledger says "
             f"{event.fields['packs_count']}"
         )
     for pid in ids:
@@ -93,7 +98,7 @@ def _audit_snapshot(store: Store, sid: str, event: Event, report: AuditReport,
             continue
         seen.add(pid)
         report.packs_checked += 1
-        _hash_matches(store, pack_key(pid), pid, "pack", report.problems)
+        _hash_matches(objects, pack_key(pid), pid, "pack", report.problems)
 
 
 def audit(store: Store, verifier: str, origin: str | None = None) -> AuditReport:
@@ -129,32 +134,15 @@ def audit(store: Store, verifier: str, origin: str | None = None) -> AuditReport
         report.events += 1
         apply_event(live, event)
     seen: set[str] = set()
+    objects = RepositoryObjects(store)
     for sid, event in live.items():
-        _audit_snapshot(store, sid, event, report, seen)
+        _audit_snapshot(objects, sid, event, report, seen)
     return report
-
-
-def apply_event(live: dict[str, Event], event: Event) -> None:
-    """Track which snapshots exist: committed, re-tagged (new id), forgotten.
-
-    ``live`` maps a snapshot id to the ``snapshot`` event that committed its
-    content (a re-tagged snapshot keeps its original event: same tree and
-    pack list under a new id).
-    """
-    if event.type == "snapshot":
-        live[event.fields["id"]] = event
-    elif event.type == "tag":
-        old, new = event.fields.get("snapshot"), event.fields.get("new_id")
-        if isinstance(old, str) and isinstance(new, str) and old in live:
-            live[new] = live.pop(old)
-    elif event.type == "forget":
-        for sid in event.fields.get("snapshots", []):
-            live.pop(sid, None)
 
 
 def checkpoint_origin(store: Store) -> str | None:
     try:
-        first = store.get("ledger/checkpoint").split(b"\n", 1)[0]
+        first = store.get(CHECKPOINT_KEY).split(b"\n", 1)[0]
         return first.decode("utf-8") or None
     except (ObjectNotFound, UnicodeDecodeError):
         return None

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deltavault.errors import DeltavaultError
-from deltavault.repo.crypto import AAD_INDEX
-from deltavault.repo.index import BlobLocation, IndexFile
-from deltavault.repo.packs import pack_key, parse_pack
-from deltavault.repo.repository import INDEX_PREFIX, PACKLIST_PREFIX, Repository
-from deltavault.repo.snapshot import Snapshot, decode_packlist, packlist_root
+from deltavault.repo.index import BlobLocation
+from deltavault.repo.layout import index_key, pack_key, packlist_key, snapshot_key
+from deltavault.repo.packs import parse_pack
+from deltavault.repo.repository import Repository
+from deltavault.repo.snapshot import Snapshot, packlist_root
 from deltavault.repo.walk import walk
 
 
@@ -65,12 +65,11 @@ class CheckReport:
 
 def _load_indexes(repo: Repository, report: CheckReport) -> None:
     files = []
-    for info in repo.store.list(INDEX_PREFIX):
-        iid = info.key[len(INDEX_PREFIX):]
+    for iid in repo.objects.index_ids():
         try:
-            files.append((iid, IndexFile.decode(repo.load_object(INDEX_PREFIX, iid, AAD_INDEX))))
+            files.append((iid, repo.load_index_file(iid)))
         except DeltavaultError as exc:
-            report.problems.append(Problem("index", info.key, str(exc)))
+            report.problems.append(Problem("index", index_key(iid), str(exc)))
     report.indexes = len(files)
     repo.index.load(files)
     repo._index_loaded = True
@@ -87,18 +86,18 @@ def _check_snapshot(repo: Repository, snap: Snapshot, report: CheckReport,
                 needed.add(blob)
                 blob_users.setdefault(blob, []).append(f"{snap.id[:12]}:{path}")
     except DeltavaultError as exc:
-        report.problems.append(Problem("tree", f"snapshots/{snap.id}", f"tree walk: {exc}",
+        report.problems.append(Problem("tree", snapshot_key(snap.id), f"tree walk: {exc}",
                                        [snap.id]))
         return
     try:
-        listed = set(decode_packlist(repo.store.get(PACKLIST_PREFIX + snap.id)))
+        listed = set(repo.objects.read_packlist(snap.id))
     except DeltavaultError as exc:
-        report.problems.append(Problem("packlist", PACKLIST_PREFIX + snap.id, str(exc),
+        report.problems.append(Problem("packlist", packlist_key(snap.id), str(exc),
                                        [snap.id]))
         listed = set()
     else:
         if packlist_root(sorted(listed)) != snap.packs_root:
-            report.problems.append(Problem("packlist", PACKLIST_PREFIX + snap.id,
+            report.problems.append(Problem("packlist", packlist_key(snap.id),
                                            "pack list does not match the snapshot's root",
                                            [snap.id]))
     unlisted: set[str] = set()
@@ -123,7 +122,7 @@ def _check_snapshot(repo: Repository, snap: Snapshot, report: CheckReport,
             todo.append(loc.base)
     if listed and unlisted:
         report.problems.append(Problem(
-            "packlist", PACKLIST_PREFIX + snap.id,
+            "packlist", packlist_key(snap.id),
             f"pack list misses {len(unlisted)} pack(s) the snapshot needs", [snap.id]))
 
 
@@ -132,7 +131,7 @@ def _read_pack(repo: Repository, pack_id: str, indexed: list[BlobLocation],
     """Verify one pack end to end; returns ids of blobs found damaged."""
     key = pack_key(pack_id)
     try:
-        data = repo.store.get(key)
+        data = repo.objects.read_pack(pack_id)
     except DeltavaultError as exc:
         report.problems.append(Problem("pack", key, f"cannot read: {exc}"))
         return []
@@ -175,7 +174,7 @@ def run_check(repo: Repository, *, read_data: bool = False, subset: float | None
               seed: int | None = None) -> CheckReport:
     """Check the repository; ``subset`` (0-1] reads only that share of packs."""
     report = CheckReport()
-    stored = {i.key.rsplit("/", 1)[-1]: i.size for i in repo.store.list("data/")}
+    stored = repo.objects.pack_sizes()
     _load_indexes(repo, report)
     indexed = repo.index.pack_ids()
     report.packs = len(indexed)
@@ -188,7 +187,7 @@ def run_check(repo: Repository, *, read_data: bool = False, subset: float | None
         try:
             snaps.append(repo.load_snapshot(sid))
         except DeltavaultError as exc:
-            report.problems.append(Problem("snapshot", f"snapshots/{sid}", str(exc), [sid]))
+            report.problems.append(Problem("snapshot", snapshot_key(sid), str(exc), [sid]))
     report.snapshots = len(snaps)
     for snap in snaps:
         _check_snapshot(repo, snap, report, blob_users)

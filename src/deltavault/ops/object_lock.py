@@ -13,22 +13,21 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from deltavault.errors import UserError
-from deltavault.repo.packs import pack_key
-from deltavault.repo.repository import PACKLIST_PREFIX, SNAPSHOT_PREFIX, Repository
-from deltavault.repo.snapshot import decode_packlist
+from deltavault.repo import layout
+from deltavault.repo.repository import Repository
 
 
 def referenced_keys(repo: Repository) -> list[str]:
     """Every object key a live snapshot or the ledger needs."""
-    keys: set[str] = {"config"}
-    for prefix in ("index/", "keys/", "ledger/", "journal/"):
-        keys.update(i.key for i in repo.store.list(prefix))
+    keys: set[str] = {layout.CONFIG_KEY}
+    for prefix in (layout.INDEX_PREFIX, layout.KEY_PREFIX, layout.LEDGER_PREFIX,
+                   layout.JOURNAL_PREFIX):
+        keys.update(key for key, _size in repo.objects.listing(prefix))
     for snap in repo.snapshots():
-        keys.add(SNAPSHOT_PREFIX + snap.id)
-        keys.add(PACKLIST_PREFIX + snap.id)
-        packs = decode_packlist(repo.store.get(PACKLIST_PREFIX + snap.id))
-        keys.update(pack_key(p) for p in packs)
-    keys.discard("ledger/checkpoint")  # replaced by CAS; never locked
+        keys.add(layout.snapshot_key(snap.id))
+        keys.add(layout.packlist_key(snap.id))
+        keys.update(layout.pack_key(p) for p in repo.objects.read_packlist(snap.id))
+    keys.discard(layout.CHECKPOINT_KEY)  # replaced by CAS; never locked
     return sorted(keys)
 
 

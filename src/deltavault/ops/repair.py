@@ -28,12 +28,22 @@ from deltavault.errors import (
 )
 from deltavault.ops.check import CheckReport, run_check
 from deltavault.ops.replicate import name_matches
-from deltavault.repo.config import CONFIG_KEY
-from deltavault.repo.repository import PACKLIST_PREFIX, SNAPSHOT_PREFIX, Repository
+from deltavault.repo.layout import (
+    DATA_PREFIX,
+    INDEX_PREFIX,
+    PACKLIST_PREFIX,
+    SNAPSHOT_PREFIX,
+    name_of,
+    packlist_key,
+    snapshot_key,
+)
+from deltavault.repo.objects import RepositoryObjects
+from deltavault.repo.repository import Repository
 from deltavault.repo.snapshot import decode_packlist, packlist_root
 from deltavault.store.base import Store
+from deltavault.store.url import open_store
 
-_FETCHABLE = ("data/", "index/", "snapshots/", "packlists/")
+_FETCHABLE = (DATA_PREFIX, INDEX_PREFIX, SNAPSHOT_PREFIX, PACKLIST_PREFIX)
 
 
 @dataclass
@@ -67,17 +77,18 @@ def _candidates(repo: Repository, before: CheckReport) -> set[str]:
                 problem.object.startswith(_FETCHABLE):
             keys.add(problem.object)
     present = set(repo.snapshot_ids())
+    listed = set(repo.objects.packlist_ids())
     for sid in repo.committed():  # committed, but the object is gone
         if sid not in present:
-            keys.add(SNAPSHOT_PREFIX + sid)
-        if not repo.store.exists(PACKLIST_PREFIX + sid):
-            keys.add(PACKLIST_PREFIX + sid)
+            keys.add(snapshot_key(sid))
+        if sid not in listed:
+            keys.add(packlist_key(sid))
     return keys
 
 
 def _intact(key: str, data: bytes, roots: dict[str, str]) -> bool:
     if key.startswith(PACKLIST_PREFIX):
-        expected = roots.get(key[len(PACKLIST_PREFIX):])
+        expected = roots.get(name_of(key))
         try:
             return expected is not None and packlist_root(decode_packlist(data)) == expected
         except FormatError:
@@ -88,7 +99,7 @@ def _intact(key: str, data: bytes, roots: dict[str, str]) -> bool:
 def _repair_one(repo: Repository, replica: Store, key: str, roots: dict[str, str],
                 report: RepairReport) -> None:
     try:
-        current: bytes | None = repo.store.get(key)
+        current: bytes | None = repo.objects.get(key)
     except ObjectNotFound:
         current = None
     except BackendError:
@@ -107,13 +118,13 @@ def _repair_one(repo: Repository, replica: Store, key: str, roots: dict[str, str
         return
     if current is not None:
         try:
-            repo.store.delete(key)
+            repo.objects.delete(key)
         except ObjectNotFound:
             pass
         except ObjectLocked as exc:
             report.not_repaired.append({"key": key, "reason": f"cannot delete: {exc}"})
             return
-    repo.store.put(key, data)
+    repo.objects.put_once(key, data)
     report.repaired.append({"key": key, "was": "missing" if current is None else "damaged",
                             "bytes": str(len(data))})
 
@@ -133,14 +144,10 @@ def repair_from(repo: Repository, replica_repo: Repository | Store | str | os.Pa
     Raises:
         UserError: the replica is a different repository.
     """
-    if isinstance(replica_repo, Repository):
-        replica = replica_repo.store
-    else:
-        from deltavault.api import open_store
-
-        replica = open_store(replica_repo)
+    replica = (replica_repo.store if isinstance(replica_repo, Repository)
+               else open_store(replica_repo))
     try:
-        same = replica.get(CONFIG_KEY) == repo.store.get(CONFIG_KEY)
+        same = RepositoryObjects(replica).read_config() == repo.objects.read_config()
     except ObjectNotFound as exc:
         raise RepositoryNotFound(f"no repository at {replica.location()}") from exc
     if not same:
@@ -155,7 +162,7 @@ def repair_from(repo: Repository, replica_repo: Repository | Store | str | os.Pa
                      for sid, ev in repo.committed().items()}
             for key in sorted(_candidates(repo, before)):
                 _repair_one(repo, replica, key, roots, report)
-            repo.cache = type(repo.cache)()  # blobs read from damaged packs are gone
+            repo.cache.clear()  # blobs read from damaged packs are gone
         if recheck:
             report.check_after = before if before.ok else run_check(
                 repo, read_data=True, on_progress=on_progress)

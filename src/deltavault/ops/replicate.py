@@ -46,27 +46,32 @@ from deltavault.ledger.log import Ledger
 from deltavault.ledger.note import open_checkpoint, parse_vkey
 from deltavault.ledger.storage import TileStore
 from deltavault.ledger.tiles import CHECKPOINT_KEY
-from deltavault.repo.config import CONFIG_KEY
-from deltavault.repo.crypto import AAD_INDEX
 from deltavault.repo.index import IndexFile
-from deltavault.repo.keys import KEY_PREFIX
-from deltavault.repo.ledger_link import LEDGER_KEY, committed_snapshots
-from deltavault.repo.packs import PackEntry, pack_key
-from deltavault.repo.repository import (
+from deltavault.repo.layout import (
+    CONFIG_KEY,
+    DATA_PREFIX,
+    HASH_NAMED,
     INDEX_PREFIX,
+    JOURNAL_PREFIX,
+    KEY_PREFIX,
+    LEDGER_KEY,
+    LEDGER_PREFIX,
     PACKLIST_PREFIX,
     REPLICA_KEY,
     SNAPSHOT_PREFIX,
-    Repository,
+    STAGING_PREFIX,
+    name_of,
+    pack_key,
+    packlist_key,
+    snapshot_key,
 )
-from deltavault.repo.snapshot import decode_packlist, packlist_root
+from deltavault.repo.ledger_link import committed_snapshots
+from deltavault.repo.objects import RepositoryObjects
+from deltavault.repo.packs import PackEntry
+from deltavault.repo.repository import Repository
+from deltavault.repo.snapshot import packlist_root
 from deltavault.store.base import Store
-
-#: Prefixes whose objects are named by the SHA-256 of their bytes.
-HASH_NAMED = ("data/", "index/", "snapshots/", "keys/", "journal/")
-JOURNAL_PREFIX = "journal/"
-LEDGER_PREFIX = "ledger/"
-STAGING_PREFIX = "ledger/staging/"
+from deltavault.store.url import open_store
 
 ProgressFn = Callable[[int, int], None]
 
@@ -75,7 +80,7 @@ def name_matches(key: str, data: bytes) -> bool:
     """Whether a hash-named object's bytes hash to its name (True for other keys)."""
     if not key.startswith(HASH_NAMED):
         return True
-    return hashlib.sha256(data).hexdigest() == key.rsplit("/", 1)[-1]
+    return hashlib.sha256(data).hexdigest() == name_of(key)
 
 
 @dataclass
@@ -172,7 +177,7 @@ class _Transfer:
 
 
 def _listing(store: Store, prefix: str) -> list[tuple[str, int]]:
-    return sorted((i.key, i.size) for i in store.list(prefix))
+    return RepositoryObjects(store).listing(prefix)
 
 
 def _config_ledger(config: bytes) -> tuple[str, str]:
@@ -221,7 +226,7 @@ def _select(repo: Repository, refs: Sequence[str]) -> tuple[list[str], set[str]]
     ids = sorted({repo.find_snapshot(ref, snaps).id for ref in refs})
     packs: set[str] = set()
     for sid in ids:
-        packs.update(decode_packlist(repo.store.get(PACKLIST_PREFIX + sid)))
+        packs.update(repo.objects.read_packlist(sid))
     return ids, packs
 
 
@@ -236,9 +241,8 @@ def _subset_indexes(repo: Repository, dst: Store, packs: set[str], xfer: _Transf
     dst_repo = Repository(dst, repo.config, repo.crypto, repo.key_id)
     covered = dst_repo.load_index(force=True).pack_ids()
     whole: list[tuple[str, int]] = []
-    for key, size in _listing(repo.store, INDEX_PREFIX):
-        iid = key[len(INDEX_PREFIX):]
-        index = IndexFile.decode(repo.load_object(INDEX_PREFIX, iid, AAD_INDEX), key)
+    for key, size in repo.objects.listing(INDEX_PREFIX):
+        index = repo.load_index_file(name_of(key))
         names = {p.hex() for p in index.pack_ids}
         if names and names <= packs | covered:
             whole.append((key, size))
@@ -307,12 +311,12 @@ def _check_packlists(src: Store, config: bytes, sids: set[str], report: CopyRepo
         return
     for sid in sorted(sids & set(live)):
         try:
-            ok = packlist_root(decode_packlist(src.get(PACKLIST_PREFIX + sid))) == \
+            ok = packlist_root(RepositoryObjects(src).read_packlist(sid)) == \
                 live[sid].fields.get("packs_root")
         except (FormatError, ObjectNotFound):
             ok = False
         if not ok:
-            report.damaged_in_source.append(PACKLIST_PREFIX + sid)
+            report.damaged_in_source.append(packlist_key(sid))
 
 
 def copy_snapshots(src_repo: Repository | Store,
@@ -340,12 +344,8 @@ def copy_snapshots(src_repo: Repository | Store,
         LedgerError: the destination's ledger forked from the source's.
     """
     src = src_repo.store if isinstance(src_repo, Repository) else src_repo
-    if isinstance(dst_repo, Repository):
-        dst = dst_repo.store
-    else:
-        from deltavault.api import open_store
-
-        dst = open_store(dst_repo, create=True)
+    dst = dst_repo.store if isinstance(dst_repo, Repository) else open_store(dst_repo,
+                                                                                 create=True)
     if snapshot_ids and not isinstance(src_repo, Repository):
         raise UserError("copying chosen snapshots needs the source opened with its password")
     report = CopyReport(src.location(), dst.location())
@@ -358,16 +358,16 @@ def copy_snapshots(src_repo: Repository | Store,
         if snapshot_ids:
             assert isinstance(src_repo, Repository)
             sids, packs = _select(src_repo, snapshot_ids)
-            sizes = dict(_listing(src, "data/"))
+            sizes = dict(_listing(src, DATA_PREFIX))
             pack_keys = [(pack_key(p), sizes.get(pack_key(p), 0)) for p in sorted(packs)]
-            lists = [(PACKLIST_PREFIX + s, 0) for s in sids]
-            snaps = [(SNAPSHOT_PREFIX + s, 0) for s in sids]
+            lists = [(packlist_key(s), 0) for s in sids]
+            snaps = [(snapshot_key(s), 0) for s in sids]
             report.snapshots = sids
         else:
-            pack_keys = _listing(src, "data/")
+            pack_keys = _listing(src, DATA_PREFIX)
             lists = _listing(src, PACKLIST_PREFIX)
             snaps = _listing(src, SNAPSHOT_PREFIX)
-            sids = [k[len(SNAPSHOT_PREFIX):] for k, _ in snaps]
+            sids = [name_of(k) for k, _ in snaps]
             report.snapshots = sids
         todo_packs, todo_lists = xfer.missing(pack_keys), xfer.missing(lists)
         todo_snaps = xfer.missing(snaps)
@@ -378,7 +378,7 @@ def copy_snapshots(src_repo: Repository | Store,
             _subset_indexes(src_repo, dst, packs, xfer, report)
         else:
             xfer.run(xfer.missing(_listing(src, INDEX_PREFIX)))
-        _check_packlists(src, config, {k[len(PACKLIST_PREFIX):] for k, _ in todo_lists}, report)
+        _check_packlists(src, config, {name_of(k) for k, _ in todo_lists}, report)
         bad = set(report.damaged_in_source)
         xfer.run([kv for kv in todo_lists if kv[0] not in bad])
         xfer.run(todo_snaps)

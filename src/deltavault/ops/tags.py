@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from deltavault.repo.repository import PACKLIST_PREFIX, Repository
+from deltavault.ledger.events import Event
+from deltavault.repo.repository import Repository
 from deltavault.repo.snapshot import Snapshot, now_rfc3339
 
 
@@ -22,10 +23,9 @@ def retag(repo: Repository, old: Snapshot, *, add: list[str], remove: list[str],
     tags -= set(remove)
     new = replace(old, tags=sorted(tags), original=old.id, id="",
                   summary=dict(old.summary, retagged=now_rfc3339()))
-    sid, sealed = repo.seal_snapshot(new)
-    repo.put_once(PACKLIST_PREFIX + sid, repo.store.get(PACKLIST_PREFIX + old.id))
-    repo.put_sealed_snapshot(new, sid, sealed)
-    repo.record("tag", snapshot=old.id, new_id=sid, add=sorted(tags - set(old.tags)),
-                remove=sorted(set(old.tags) - tags))
+    added, removed = sorted(tags - set(old.tags)), sorted(set(old.tags) - tags)
+    repo.commit_snapshot(new, repo.objects.read_packlist(old.id),
+                         lambda sid: Event.new("tag", snapshot=old.id, new_id=sid, add=added,
+                                               remove=removed))
     repo.forget_superseded(old.id)
     return new

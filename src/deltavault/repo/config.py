@@ -12,7 +12,6 @@ from deltavault.repo.canonical import canonical_json, parse_json_object
 from deltavault.repo.canonical import field as req
 from deltavault.repo.crypto import Crypto
 
-CONFIG_KEY = "config"
 FORMAT_VERSION = 1
 
 

@@ -23,7 +23,6 @@ from deltavault.errors import FormatError, IntegrityError
 from deltavault.repo.canonical import canonical_json, field, parse_json_object
 from deltavault.repo.crypto import KEY_SIZE, MasterKey, open_with, seal_with
 
-KEY_PREFIX = "keys/"
 _MAX_MEMORY_KIB = 4 * 1024 * 1024
 _MAX_TIME_COST = 64
 _MIN_MEMORY_KIB = 8 * 1024

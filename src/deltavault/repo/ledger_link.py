@@ -19,11 +19,10 @@ from deltavault.errors import FormatError
 from deltavault.ledger.events import Event
 from deltavault.ledger.log import Ledger
 from deltavault.ledger.note import NoteSigner
-from deltavault.ops.audit import apply_event
+from deltavault.ledger.state import apply_event
 from deltavault.repo.crypto import AAD_LEDGER_KEY, Crypto
+from deltavault.repo.layout import LEDGER_KEY
 from deltavault.store.base import Store
-
-LEDGER_KEY = "ledger-key"
 
 
 def new_ledger_key(store: Store, crypto: Crypto, origin: str) -> str:

@@ -22,9 +22,9 @@ from typing import Any
 from deltavault.errors import DeltavaultError, ObjectNotFound, RepositoryLocked
 from deltavault.repo.canonical import pack_msgpack, unpack_msgpack_map
 from deltavault.repo.crypto import AAD_LOCK, Crypto
+from deltavault.repo.layout import LOCK_PREFIX, lock_key
 from deltavault.store.base import Store
 
-LOCK_PREFIX = "locks/"
 STALE_AFTER = timedelta(minutes=30)
 REFRESH_EVERY = timedelta(minutes=5)
 
@@ -113,7 +113,7 @@ class Lock:
         return self
 
     def _write(self) -> str:
-        key = LOCK_PREFIX + secrets.token_hex(32)
+        key = lock_key(secrets.token_hex(32))
         self.store.put(key, _encode(self.crypto, self.exclusive))
         return key
 

@@ -41,11 +41,6 @@ class PackEntry:
     base: bytes | None = None
 
 
-def pack_key(pack_id: str) -> str:
-    """The store key of a pack: ``data/<first two hex>/<id>``."""
-    return f"data/{pack_id[:2]}/{pack_id}"
-
-
 class PackBuilder:
     """Collects encrypted blobs until the pack is big enough to write."""
 

@@ -1,18 +1,18 @@
-"""Open, create and read a repository: keys, config, objects, index, snapshots.
+"""Open, create and read a repository: keys, config, index, blobs, snapshots, ledger.
 
-This is the one place that knows how objects are named, encrypted and
-verified. Higher layers (backup, restore, check) call it; it never walks
-file systems or talks to the user.
+:class:`Repository` is the one place that encrypts, decrypts and verifies
+repository objects and commits snapshots; object names come from
+:mod:`deltavault.repo.layout` and the store I/O from
+:class:`~deltavault.repo.objects.RepositoryObjects`. Higher layers (backup,
+restore, ops) call it; it never walks file systems or talks to the user.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import threading
 import warnings
-from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -21,29 +21,22 @@ from deltavault.errors import (
     BackendError,
     FormatError,
     IntegrityError,
-    ObjectExists,
     ObjectLocked,
     ObjectNotFound,
     PermissionDenied,
     RepositoryError,
     RepositoryNotFound,
-    SnapshotNotFound,
     UserError,
     WrongPassword,
 )
-from deltavault.ledger.events import Event
+from deltavault.ledger.events import Event, snapshot_event
 from deltavault.ledger.log import Ledger
-from deltavault.repo.config import (
-    CONFIG_KEY,
-    ChunkerParams,
-    Config,
-    parse_config,
-    verify_config_mac,
-)
+from deltavault.repo import layout, refs
+from deltavault.repo.blobcache import BlobCache
+from deltavault.repo.config import ChunkerParams, Config, parse_config, verify_config_mac
 from deltavault.repo.crypto import AAD_INDEX, AAD_SNAPSHOT, Crypto, MasterKey
 from deltavault.repo.index import BlobLocation, IndexFile, MasterIndex
 from deltavault.repo.keys import (
-    KEY_PREFIX,
     KdfParams,
     KeyFile,
     key_id_of,
@@ -58,45 +51,9 @@ from deltavault.repo.ledger_link import (
     open_ledger,
 )
 from deltavault.repo.locks import Lock, locked
-from deltavault.repo.packs import pack_key
+from deltavault.repo.objects import RepositoryObjects
 from deltavault.repo.snapshot import Snapshot, now_rfc3339
 from deltavault.store.base import ByteRange, Store
-
-INDEX_PREFIX = "index/"
-SNAPSHOT_PREFIX = "snapshots/"
-PACKLIST_PREFIX = "packlists/"
-#: Plaintext marker ``copy`` writes into a replica (docs/backends.md "Replicas").
-REPLICA_KEY = "replica"
-_CACHE_BYTES = 32 * 1024 * 1024
-
-
-class BlobCache:
-    """A small LRU of decoded blobs (trees and delta bases are read often)."""
-
-    def __init__(self, max_bytes: int = _CACHE_BYTES) -> None:
-        self._items: OrderedDict[bytes, bytes] = OrderedDict()
-        self._size = 0
-        self._max = max_bytes
-        self._lock = threading.Lock()
-
-    def get(self, key: bytes) -> bytes | None:
-        with self._lock:
-            value = self._items.get(key)
-            if value is not None:
-                self._items.move_to_end(key)
-            return value
-
-    def put(self, key: bytes, value: bytes) -> None:
-        if len(value) > self._max // 4:
-            return
-        with self._lock:
-            if key in self._items:
-                return
-            self._items[key] = value
-            self._size += len(value)
-            while self._size > self._max:
-                _, old = self._items.popitem(last=False)
-                self._size -= len(old)
 
 
 class Repository:
@@ -104,11 +61,13 @@ class Repository:
 
     def __init__(self, store: Store, config: Config, crypto: Crypto, key_id: str) -> None:
         self.store = store
+        self.objects = RepositoryObjects(store)
         self.config = config
         self.crypto = crypto
         self.key_id = key_id
         self.index = MasterIndex()
         self.cache = BlobCache()
+        self.damaged_indexes: list[str] = []
         self._index_loaded = False
         self._ledger: Ledger | None = None
         self._committed: tuple[tuple[int, bytes], dict[str, Event]] | None = None
@@ -123,7 +82,7 @@ class Repository:
              compression_level: int = 3, pack_size: int = 8 * 1024 * 1024,
              max_chain: int = 8, kdf: KdfParams | None = None) -> Repository:
         """Create a new repository in an empty store."""
-        if store.exists(CONFIG_KEY):
+        if store.exists(layout.CONFIG_KEY):
             raise UserError(f"a repository already exists at {store.location()}")
         if not password:
             raise UserError("an empty password is not allowed")
@@ -136,22 +95,18 @@ class Repository:
         config.chunker.check()
         kf = make_key_file(master, password, repo_id, kdf or KdfParams.fresh())
         key_id = key_id_of(kf)
-        store.put(KEY_PREFIX + key_id, kf)
+        store.put(layout.key_file_key(key_id), kf)
         repo = cls(store, config, crypto, key_id)
-        repo._init_hooks()
-        store.put(CONFIG_KEY, repo.config.encode(crypto))
+        # the ledger signing key exists before the config that names its verifier key
+        repo.config.ledger_verifier_key = new_ledger_key(store, crypto, config.ledger_origin)
+        store.put(layout.CONFIG_KEY, repo.config.encode(crypto))
         return repo
-
-    def _init_hooks(self) -> None:
-        """Create the ledger signing key before the config (which names it) is written."""
-        self.config.ledger_verifier_key = new_ledger_key(self.store, self.crypto,
-                                                         self.config.ledger_origin)
 
     @classmethod
     def open(cls, store: Store, password: bytes) -> Repository:
         """Open with a password; WrongPassword if no key file accepts it."""
         try:
-            raw = store.get(CONFIG_KEY)
+            raw = store.get(layout.CONFIG_KEY)
         except ObjectNotFound as exc:
             raise RepositoryNotFound(f"no repository at {store.location()}") from exc
         config, mac = parse_config(raw)
@@ -165,8 +120,8 @@ class Repository:
 
     @staticmethod
     def _key_files(store: Store) -> Iterator[KeyFile]:
-        for info in sorted(store.list(KEY_PREFIX), key=lambda i: i.key):
-            kid = info.key[len(KEY_PREFIX):]
+        for info in sorted(store.list(layout.KEY_PREFIX), key=lambda i: i.key):
+            kid = layout.name_of(info.key)
             try:
                 data = store.get(info.key)
                 if key_id_of(data) != kid:
@@ -178,6 +133,7 @@ class Repository:
     # --- keys ------------------------------------------------------------------
 
     def list_keys(self) -> list[KeyFile]:
+        """Every readable key file."""
         return list(self._key_files(self.store))
 
     def add_key(self, password: bytes, kdf: KdfParams | None = None) -> str:
@@ -186,7 +142,7 @@ class Repository:
             raise UserError("an empty password is not allowed")
         kf = make_key_file(self.crypto.master, password, self.config.id, kdf or KdfParams.fresh())
         kid = key_id_of(kf)
-        self.store.put(KEY_PREFIX + kid, kf)
+        self.store.put(layout.key_file_key(kid), kf)
         self.record("key-add", key_id=kid)
         return kid
 
@@ -197,7 +153,7 @@ class Repository:
             raise UserError(f"key {key_id!r} matches {len(matches)} keys; give a unique prefix")
         if matches[0] == self.key_id:
             raise UserError("refusing to remove the key this session was opened with")
-        self.store.delete(KEY_PREFIX + matches[0])
+        self.store.delete(layout.key_file_key(matches[0]))
         self.record("key-remove", key_id=matches[0])
         return matches[0]
 
@@ -205,57 +161,36 @@ class Repository:
         """Add a key for the new password, then remove the one in use."""
         old = self.key_id
         new = self.add_key(password)
-        self.store.delete(KEY_PREFIX + old)
+        self.store.delete(layout.key_file_key(old))
         self.record("key-remove", key_id=old)
         self.key_id = new
         return new, old
 
-    # --- objects ---------------------------------------------------------------
-
-    def save_object(self, prefix: str, aad: bytes, plaintext: bytes) -> str:
-        """Encrypt, name by SHA-256 of the stored bytes, write once."""
-        data = self.crypto.seal(aad, plaintext)
-        oid = hashlib.sha256(data).hexdigest()
-        with contextlib.suppress(ObjectExists):
-            self.store.put(prefix + oid, data)
-        return oid
-
-    def put_once(self, key: str, data: bytes) -> None:
-        """Write-once put that accepts an identical existing object (a retry)."""
-        try:
-            self.store.put(key, data)
-        except ObjectExists:
-            if self.store.get(key) != data:
-                raise
-
-    def load_object(self, prefix: str, oid: str, aad: bytes) -> bytes:
-        """Read, check the name against the SHA-256, decrypt."""
-        key = prefix + oid
-        data = self.store.get(key)
-        if hashlib.sha256(data).hexdigest() != oid:
-            raise IntegrityError(f"{key}: content does not match its name (SHA-256)")
-        return self.crypto.open(aad, data, key)
-
     # --- index -----------------------------------------------------------------
+
+    def load_index_file(self, index_id: str) -> IndexFile:
+        """One index file: read, check its SHA-256 name, decrypt, parse."""
+        return IndexFile.decode(self._open_named(layout.index_key(index_id), index_id,
+                                                 self.objects.read_index, AAD_INDEX),
+                                f"index {index_id[:12]}")
 
     def load_index(self, *, force: bool = False) -> MasterIndex:
         """Load every index file into the compact in-memory index."""
         if self._index_loaded and not force:
             return self.index
-        ids = [i.key[len(INDEX_PREFIX):] for i in self.store.list(INDEX_PREFIX)]
+        ids = self.objects.index_ids()
 
         def one(iid: str) -> tuple[str, IndexFile] | None:
             try:
-                return iid, IndexFile.decode(self.load_object(INDEX_PREFIX, iid, AAD_INDEX),
-                                             f"index {iid[:12]}")
+                return iid, self.load_index_file(iid)
             except (IntegrityError, FormatError, ObjectNotFound) as exc:
                 # One damaged index must not block every restore: what it named
                 # is reported by check (blobs "not in any index") and repairable.
-                self.damaged_indexes.append(f"index/{iid}: {exc}")
+                self.damaged_indexes.append(f"{layout.index_key(iid)}: {exc}")
                 warnings.warn(f"skipping damaged index/{iid[:12]}: {exc}", stacklevel=2)
                 return None
 
-        self.damaged_indexes: list[str] = []
+        self.damaged_indexes = []
         with ThreadPoolExecutor(max_workers=8) as pool:
             files = [f for f in pool.map(one, ids) if f is not None]
         self.index = MasterIndex()
@@ -264,7 +199,18 @@ class Repository:
         return self.index
 
     def save_index(self, index_file: IndexFile) -> str:
-        return self.save_object(INDEX_PREFIX, AAD_INDEX, index_file.encode())
+        """Encrypt and store an index file; returns its id."""
+        data = self.crypto.seal(AAD_INDEX, index_file.encode())
+        iid = hashlib.sha256(data).hexdigest()
+        self.objects.write_index(iid, data)
+        return iid
+
+    def _open_named(self, key: str, oid: str, read: Callable[[str], bytes], aad: bytes) -> bytes:
+        """Read a hash-named object, check the name against the SHA-256, decrypt."""
+        data = read(oid)
+        if hashlib.sha256(data).hexdigest() != oid:
+            raise IntegrityError(f"{key}: content does not match its name (SHA-256)")
+        return self.crypto.open(aad, data, key)
 
     # --- blobs -----------------------------------------------------------------
 
@@ -311,7 +257,7 @@ class Repository:
         if hit is not None:
             return hit
         loc = self.locate(blob_id)
-        envelope = self.store.get(pack_key(loc.pack_id), ByteRange(loc.offset, loc.length))
+        envelope = self.objects.read_pack(loc.pack_id, ByteRange(loc.offset, loc.length))
         if len(envelope) != loc.length:
             raise IntegrityError(f"pack {loc.pack_id[:12]} is truncated")
         plain = self.decode_blob(loc, envelope)
@@ -321,26 +267,45 @@ class Repository:
     # --- snapshots -------------------------------------------------------------
 
     def snapshot_ids(self) -> list[str]:
-        return [i.key[len(SNAPSHOT_PREFIX):] for i in self.store.list(SNAPSHOT_PREFIX)]
+        """Every stored snapshot object (committed or not)."""
+        return self.objects.snapshot_ids()
 
     def load_snapshot(self, sid: str) -> Snapshot:
-        return Snapshot.decode(self.load_object(SNAPSHOT_PREFIX, sid, AAD_SNAPSHOT), sid)
+        """One snapshot object: checked against its name, decrypted, parsed."""
+        plain = self._open_named(layout.snapshot_key(sid), sid, self.objects.read_snapshot,
+                                 AAD_SNAPSHOT)
+        return Snapshot.decode(plain, sid)
 
     def seal_snapshot(self, snap: Snapshot) -> tuple[str, bytes]:
         """Encrypt a snapshot; its id is known before it is written."""
         data = self.crypto.seal(AAD_SNAPSHOT, snap.encode())
         return hashlib.sha256(data).hexdigest(), data
 
-    def put_sealed_snapshot(self, snap: Snapshot, sid: str, data: bytes) -> str:
-        with contextlib.suppress(ObjectExists):
-            self.store.put(SNAPSHOT_PREFIX + sid, data)
-        snap.id = sid
-        return sid
+    def commit_snapshot(self, snap: Snapshot, packs: set[str] | list[str],
+                        event_for: Callable[[str], Event] | None = None) -> str:
+        """Write a snapshot and make it exist: pack list → snapshot object → ledger event.
 
-    def save_snapshot(self, snap: Snapshot) -> str:
-        """Write a snapshot object (no pack list; for rewrites such as tag)."""
-        sid, data = self.seal_snapshot(snap)
-        return self.put_sealed_snapshot(snap, sid, data)
+        The order is docs/format.md §11's: until the event is in the signed
+        log, readers do not see the snapshot, so a crash before it leaves only
+        garbage that ``prune`` removes. ``event_for(snapshot_id)`` replaces the
+        default ``snapshot`` event (``tag`` commits a re-tagged copy with its own).
+
+        Returns:
+            The snapshot id (also set on ``snap``).
+        """
+        sid, sealed = self.seal_snapshot(snap)
+        self.objects.write_packlist(sid, packs)
+        self.objects.write_snapshot(sid, sealed)
+        snap.id = sid
+        if event_for is not None:
+            event = event_for(sid)
+        else:
+            event = snapshot_event(
+                snapshot_id=sid, snapshot_type=snap.type, parent=snap.parent, base=snap.base,
+                snapshot_time=snap.time, hostname=snap.hostname, tags=snap.tags, tree=snap.tree,
+                summary=snap.summary, packs_root=snap.packs_root, packs_count=snap.packs_count)
+        self.ledger.append([event.to_bytes()])
+        return sid
 
     def snapshots(self) -> list[Snapshot]:
         """Every snapshot committed to the ledger and not forgotten, oldest first."""
@@ -355,45 +320,27 @@ class Repository:
         live = set(self.committed())
         return [i for i in self.snapshot_ids() if i not in live]
 
+    def delete_snapshot_objects(self, sid: str) -> None:
+        """Delete a snapshot object and its pack list; missing ones are fine.
+
+        ObjectLocked (retention) propagates: callers decide whether it matters.
+        """
+        for delete in (self.objects.delete_snapshot, self.objects.delete_packlist):
+            with contextlib.suppress(ObjectNotFound):
+                delete(sid)
+
     def forget_superseded(self, sid: str) -> None:
         """Delete a snapshot object another one replaced, where the store allows."""
         if self.store.supports_deletes:
             with contextlib.suppress(ObjectNotFound, BackendError):
-                self.store.delete(SNAPSHOT_PREFIX + sid)
+                self.objects.delete_snapshot(sid)
 
     def find_snapshot(self, ref: str, snaps: list[Snapshot] | None = None) -> Snapshot:
-        """Resolve ``latest``, ``latest~N``, an id or unique prefix, or a tag.
-
-        A tag (``tag:NAME``, or any name that is not hex) means the newest
-        snapshot carrying it, e.g. ``known-good``.
-        """
-        if snaps is None and len(ref) == 64 and ref.lower() in self.committed():
+        """Resolve ``latest``, ``latest~N``, an id or unique prefix, or a tag (see refs)."""
+        if snaps is None and refs.is_full_id(ref) and ref.lower() in self.committed():
             # a full id needs no listing, so one damaged snapshot does not block the others
             return self.load_snapshot(ref.lower())
-        snaps = self.snapshots() if snaps is None else snaps
-        if not snaps:
-            raise SnapshotNotFound("the repository has no snapshots")
-        if ref == "latest" or ref.startswith("latest~"):
-            back = int(ref[7:]) if ref.startswith("latest~") and ref[7:].isdigit() else 0
-            if back >= len(snaps):
-                raise SnapshotNotFound(f"no snapshot {ref}: only {len(snaps)} exist")
-            return snaps[-1 - back]
-        if ref.startswith("tag:") or any(c not in "0123456789abcdefABCDEF" for c in ref):
-            tag = ref.removeprefix("tag:")
-            tagged = [s for s in snaps if tag in s.tags]
-            if not tagged:
-                raise SnapshotNotFound(f"no snapshot matches {ref!r}: it is not an id and "
-                                       "no snapshot carries that tag",
-                                       hint="list them with 'deltavault snapshots'; tag one "
-                                            f"with 'deltavault tag SNAPSHOT --add {tag}'")
-            return tagged[-1]
-        matches = [s for s in snaps if s.id.startswith(ref.lower())]
-        if len(matches) == 1:
-            return matches[0]
-        if not matches:
-            raise SnapshotNotFound(f"no snapshot matches {ref!r}",
-                                   hint="list them with 'deltavault snapshots'")
-        raise SnapshotNotFound(f"snapshot prefix {ref!r} is ambiguous ({len(matches)} match)")
+        return refs.resolve(ref, self.snapshots() if snaps is None else snaps)
 
     # --- ledger ----------------------------------------------------------------
 
@@ -415,7 +362,7 @@ class Repository:
         Nothing is recorded in a replica: its ledger must stay a prefix of
         the source's, or the next ``copy`` would find a fork.
         """
-        if not self.record_events or self.store.exists(REPLICA_KEY):
+        if not self.record_events or self.objects.is_replica():
             return None
         try:
             return self.record(etype, **fields)
@@ -440,4 +387,5 @@ class Repository:
     # --- locks -----------------------------------------------------------------
 
     def lock(self, *, exclusive: bool = False) -> contextlib.AbstractContextManager[Lock]:
+        """A shared (backup, copy) or exclusive (prune, forget) repository lock."""
         return locked(self.store, self.crypto, exclusive=exclusive)

@@ -25,7 +25,6 @@ from pathlib import Path
 
 from deltavault.errors import DeltavaultError, RepositoryError, UnsafePath
 from deltavault.repo.index import BlobLocation
-from deltavault.repo.packs import pack_key
 from deltavault.repo.repository import Repository
 from deltavault.repo.snapshot import Snapshot
 from deltavault.repo.tree import Node
@@ -154,7 +153,7 @@ def _restore_pack(repo: Repository, target: Path, pack_id: str,
     for span in spans:
         start = span[0].offset
         try:
-            data = repo.store.get(pack_key(pack_id), ByteRange(start, _span_end(span) - start))
+            data = repo.objects.read_pack(pack_id, ByteRange(start, _span_end(span) - start))
         except DeltavaultError as exc:
             errors += _mark_damaged(uses, [loc.id for loc in span], f"pack {pack_id[:12]}: {exc}")
             continue

@@ -1,9 +1,10 @@
 """Trades, positions and collateral of the sample trading state.
 
 The trade log and the positions table are generated together so that the
-positions are exactly the fold of the trade log with :func:`apply_trade`.
-That invariant is what a reconciliation feature checks, so the generator and
-:func:`replay_positions` share one implementation of the accounting rule.
+positions are exactly the fold of the trade log with
+:func:`deltavault.trading.booking.apply_trade`. That invariant is what a
+reconciliation feature checks, so the generator, :func:`replay_positions` and
+point-in-time reconstruction share the one booking rule of the trading package.
 
 Prices and quantities are held as integers of a decimal unit and turned into
 floats by one division by a power of ten: the float is then the nearest to
@@ -21,45 +22,18 @@ from pathlib import Path
 
 import numpy as np
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+from deltavault.trading.booking import (
+    ASSETS,
+    EPOCH,
+    SCHEMA,
+    Position,
+    apply_trade,
+    timestamp_of,
+)
+
 BASE_TIME_US = (datetime(2024, 1, 2, tzinfo=UTC) - EPOCH) // timedelta(microseconds=1)
 DAY_US = 86_400 * 1_000_000
 FEE_RATE = 0.0002
-ASSETS: dict[str, tuple[float, int]] = {
-    # asset: (haircut, decimals of the amount)
-    "USD": (0.0, 2),
-    "EUR": (0.02, 2),
-    "GBP": (0.02, 2),
-    "JPY": (0.03, 0),
-    "USDT": (0.05, 6),
-    "BTC": (0.20, 8),
-    "ETH": (0.25, 8),
-    "UST10Y": (0.04, 2),
-    "BUND": (0.04, 2),
-    "XAU": (0.15, 4),
-}
-
-SCHEMA = """
-CREATE TABLE positions (
-    account TEXT NOT NULL,
-    instrument TEXT NOT NULL,
-    qty REAL NOT NULL,
-    avg_px REAL NOT NULL,
-    realized_pnl REAL NOT NULL,
-    updated_at INTEGER NOT NULL,
-    PRIMARY KEY (account, instrument)
-);
-CREATE TABLE collateral (
-    account TEXT NOT NULL,
-    asset TEXT NOT NULL,
-    amount REAL NOT NULL,
-    haircut REAL NOT NULL,
-    updated_at INTEGER NOT NULL,
-    PRIMARY KEY (account, asset)
-);
-"""
-
-
 @dataclass(frozen=True)
 class Instrument:
     """Reference data of one tradable instrument.
@@ -117,42 +91,6 @@ class Instrument:
         return cls(**d)  # type: ignore[arg-type]
 
 
-@dataclass
-class Position:
-    """One row of ``positions`` without its key."""
-
-    qty: float = 0.0
-    avg_px: float = 0.0
-    realized_pnl: float = 0.0
-    updated_at: int = 0
-
-
-def apply_trade(pos: Position, trade: dict[str, object], size_decimals: int) -> None:
-    """Apply one trade to a position with average-cost accounting.
-
-    Rounding (quantity to the lot decimals, price to 1e-6, P&L to cents) is
-    part of the rule, so replaying the log reproduces the stored rows exactly.
-    """
-    q = float(trade["qty"])  # type: ignore[arg-type]
-    px = float(trade["px"])  # type: ignore[arg-type]
-    signed = q if trade["side"] == "buy" else -q
-    old = pos.qty
-    new_qty = round(old + signed, size_decimals)
-    if old == 0.0 or (old > 0) == (signed > 0):
-        pos.avg_px = round((abs(old) * pos.avg_px + q * px) / abs(new_qty), 6)
-    else:
-        closed = min(q, abs(old))
-        direction = 1.0 if old > 0 else -1.0
-        pos.realized_pnl = round(pos.realized_pnl + closed * (px - pos.avg_px) * direction, 2)
-        if new_qty == 0.0:
-            pos.avg_px = 0.0
-        elif (new_qty > 0) != (old > 0):
-            pos.avg_px = round(px, 6)
-    pos.qty = new_qty
-    pos.realized_pnl = round(pos.realized_pnl - float(trade["fee"]), 2)  # type: ignore[arg-type]
-    pos.updated_at = _ts_to_us(str(trade["ts"]))
-
-
 def make_trades(
     rng: np.random.Generator,
     pairs: list[tuple[str, Instrument]],
@@ -173,7 +111,7 @@ def make_trades(
         out.append(
             {
                 "trade_id": f"T{first_id + i:012d}",
-                "ts": _us_to_ts(int(ts_us[i])),
+                "ts": timestamp_of(int(ts_us[i])),
                 "account": account,
                 "instrument": ins.symbol,
                 "side": "buy" if sides[i] else "sell",
@@ -359,11 +297,3 @@ def _connect(db: Path) -> sqlite3.Connection:
     con = sqlite3.connect(db)
     con.execute("PRAGMA journal_mode=DELETE")
     return con
-
-
-def _us_to_ts(us: int) -> str:
-    return (EPOCH + timedelta(microseconds=us)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _ts_to_us(ts: str) -> int:
-    return (datetime.fromisoformat(ts) - EPOCH) // timedelta(microseconds=1)

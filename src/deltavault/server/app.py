@@ -23,18 +23,13 @@ from starlette.concurrency import run_in_threadpool
 import deltavault
 from deltavault.errors import (
     BackendError,
-    BackendUnavailable,
     DeltavaultError,
-    ObjectExists,
-    ObjectLocked,
-    ObjectNotFound,
-    PermissionDenied,
     UserError,
-    VersionConflict,
 )
 from deltavault.server.auth import Refusal, Right, TokenTable, authorize
 from deltavault.server.metrics import ServerMetrics
 from deltavault.store.base import ByteRange, Store, check_key
+from deltavault.store.rest_protocol import wire_error
 
 DEFAULT_MAX_OBJECT = 1 << 30
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -74,23 +69,9 @@ def _refused(refusal: Refusal) -> JSONResponse:
 
 
 def _store_error(exc: DeltavaultError) -> JSONResponse:
-    """Map a store exception to the response the client maps back."""
-    msg = str(exc)
-    if isinstance(exc, ObjectNotFound):
-        return _error(404, "not_found", msg)
-    if isinstance(exc, ObjectExists):
-        return _error(412, "exists", msg)
-    if isinstance(exc, VersionConflict):
-        return _error(412, "version_conflict", msg)
-    if isinstance(exc, ObjectLocked):
-        return _error(403, "object_locked", msg)
-    if isinstance(exc, PermissionDenied):
-        return _error(403, "permission_denied", msg)
-    if isinstance(exc, UserError):
-        return _error(400, "bad_request", msg)
-    if isinstance(exc, BackendUnavailable):
-        return _error(503, "unavailable", msg, {"Retry-After": "1"})
-    return _error(502, "backend_error", msg)
+    """Map a store exception to the response the client maps back (rest_protocol)."""
+    status, code = wire_error(exc)
+    return _error(status, code, str(exc), {"Retry-After": "1"} if status == 503 else None)
 
 
 def _parse_range(header: str, size: int) -> ByteRange | Response | None:

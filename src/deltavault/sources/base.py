@@ -23,7 +23,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deltavault.backup.run import BackupOptions, BackupResult, run_backup
+from deltavault.backup.options import BackupOptions, BackupResult
+from deltavault.backup.run import run_backup
 from deltavault.codec.policy import Policy
 from deltavault.errors import UserError
 from deltavault.repo.repository import Repository

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from deltavault.backup.run import BackupResult
+from deltavault.backup.options import BackupResult
 from deltavault.errors import FormatError, UserError
 from deltavault.ledger.events import canonical_json
 from deltavault.repo.repository import Repository

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from deltavault.backup.run import BackupResult
+from deltavault.backup.options import BackupResult
 from deltavault.errors import UserError
 from deltavault.repo.repository import Repository
 from deltavault.repo.snapshot import Snapshot
@@ -39,6 +39,7 @@ from deltavault.sources.base import (
     restore_into,
     staging_dir,
 )
+from deltavault.sources.dsn import redact
 
 KIND = "postgres"
 _BLOCK = 1 << 20
@@ -65,7 +66,7 @@ WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S')
 """
 
 
-def _psycopg() -> Any:
+def psycopg_module() -> Any:
     try:
         import psycopg
     except ImportError as exc:
@@ -76,12 +77,10 @@ def _psycopg() -> Any:
 
 def connect(dsn: str) -> Any:
     """A psycopg connection; a UserError (with the DSN's password redacted) if it fails."""
-    psycopg = _psycopg()
+    psycopg = psycopg_module()
     try:
         return psycopg.connect(dsn, autocommit=True)  # transactions are explicit
     except psycopg.Error as exc:
-        from deltavault.trading.reconcile import redact
-
         raise UserError(f"cannot connect to PostgreSQL {redact(dsn)}: {exc}".strip()) from exc
 
 
@@ -147,7 +146,7 @@ def _generated_schema(tables: list[TableDump], seqs: list[tuple[str, str, Any]]
 
 def stage_postgres(conn: Any, dsn: str, root: Path) -> dict[str, Any]:
     """Write the staged layout of the connected database below ``root``; returns the manifest."""
-    psycopg = _psycopg()
+    psycopg = psycopg_module()
     conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
     conn.read_only = True
     (root / "tables").mkdir(parents=True)
@@ -246,8 +245,6 @@ def restore_postgres(repo: Repository, snap: Snapshot, dsn: str) -> PgRestoreRes
 
 def label_for_dsn(dsn: str) -> str:
     """The redacted DSN, for the ledger."""
-    from deltavault.trading.reconcile import redact
-
     return redact(f"{KIND}:{dsn}")
 
 
@@ -271,27 +268,3 @@ def _load(conn: Any, root: Path, manifest: dict[str, Any]) -> int:
                             (qualified(s["schema"], s["name"]), s["last_value"]))
         cur.execute("RESET search_path")  # pg_dump's script empties it
     return rows
-
-
-def read_postgres_book(dsn: str) -> Any:
-    """The positions/collateral book of a live database, in one REPEATABLE READ transaction."""
-    from deltavault.trading.reconcile import Book
-
-    psycopg = _psycopg()
-    conn = connect(dsn)
-    try:
-        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-        conn.read_only = True
-        with conn.transaction(), conn.cursor() as cur:
-            try:
-                pos = cur.execute("SELECT account, instrument, qty, avg_px FROM positions"
-                                  ).fetchall()
-                col = cur.execute("SELECT account, asset, amount, haircut FROM collateral"
-                                  ).fetchall()
-            except psycopg.Error as exc:
-                raise UserError(f"no positions/collateral tables: {exc}") from exc
-    finally:
-        conn.close()
-    return Book({(a, i): (float(q), float(p)) for a, i, q, p in pos},
-                {(a, s): (float(m), float(h)) for a, s, m, h in col})
-

@@ -28,11 +28,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from deltavault.backup.run import BackupResult
+from deltavault.backup.options import BackupResult
 from deltavault.errors import FormatError, UserError
 from deltavault.repo.repository import Repository
 from deltavault.repo.snapshot import Snapshot, now_rfc3339
 from deltavault.sources.base import SourceOptions, backup_staged, require_kind, staging_dir
+from deltavault.sources.dsn import redact
 
 KIND = "redis"
 MAGIC = b"DVREDIS1\n"
@@ -59,8 +60,6 @@ def _client(url: str) -> Any:
         client = redis.Redis.from_url(url)
         client.ping()
     except (redis.RedisError, ValueError) as exc:
-        from deltavault.trading.reconcile import redact
-
         raise UserError(f"cannot connect to Redis {redact(url)}: {exc}") from exc
     return client
 

@@ -15,7 +15,7 @@ import os
 import sqlite3
 from pathlib import Path
 
-from deltavault.backup.run import BackupResult
+from deltavault.backup.options import BackupResult
 from deltavault.errors import IntegrityError, UserError
 from deltavault.repo.repository import Repository
 from deltavault.repo.snapshot import Snapshot

@@ -25,6 +25,7 @@ from deltavault.errors import (
     VersionConflict,
 )
 from deltavault.store.base import ByteRange, ObjectInfo, Store, check_key
+from deltavault.store.rest_protocol import error_class
 
 
 class RestStore(Store):
@@ -111,25 +112,29 @@ class RestStore(Store):
             code, message = "", resp.text[:200]
         where = f"{self.base_url}: {message or resp.reason_phrase}"
         status = resp.status_code
-        if status == 404:
-            raise ObjectNotFound(f"object {key} not found on {self.base_url}")
-        if status == 412:
-            if on_412 is ObjectExists:
-                raise ObjectExists(f"object {key} already exists")
-            raise VersionConflict(f"object {key} changed since it was read ({message})")
         if status == 401:
             raise PermissionDenied(f"REST server refused the token to {what} {key}: {where}",
                                    hint="set DELTAVAULT_REST_TOKEN to a token of the server")
-        if status == 403 and code == "object_locked":
+        if status in (504, 429):  # a gateway or rate limit in front of the server: retry
+            raise BackendUnavailable(f"REST server could not {what} {key}: {where}")
+        # a 412 means "exists" for a create and "changed" for a swap: the caller knows which
+        cls = on_412 if status == 412 else error_class(status, code)
+        if cls is ObjectNotFound:
+            raise ObjectNotFound(f"object {key} not found on {self.base_url}")
+        if cls is ObjectExists:
+            raise ObjectExists(f"object {key} already exists")
+        if cls is VersionConflict:
+            raise VersionConflict(f"object {key} changed since it was read ({message})")
+        if cls is ObjectLocked:
             raise ObjectLocked(f"REST server refuses to {what} {key}: {message}",
                                hint="the server or the token is append-only; use an admin "
                                     "token on a server without --append-only")
-        if status == 403:
+        if cls is PermissionDenied:
             raise PermissionDenied(f"REST server denied {what} {key}: {where}",
                                    hint="the token lacks the right for this operation")
-        if status in (502, 503, 504, 429):
+        if cls is BackendUnavailable or (cls is BackendError and status == 502):
             raise BackendUnavailable(f"REST server could not {what} {key}: {where}")
-        if status == 400:
+        if cls is UserError:
             raise UserError(f"REST server rejected {what} {key}: {where}")
         raise BackendError(f"REST {what} {key} failed with HTTP {status}: {where}")
 

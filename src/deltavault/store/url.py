@@ -11,6 +11,8 @@ URL                                       store
 ========================================  =====================================
 
 Remote stores are wrapped in :class:`~deltavault.store.wrappers.RetryingStore`.
+:func:`open_store` is the one way the CLI, the API and the engine turn a
+location into a store.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from deltavault.errors import UserError
+from deltavault.errors import RepositoryNotFound, UserError
 from deltavault.store.base import Store
 from deltavault.store.local import LocalStore
 from deltavault.store.wrappers import RetryingStore
@@ -34,50 +36,93 @@ _REST_OPTIONS = {"token", "verify_tls", "ca_file", "timeout", "max_connections"}
 _COMMON = {"retries", "backoff", "first_contact_attempts"}
 
 
-def open_store(url: str, *, create: bool = False, options: Mapping[str, Any] | None = None,
+def open_store(location: str | os.PathLike[str] | Store, *, create: bool = False,
+               options: Mapping[str, Any] | None = None,
                env: Mapping[str, str] | None = None) -> Store:
-    """Open the store a repository URL names.
+    """Open the store a repository location names.
 
     Args:
-        url: see the module docstring.
-        create: create the directory (local, SFTP) if missing.
+        location: a Store (returned as it is), a local path or a URL (see the
+            module docstring).
+        create: create the directory (local, SFTP) if missing; without it a
+            missing local directory is :class:`RepositoryNotFound`.
         options: backend keyword arguments (e.g. ``endpoint_url``,
             ``object_lock``, ``key_filename``, ``token``) plus ``retries``,
             ``backoff`` and ``first_contact_attempts`` for the retry wrapper.
             Unknown names are errors.
-        env: environment to read ``AWS_*`` / ``DELTAVAULT_REST_TOKEN`` from
-            (default ``os.environ``).
+        env: environment to read ``AWS_*``, ``DELTAVAULT_REST_TOKEN`` and
+            ``DELTAVAULT_OBJECT_LOCK_DAYS``/``_MODE`` from (default ``os.environ``).
 
     Raises:
         UserError: the URL is malformed or an option does not apply.
+        RepositoryNotFound: a local path that does not exist (without ``create``).
     """
+    if isinstance(location, Store):
+        return location
+    url = os.fspath(location)
     opts = dict(options or {})
     env = os.environ if env is None else env
     if not url or not url.strip():
         raise UserError("empty repository URL", hint="pass --repo or set DELTAVAULT_REPO")
     url = url.strip()
-    if url.startswith("rest:"):
-        store: Store = _rest(url[5:], opts, env)
-    elif url.startswith("s3://"):
-        store = _s3(url, opts, env)
-    elif url.startswith("sftp://"):
-        store = _sftp(url, opts, create)
-    elif url.startswith("file://"):
-        parts = urlsplit(url)
-        if parts.netloc not in ("", "localhost"):
-            raise UserError(f"file URL must be file:///path, got {url!r}")
-        _check_options(url, opts, set())
-        return LocalStore(unquote(parts.path), create=create)
-    elif "://" in url or url.startswith(("s3:", "sftp:")):
-        raise UserError(f"unknown repository URL scheme in {url!r}",
-                        hint="use a path, file://, s3://, sftp:// or rest:http(s)://")
-    else:
-        _check_options(url, opts, set())
-        return LocalStore(os.path.expanduser(url), create=create)
+    try:
+        store = _remote(url, opts, env, create)
+    except ImportError as exc:  # backends are optional extras
+        raise UserError(f"no backend for {url!r} is installed ({exc.name} is missing)",
+                        hint="pip install 'deltavault[all]'") from exc
+    if store is None:
+        return _local(url, opts, create)
     retries = int(opts.get("retries", 5))
     backoff = float(opts.get("backoff", 0.5))
     return RetryingStore(store, attempts=max(1, retries), backoff=backoff,
                          first_contact_attempts=int(opts.get("first_contact_attempts", 2)))
+
+
+def _remote(url: str, opts: dict[str, Any], env: Mapping[str, str],
+            create: bool) -> Store | None:
+    """The backend store of a remote URL, or None for a local path."""
+    if url.startswith("rest:"):
+        return _rest(url[5:], opts, env)
+    if url.startswith("s3://"):
+        lock = _object_lock_from_env(env)
+        if lock is not None:
+            opts.setdefault("object_lock", lock)
+        return _s3(url, opts, env)
+    if url.startswith("sftp://"):
+        return _sftp(url, opts, create)
+    if ("://" in url and not url.startswith("file://")) or url.startswith(("s3:", "sftp:")):
+        raise UserError(f"unknown repository URL scheme in {url!r}",
+                        hint="use a path, file://, s3://, sftp:// or rest:http(s)://")
+    return None
+
+
+def _local(url: str, opts: dict[str, Any], create: bool) -> Store:
+    """A local directory from a path or a file:/// URL."""
+    _check_options(url, opts, set())
+    if url.startswith("file://"):
+        parts = urlsplit(url)
+        if parts.netloc not in ("", "localhost"):
+            raise UserError(f"file URL must be file:///path, got {url!r}")
+        path = unquote(parts.path)
+    else:
+        path = os.path.expanduser(url)
+    if not create and not os.path.isdir(path):
+        raise RepositoryNotFound(f"no repository at {url}")
+    return LocalStore(path, create=create)
+
+
+def _object_lock_from_env(env: Mapping[str, str]) -> Any:
+    """S3 Object Lock retention from DELTAVAULT_OBJECT_LOCK_DAYS/_MODE, or None."""
+    days = env.get("DELTAVAULT_OBJECT_LOCK_DAYS")
+    if not days:
+        return None
+    from deltavault.store.s3 import ObjectLockPolicy
+
+    try:
+        return ObjectLockPolicy(int(days), env.get(  # type: ignore[arg-type]
+            "DELTAVAULT_OBJECT_LOCK_MODE", "compliance"))
+    except ValueError as exc:
+        raise UserError(f"bad DELTAVAULT_OBJECT_LOCK_DAYS/MODE: {exc}") from exc
 
 
 def _check_options(url: str, opts: dict[str, Any], allowed: set[str]) -> None:

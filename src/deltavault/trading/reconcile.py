@@ -19,29 +19,17 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
-import re
-import sqlite3
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from deltavault.errors import UserError
 from deltavault.repo.repository import Repository
-
-Key = tuple[str, str]
-
-
-@dataclass
-class Book:
-    """Positions ``(account, instrument) -> (qty, avg_px)``, collateral
-    ``(account, asset) -> (amount, haircut)``."""
-
-    positions: dict[Key, tuple[float, float]] = field(default_factory=dict)
-    collateral: dict[Key, tuple[float, float]] = field(default_factory=dict)
+from deltavault.sources.dsn import redact
+from deltavault.trading.books import Book, Key, read_postgres_book, read_sqlite_book
 
 
 @dataclass(frozen=True)
@@ -164,30 +152,6 @@ def compare(left: Book, right: Book, tol: Tolerances, *, left_name: str = "left"
                            len(left.collateral.keys() | right.collateral.keys()), breaks)
 
 
-def read_sqlite_book(db: str | os.PathLike[str]) -> Book:
-    """The book of a SQLite database, read in one transaction, read-only."""
-    path = os.path.abspath(db)
-    if not os.path.isfile(path):
-        raise UserError(f"{db}: no such database file")
-    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
-    try:
-        con.execute("BEGIN")
-        pos = con.execute("SELECT account, instrument, qty, avg_px FROM positions").fetchall()
-        col = con.execute("SELECT account, asset, amount, haircut FROM collateral").fetchall()
-    except sqlite3.Error as exc:
-        raise UserError(f"{db}: no positions/collateral tables: {exc}") from exc
-    finally:
-        con.close()
-    return Book({(a, i): (float(q), float(p)) for a, i, q, p in pos},
-                {(a, s): (float(m), float(h)) for a, s, m, h in col})
-
-
-def redact(spec: str) -> str:
-    """A source string without passwords (for reports and the ledger)."""
-    spec = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", spec)
-    return re.sub(r"(password\s*=\s*)('[^']*'|\S+)", r"\1***", spec, flags=re.I)
-
-
 def needs_repository(spec: str) -> bool:
     """Whether a source is read from the repository."""
     return spec.startswith(("snapshot:", "reconstruct:"))
@@ -203,8 +167,6 @@ def open_book(spec: str, repo: Repository | None) -> Iterator[Book]:
         yield read_sqlite_book(rest)
         return
     if kind == "postgres":
-        from deltavault.sources.postgres import read_postgres_book
-
         yield read_postgres_book(rest)
         return
     if kind not in ("snapshot", "reconstruct"):

@@ -39,9 +39,9 @@ from deltavault.repo.ledger_link import events
 from deltavault.repo.repository import Repository
 from deltavault.repo.snapshot import Snapshot, parse_time
 from deltavault.restore.restorer import RestoreOptions, run_restore
-from deltavault.sampledata.trading import ASSETS, Position, apply_trade
 from deltavault.sources.base import source_kind
 from deltavault.sources.sqlite import database_path
+from deltavault.trading.booking import ASSETS, EPOCH, Position, apply_trade
 
 #: Applies one journal record to the database; returns False if it ignored it.
 Applier = Callable[[sqlite3.Connection, dict[str, Any]], object]
@@ -156,7 +156,7 @@ class TradeApplier:
 
     * A trade ``{account, instrument, side, qty, px, fee, ts}`` updates the
       position with average-cost accounting (the rule of
-      :func:`deltavault.sampledata.trading.apply_trade`: fees reduce realized
+      :func:`deltavault.trading.booking.apply_trade`: fees reduce realized
       P&L). With ``fee_asset`` the fee is also debited from that collateral row.
     * ``{"kind": "collateral", account, asset, amount, ts[, haircut]}`` sets a
       collateral row (``delta`` instead of ``amount`` adds to it).
@@ -250,8 +250,6 @@ def _decimals(x: float) -> int:
 
 
 def _us(ts: str) -> int:
-    from deltavault.sampledata.trading import EPOCH
-
     return int((parse_at(ts) - EPOCH).total_seconds() * 1_000_000)
 
 

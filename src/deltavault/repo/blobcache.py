@@ -1,0 +1,45 @@
+"""A small LRU of decoded blobs: trees and delta bases are read again and again."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+DEFAULT_BYTES = 32 * 1024 * 1024
+
+
+class BlobCache:
+    """Blob id → plaintext, bounded in bytes; a blob over a quarter of it is not kept."""
+
+    def __init__(self, max_bytes: int = DEFAULT_BYTES) -> None:
+        self._items: OrderedDict[bytes, bytes] = OrderedDict()
+        self._size = 0
+        self._max = max_bytes
+        self._lock = threading.Lock()
+
+    def get(self, key: bytes) -> bytes | None:
+        """The cached plaintext, or None."""
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: bytes, value: bytes) -> None:
+        """Remember a plaintext, evicting the least recently used."""
+        if len(value) > self._max // 4:
+            return
+        with self._lock:
+            if key in self._items:
+                return
+            self._items[key] = value
+            self._size += len(value)
+            while self._size > self._max:
+                _, old = self._items.popitem(last=False)
+                self._size -= len(old)
+
+    def clear(self) -> None:
+        """Forget everything (after objects were replaced, e.g. by repair)."""
+        with self._lock:
+            self._items.clear()
+            self._size = 0
