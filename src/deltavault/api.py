@@ -36,8 +36,8 @@ if TYPE_CHECKING:
     from deltavault.ops.diff import DiffResult
     from deltavault.ops.prune import PruneResult
     from deltavault.ops.repair import RepairReport
-    from deltavault.ops.replicate import CopyReport
     from deltavault.ops.retention import RetentionPolicy
+    from deltavault.ops.transfer import CopyReport
     from deltavault.repo.config import ChunkerParams
     from deltavault.repo.locks import LockInfo
     from deltavault.repo.repository import Repository
@@ -48,19 +48,20 @@ if TYPE_CHECKING:
     from deltavault.store.base import Store
 
 __all__ = [
-    "BackupOptions", "BackupResult", "CheckReport", "CopyReport", "DiffResult", "ForgetResult",
-    "Progress", "PruneResult", "RepairReport", "Repository", "RestoreResult", "RetentionPolicy",
-    "RollbackResult", "Snapshot", "audit", "backup", "check", "copy", "diff", "dump",
-    "extend_retention", "find_snapshot", "forget", "init", "ledger_verifier_key", "locks", "ls",
-    "mirror_ledger", "open", "open_store", "prune", "repair", "restore", "rollback", "snapshots",
-    "stats", "tag", "unlock",
+    "BackupOptions", "BackupResult", "CheckReport", "ChunkerParams", "CopyReport", "DiffResult",
+    "ForgetResult", "Progress", "PruneResult", "RepairReport", "Repository", "RestoreResult",
+    "RetentionPolicy", "RollbackResult", "Snapshot", "audit", "backup", "check", "copy", "diff",
+    "dump", "extend_retention", "find_snapshot", "forget", "init", "ledger_origin",
+    "ledger_verifier_key", "locks", "ls", "mirror_ledger", "open", "open_store", "prune", "repair",
+    "restore", "rollback", "snapshots", "stats", "tag", "unlock",
 ]  # fmt: skip
 
 #: types re-exported lazily (importing them pulls in the engine)
 _TYPES = {
     "BackupOptions": "deltavault.backup.options", "BackupResult": "deltavault.backup.options",
+    "ChunkerParams": "deltavault.repo.config",
     "Progress": "deltavault.backup.options", "CheckReport": "deltavault.ops.check",
-    "CopyReport": "deltavault.ops.replicate", "DiffResult": "deltavault.ops.diff",
+    "CopyReport": "deltavault.ops.transfer", "DiffResult": "deltavault.ops.diff",
     "PruneResult": "deltavault.ops.prune", "RepairReport": "deltavault.ops.repair",
     "RetentionPolicy": "deltavault.ops.retention", "Repository": "deltavault.repo.repository",
     "Snapshot": "deltavault.repo.snapshot", "RestoreResult": "deltavault.restore.restorer",
@@ -349,6 +350,13 @@ def ledger_verifier_key(location: str | os.PathLike[str] | Store) -> str:
 
     config, _mac = parse_config(RepositoryObjects(open_store(location)).read_config())
     return config.ledger_verifier_key
+
+
+def ledger_origin(store: Store) -> str | None:
+    """The log's origin line: from the plaintext ``config``, else the checkpoint's own."""
+    from deltavault.ops.audit import checkpoint_origin, config_origin
+
+    return config_origin(store) or checkpoint_origin(store)
 
 
 def audit(location: str | os.PathLike[str] | Store, verifier: str) -> AuditReport:

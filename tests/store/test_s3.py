@@ -19,7 +19,8 @@ from deltavault.errors import (
     UserError,
     VersionConflict,
 )
-from deltavault.store.s3 import ObjectLockPolicy, S3Store
+from deltavault.store.object_lock import ObjectLockPolicy
+from deltavault.store.s3 import S3Store
 from deltavault.store.testing import StoreConformance
 from tests.support.servers import S3Server, free_ports
 

@@ -8,8 +8,9 @@ import pytest
 
 from deltavault.errors import UserError
 from deltavault.store.local import LocalStore
+from deltavault.store.object_lock import ObjectLockPolicy
 from deltavault.store.rest import RestStore
-from deltavault.store.s3 import ObjectLockPolicy, S3Store
+from deltavault.store.s3 import S3Store
 from deltavault.store.sftp import SFTPStore
 from deltavault.store.url import open_store
 from deltavault.store.wrappers import RetryingStore

@@ -23,6 +23,7 @@ from typing import IO, Any
 from deltavault.backup.blobwriter import BlobWriter
 from deltavault.backup.options import BackupOptions, Progress
 from deltavault.backup.planner import DeltaPlanner
+from deltavault.chunk import CdcParams
 from deltavault.chunk.files import FileChunker
 from deltavault.errors import DeltavaultError, UserError
 from deltavault.repo.packs import BLOB_DATA, BLOB_TREE
@@ -52,7 +53,9 @@ class Walker:
         self.opts = opts
         self.progress = progress
         self.on_progress = on_progress
-        self.chunker = FileChunker(repo)
+        p = repo.config.chunker
+        self.chunker = FileChunker(CdcParams(p.min_size, p.avg_size, p.max_size,
+                                             p.normalization, repo.crypto.chunker_seed))
         self.errors: list[str] = []
         self.referenced: set[bytes] = set()
         self.summary = {"files_new": 0, "files_changed": 0, "files_unmodified": 0,

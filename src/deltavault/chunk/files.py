@@ -17,17 +17,15 @@ from typing import IO, BinaryIO, cast
 from deltavault.chunk import CdcParams, ChunkerConfig, ChunkRef, FastCdcChunker
 from deltavault.chunk import sqlite as sqlite_chunk
 from deltavault.chunk.select import chunker_for_magic
-from deltavault.repo.repository import Repository
 
 
 class FileChunker:
     """Yields :class:`ChunkRef` s for a file, streaming, with type hints."""
 
-    def __init__(self, repo: Repository) -> None:
-        p = repo.config.chunker
-        self.config = ChunkerConfig(cdc=CdcParams(p.min_size, p.avg_size, p.max_size,
-                                                  p.normalization, repo.crypto.chunker_seed))
-        self._stream = FastCdcChunker(self.config.cdc)
+    def __init__(self, cdc: CdcParams) -> None:
+        """Args: cdc: the repository's FastCDC parameters and secret gear seed."""
+        self.config = ChunkerConfig(cdc=cdc)
+        self._stream = FastCdcChunker(cdc)
 
     def chunks(self, fh: IO[bytes], path: str) -> Iterator[ChunkRef]:
         """Chunks of an open regular file (``path`` names it for the type choice)."""

@@ -25,7 +25,7 @@ from deltavault.cli.common import (
 from deltavault.errors import SourceError, UserError
 
 if TYPE_CHECKING:
-    from deltavault.backup.options import Progress
+    from deltavault.api import Progress
 
 
 def backup(

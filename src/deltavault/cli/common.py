@@ -9,7 +9,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -24,7 +24,9 @@ from rich.progress import (
 
 from deltavault import api
 from deltavault.errors import UserError
-from deltavault.repo.repository import Repository
+
+if TYPE_CHECKING:
+    from deltavault.api import Repository
 
 RepoOpt = Annotated[str, typer.Option("--repo", "-r", envvar="DELTAVAULT_REPO",
                                       help="Repository location (path or URL).",

@@ -30,7 +30,7 @@ from deltavault.cli.common import (
 from deltavault.cli.ledger import ledger_app
 from deltavault.errors import UserError
 from deltavault.ledger.journal import Journal
-from deltavault.repo.ledger_link import events
+from deltavault.ledger.state import events
 
 journal_app = typer.Typer(help="Append and read trade/order/config-change records.",
                           no_args_is_help=True)

@@ -12,7 +12,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -25,8 +25,9 @@ from deltavault.ledger.note import parse_skey, parse_vkey
 from deltavault.ledger.proof import verify_proof
 from deltavault.ledger.verify import VerifyResult, check_old_checkpoint, verify_log
 from deltavault.ledger.witness import cosign
-from deltavault.ops.audit import checkpoint_origin, config_origin
-from deltavault.store.base import Store
+
+if TYPE_CHECKING:
+    from deltavault.store.base import Store
 
 ledger_app = typer.Typer(name="ledger", help="Verify and witness the tamper-evident ledger.",
                          no_args_is_help=True)  # fmt: skip
@@ -61,7 +62,7 @@ def _open_store(repo: str) -> Store:
 
 
 def _origin(store: Store) -> str:
-    origin = config_origin(store) or checkpoint_origin(store)
+    origin = api.ledger_origin(store)
     if not origin:
         raise LedgerError("the repository has no ledger checkpoint")
     return origin

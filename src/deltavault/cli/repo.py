@@ -42,9 +42,7 @@ def init(repo: RepoOpt = "", password_file: PasswordFileOpt = None, json_out: Js
     """Create a new repository."""
     location = require_repo(repo)
     password = read_password(password_file, confirm=True)
-    from deltavault.repo.config import ChunkerParams
-
-    chunker = ChunkerParams(min_size=max(64, chunk_avg // 4), avg_size=chunk_avg,
+    chunker = api.ChunkerParams(min_size=max(64, chunk_avg // 4), avg_size=chunk_avg,
                             max_size=min(chunk_avg * 4, 16 * 1024 * 1024))
     r = api.init(location, password, chunker=chunker, compression_level=compression,
                  pack_size=pack_size_mib * 1024 * 1024, kdf_memory_kib=kdf_memory,

@@ -24,7 +24,7 @@ from deltavault.cli.restore import SnapshotArg
 from deltavault.errors import UserError
 
 if TYPE_CHECKING:
-    from deltavault.repo.snapshot import Snapshot
+    from deltavault.api import Snapshot
 
 
 def snapshot_dict(s: Snapshot) -> dict[str, object]:

@@ -8,11 +8,10 @@ or :mod:`deltavault.trading.reconcile`, render.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from deltavault.backup.options import BackupResult
 from deltavault.cli.common import (
     JsonOpt,
     PasswordFileOpt,
@@ -24,9 +23,12 @@ from deltavault.cli.common import (
     open_repo,
     out_console,
 )
-from deltavault.codec.policy import Policy
 from deltavault.errors import SourceError, UsageError
 from deltavault.sources.base import SourceOptions
+
+if TYPE_CHECKING:
+    from deltavault.api import BackupResult
+    from deltavault.codec.policy import Policy
 
 
 def backup_sources(repo: str, password_file: Path | None, *, sqlite: list[Path],

@@ -8,7 +8,10 @@ repository and the keyless audit compute the same state with this fold.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from deltavault.ledger.events import Event
+from deltavault.ledger.log import Ledger
 
 
 def apply_event(live: dict[str, Event], event: Event) -> None:
@@ -27,3 +30,20 @@ def apply_event(live: dict[str, Event], event: Event) -> None:
     elif event.type == "forget":
         for sid in event.fields.get("snapshots", []):
             live.pop(sid, None)
+
+
+def events(ledger: Ledger) -> Iterable[tuple[int, Event]]:
+    """Every event in the log, with its index."""
+    size = ledger.size
+    step = 4096
+    for start in range(0, size, step):
+        for offset, raw in enumerate(ledger.entries(start, min(size, start + step))):
+            yield start + offset, Event.from_bytes(raw)
+
+
+def committed_snapshots(ledger: Ledger) -> dict[str, Event]:
+    """Snapshot id → the ``snapshot`` event of every snapshot that exists now."""
+    live: dict[str, Event] = {}
+    for _i, event in events(ledger):
+        apply_event(live, event)
+    return live

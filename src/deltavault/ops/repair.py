@@ -27,7 +27,7 @@ from deltavault.errors import (
     UserError,
 )
 from deltavault.ops.check import CheckReport, run_check
-from deltavault.ops.replicate import name_matches
+from deltavault.ops.transfer import name_matches
 from deltavault.repo.layout import (
     DATA_PREFIX,
     INDEX_PREFIX,

@@ -24,14 +24,9 @@ reason; do not back up into a replica.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
-import threading
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Sequence
 
 from deltavault.errors import (
     FormatError,
@@ -44,13 +39,14 @@ from deltavault.errors import (
 )
 from deltavault.ledger.log import Ledger
 from deltavault.ledger.note import open_checkpoint, parse_vkey
+from deltavault.ledger.state import committed_snapshots
 from deltavault.ledger.storage import TileStore
 from deltavault.ledger.tiles import CHECKPOINT_KEY
+from deltavault.ops.transfer import CopyReport, ProgressFn, Transfer
 from deltavault.repo.index import IndexFile
 from deltavault.repo.layout import (
     CONFIG_KEY,
     DATA_PREFIX,
-    HASH_NAMED,
     INDEX_PREFIX,
     JOURNAL_PREFIX,
     KEY_PREFIX,
@@ -59,121 +55,17 @@ from deltavault.repo.layout import (
     PACKLIST_PREFIX,
     REPLICA_KEY,
     SNAPSHOT_PREFIX,
-    STAGING_PREFIX,
     name_of,
     pack_key,
     packlist_key,
     snapshot_key,
 )
-from deltavault.repo.ledger_link import committed_snapshots
 from deltavault.repo.objects import RepositoryObjects
 from deltavault.repo.packs import PackEntry
 from deltavault.repo.repository import Repository
 from deltavault.repo.snapshot import packlist_root
 from deltavault.store.base import Store
 from deltavault.store.url import open_store
-
-ProgressFn = Callable[[int, int], None]
-
-
-def name_matches(key: str, data: bytes) -> bool:
-    """Whether a hash-named object's bytes hash to its name (True for other keys)."""
-    if not key.startswith(HASH_NAMED):
-        return True
-    return hashlib.sha256(data).hexdigest() == name_of(key)
-
-
-@dataclass
-class CopyReport:
-    """What ``copy`` did."""
-
-    source: str
-    destination: str
-    initialised: bool = False
-    snapshots: list[str] = field(default_factory=list)
-    objects_copied: int = 0
-    bytes_copied: int = 0
-    objects_present: int = 0
-    indexes_written: int = 0
-    ledger_size: int = 0
-    damaged_in_source: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.damaged_in_source
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "source": self.source, "destination": self.destination,
-                "initialised": self.initialised, "snapshots": self.snapshots,
-                "objects_copied": self.objects_copied, "bytes_copied": self.bytes_copied,
-                "objects_present": self.objects_present,
-                "indexes_written": self.indexes_written, "ledger_size": self.ledger_size,
-                "damaged_in_source": self.damaged_in_source}
-
-
-class _Transfer:
-    """Copies missing objects, verifying hash-named ones; thread-safe counters."""
-
-    def __init__(self, src: Store, dst: Store, report: CopyReport,
-                 on_progress: ProgressFn | None, workers: int) -> None:
-        self.src, self.dst, self.report = src, dst, report
-        self.on_progress = on_progress
-        self.workers = workers
-        self.present = {info.key for info in dst.list("")}
-        self.done = 0
-        self.total = 0
-        self._lock = threading.Lock()
-
-    def missing(self, keys: Iterable[tuple[str, int]]) -> list[tuple[str, int]]:
-        out = []
-        for key, size in keys:
-            if key in self.present:
-                self.report.objects_present += 1
-            else:
-                out.append((key, size))
-        return out
-
-    def plan(self, batches: Sequence[list[tuple[str, int]]]) -> None:
-        self.total += sum(size for batch in batches for _, size in batch)
-        self._tick(0)
-
-    def _tick(self, n: int) -> None:
-        with self._lock:
-            self.done += n
-            done, total = self.done, self.total
-        if self.on_progress is not None:
-            self.on_progress(done, total)
-
-    def one(self, key: str, size: int) -> bool:
-        try:
-            data = self.src.get(key)
-        except ObjectNotFound:
-            if key.startswith(STAGING_PREFIX):  # its batch was published meanwhile
-                self._tick(size)
-                return False
-            raise
-        if not name_matches(key, data):
-            with self._lock:
-                self.report.damaged_in_source.append(key)
-            self._tick(size)
-            return False
-        # ObjectExists: a lost ack or a concurrent copy; same name, same bytes.
-        with contextlib.suppress(ObjectExists):
-            self.dst.put(key, data)
-        with self._lock:
-            self.present.add(key)
-            self.report.objects_copied += 1
-            self.report.bytes_copied += len(data)
-        self._tick(size)
-        return True
-
-    def run(self, keys: list[tuple[str, int]]) -> None:
-        """Copy ``keys`` (already filtered by :meth:`missing`), packs in parallel."""
-        if not keys:
-            return
-        with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            for future in [pool.submit(self.one, k, s) for k, s in keys]:
-                future.result()
 
 
 def _listing(store: Store, prefix: str) -> list[tuple[str, int]]:
@@ -230,7 +122,7 @@ def _select(repo: Repository, refs: Sequence[str]) -> tuple[list[str], set[str]]
     return ids, packs
 
 
-def _subset_indexes(repo: Repository, dst: Store, packs: set[str], xfer: _Transfer,
+def _subset_indexes(repo: Repository, dst: Store, packs: set[str], xfer: Transfer,
                     report: CopyReport) -> None:
     """Copy index files wholly about copied packs; index the rest in one new file.
 
@@ -260,7 +152,7 @@ def _subset_indexes(repo: Repository, dst: Store, packs: set[str], xfer: _Transf
     report.indexes_written += 1
 
 
-def _copy_ledger(src: Store, dst: Store, config: bytes, xfer: _Transfer,
+def _copy_ledger(src: Store, dst: Store, config: bytes, xfer: Transfer,
                  report: CopyReport) -> None:
     """Copy the log, then swap the destination's checkpoint if it is a prefix."""
     origin, vkey = _config_ledger(config)
@@ -353,7 +245,7 @@ def copy_snapshots(src_repo: Repository | Store,
             else contextlib.nullcontext())
     with lock:  # a shared lock: prune cannot remove packs while they are copied
         config = _open_destination(src, dst, report)
-        xfer = _Transfer(src, dst, report, on_progress, workers)
+        xfer = Transfer(src, dst, report, on_progress, workers)
         xfer.run(xfer.missing(_listing(src, KEY_PREFIX)))
         if snapshot_ids:
             assert isinstance(src_repo, Repository)

@@ -9,7 +9,6 @@ it out of band too). A snapshot exists for readers only once its
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -19,7 +18,6 @@ from deltavault.errors import FormatError
 from deltavault.ledger.events import Event
 from deltavault.ledger.log import Ledger
 from deltavault.ledger.note import NoteSigner
-from deltavault.ledger.state import apply_event
 from deltavault.repo.crypto import AAD_LEDGER_KEY, Crypto
 from deltavault.repo.layout import LEDGER_KEY
 from deltavault.store.base import Store
@@ -44,23 +42,6 @@ def load_ledger_key(store: Store, crypto: Crypto) -> Ed25519PrivateKey:
 def open_ledger(store: Store, crypto: Crypto, origin: str, verifier: str) -> Ledger:
     """The log, able to append (signing key loaded)."""
     return Ledger.open(store, origin, signer=load_ledger_key(store, crypto), verifier=verifier)
-
-
-def events(ledger: Ledger) -> Iterable[tuple[int, Event]]:
-    """Every event in the log, with its index."""
-    size = ledger.size
-    step = 4096
-    for start in range(0, size, step):
-        for offset, raw in enumerate(ledger.entries(start, min(size, start + step))):
-            yield start + offset, Event.from_bytes(raw)
-
-
-def committed_snapshots(ledger: Ledger) -> dict[str, Event]:
-    """Snapshot id → the ``snapshot`` event of every snapshot that exists now."""
-    live: dict[str, Event] = {}
-    for _i, event in events(ledger):
-        apply_event(live, event)
-    return live
 
 
 def make_event(etype: str, **fields: Any) -> bytes:

@@ -31,6 +31,7 @@ from deltavault.errors import (
 )
 from deltavault.ledger.events import Event, snapshot_event
 from deltavault.ledger.log import Ledger
+from deltavault.ledger.state import committed_snapshots
 from deltavault.repo import layout, refs
 from deltavault.repo.blobcache import BlobCache
 from deltavault.repo.config import ChunkerParams, Config, parse_config, verify_config_mac
@@ -44,12 +45,7 @@ from deltavault.repo.keys import (
     parse_key_file,
     unwrap,
 )
-from deltavault.repo.ledger_link import (
-    committed_snapshots,
-    make_event,
-    new_ledger_key,
-    open_ledger,
-)
+from deltavault.repo.ledger_link import make_event, new_ledger_key, open_ledger
 from deltavault.repo.locks import Lock, locked
 from deltavault.repo.objects import RepositoryObjects
 from deltavault.repo.snapshot import Snapshot, now_rfc3339

@@ -24,7 +24,6 @@ import datetime as dt
 import secrets
 import threading
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import boto3
@@ -42,43 +41,13 @@ from deltavault.errors import (
     VersionConflict,
 )
 from deltavault.store.base import ByteRange, ObjectInfo, Store, check_key
+from deltavault.store.object_lock import ObjectLockPolicy
 
-#: Key prefixes whose objects are history and get retention under a policy.
-LOCKED_PREFIXES = ("data/", "index/", "snapshots/", "packlists/", "ledger/")
 _MiB = 1024 * 1024
 _DENIED = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403",
            "Forbidden", "AllAccessDisabled", "InvalidToken", "ExpiredToken"}
 _NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
 _PRECONDITION = {"PreconditionFailed", "412", "ConditionalRequestConflict"}
-
-
-@dataclass(frozen=True)
-class ObjectLockPolicy:
-    """Retention applied to history objects on ``put``.
-
-    Args:
-        days: retention period from the time of writing.
-        mode: ``compliance`` (nobody can shorten or delete, not even the
-            root account) or ``governance`` (principals with
-            ``s3:BypassGovernanceRetention`` can).
-        prefixes: key prefixes to protect.
-    """
-
-    days: int
-    mode: Literal["compliance", "governance"] = "compliance"
-    prefixes: tuple[str, ...] = LOCKED_PREFIXES
-
-    def __post_init__(self) -> None:
-        if self.days < 1:
-            raise UserError(f"object lock days must be >= 1, got {self.days}")
-        if self.mode not in ("compliance", "governance"):
-            raise UserError(f"object lock mode must be compliance or governance, not {self.mode!r}")
-
-    def applies_to(self, key: str) -> bool:
-        return key.startswith(self.prefixes)
-
-    def retain_until(self, now: dt.datetime | None = None) -> dt.datetime:
-        return (now or dt.datetime.now(dt.UTC)) + dt.timedelta(days=self.days)
 
 
 class S3Store(Store):

@@ -116,7 +116,7 @@ def _object_lock_from_env(env: Mapping[str, str]) -> Any:
     days = env.get("DELTAVAULT_OBJECT_LOCK_DAYS")
     if not days:
         return None
-    from deltavault.store.s3 import ObjectLockPolicy
+    from deltavault.store.object_lock import ObjectLockPolicy
 
     try:
         return ObjectLockPolicy(int(days), env.get(  # type: ignore[arg-type]

@@ -34,8 +34,8 @@ from deltavault.errors import LedgerError, ProofError, UserError
 from deltavault.ledger.events import Event
 from deltavault.ledger.journal import Journal
 from deltavault.ledger.merkle import leaf_hash
+from deltavault.ledger.state import events
 from deltavault.ledger.tiles import is_reference
-from deltavault.repo.ledger_link import events
 from deltavault.repo.repository import Repository
 from deltavault.repo.snapshot import Snapshot, parse_time
 from deltavault.restore.restorer import RestoreOptions, run_restore

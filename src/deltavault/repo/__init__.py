@@ -1,0 +1,1 @@
+"""The repository format: config, keys, packs, index, snapshots, trees, locks; Repository."""
