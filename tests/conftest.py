@@ -23,6 +23,19 @@ from tests.support.trees import Hardlink, Symlink
 #: session fixtures of real servers, available to every test
 __all__ = ["backend_location", "pg_dsn", "pg_server", "redis_server", "s3_server", "sshd_server"]
 
+@pytest.fixture(scope="session", autouse=True)
+def client_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One client cache directory per test session (worker), never the user's own."""
+    path = tmp_path_factory.mktemp("client-cache")
+    old = os.environ.get("DELTAVAULT_CACHE_DIR")
+    os.environ["DELTAVAULT_CACHE_DIR"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("DELTAVAULT_CACHE_DIR", None)
+    else:
+        os.environ["DELTAVAULT_CACHE_DIR"] = old
+
+
 @pytest.fixture
 def password_file(tmp_path: Path) -> Path:
     p = tmp_path / "password"

@@ -25,7 +25,8 @@ KDF_ARGS = ["--kdf-memory", "8192", "--kdf-time", "1"]
 
 def cli_env(repo: Path, password_file: Path, **extra: str) -> dict[str, str]:
     """The environment a user would have: repository and password file set."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DELTAVAULT_")}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("DELTAVAULT_") or k == "DELTAVAULT_CACHE_DIR"}
     env.update(PYTHONPATH=str(SRC), DELTAVAULT_REPO=str(repo),
                DELTAVAULT_PASSWORD_FILE=str(password_file), COLUMNS="200")
     env.update(extra)
