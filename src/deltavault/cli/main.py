@@ -13,6 +13,7 @@ from deltavault.cli import (
     backup,
     demo,
     journal,
+    mount,
     prune,
     replicate,
     repo,
@@ -48,6 +49,7 @@ prune.register(app)
 journal.register(app)
 replicate.register(app)
 sources.register(app)
+mount.register(app)
 app.command("audit")(audit_command)
 app.command("serve")(serve_command)
 
