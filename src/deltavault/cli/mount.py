@@ -16,7 +16,7 @@ def mount(
     repo: RepoOpt = "",
     password_file: PasswordFileOpt = None,
     cache_mib: Annotated[int, typer.Option(
-        "--cache-mib", help="Memory for decrypted file data, MiB.")] = 256,
+        "--cache-mib", help="Memory for decrypted file data, MiB.")] = 64,
     allow_other: Annotated[bool, typer.Option(
         "--allow-other", help="Let other users in (stored modes and owners are enforced; "
                               "non-root needs user_allow_other in /etc/fuse.conf).")] = False,
