@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from deltavault.ops.prune import PruneResult
     from deltavault.ops.repair import RepairReport
     from deltavault.ops.retention import RetentionPolicy
+    from deltavault.ops.status import RepositoryStatus
     from deltavault.ops.transfer import CopyReport
     from deltavault.repo.config import ChunkerParams
     from deltavault.repo.locks import LockInfo
@@ -52,8 +53,8 @@ __all__ = [
     "ForgetResult", "Progress", "PruneResult", "RepairReport", "Repository", "RestoreResult",
     "RetentionPolicy", "RollbackResult", "Snapshot", "audit", "backup", "check", "copy", "diff",
     "dump", "extend_retention", "find_snapshot", "forget", "init", "ledger_origin",
-    "ledger_verifier_key", "locks", "ls", "mirror_ledger", "open", "open_store", "prune", "repair",
-    "restore", "rollback", "snapshots", "stats", "tag", "unlock",
+    "ledger_verifier_key", "locks", "ls", "mirror_ledger", "mount", "open", "open_store",
+    "prune", "repair", "restore", "rollback", "snapshots", "stats", "status", "tag", "unlock",
 ]  # fmt: skip
 
 #: types re-exported lazily (importing them pulls in the engine)
@@ -330,6 +331,35 @@ def repair(repo: Repository, replica: Repository | str | os.PathLike[str] | Stor
     from deltavault.ops.repair import repair_from
 
     return repair_from(repo, replica, on_progress=on_progress)
+
+
+def status(repo: Repository, *, max_age_s: float | None = None) -> RepositoryStatus:
+    """Newest snapshot per host and paths, its age, the ledger size, the last passing check.
+
+    ``max_age_s`` marks groups older than that as stale (``result.ok`` is
+    False then, or when there is no snapshot at all); nothing is raised.
+    """
+    from deltavault.ops.status import repository_status
+
+    return repository_status(repo, max_age_s=max_age_s)
+
+
+def mount(repo: Repository, mountpoint: str | os.PathLike[str], *, cache_mib: int = 64,
+          refresh_s: float = 10.0, allow_other: bool = False, debug: bool = False) -> None:
+    """Serve every snapshot read-only at ``mountpoint`` (FUSE) until SIGINT/SIGTERM unmounts.
+
+    Needs the ``mount`` extra and libfuse 3; blocks in the calling (main) thread.
+    """
+    from deltavault.errors import UserError
+    from deltavault.mount.fs import SnapshotFS
+    from deltavault.mount.run import check_mountpoint, serve
+    from deltavault.mount.source import RepositorySource
+
+    if cache_mib < 8:
+        raise UserError("--cache-mib must be at least 8")
+    target = check_mountpoint(Path(mountpoint))
+    fs = SnapshotFS(RepositorySource(repo, refresh_s=refresh_s), cache_bytes=cache_mib << 20)
+    serve(fs, target, allow_other=allow_other, debug=debug)
 
 
 def extend_retention(repo: Repository, days: int) -> int:

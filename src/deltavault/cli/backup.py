@@ -25,7 +25,8 @@ from deltavault.cli.common import (
     show_progress,
 )
 from deltavault.errors import SourceError, UserError
-from deltavault.ops.backup_metrics import BackupRun, recording, redact
+from deltavault.ops.backup_metrics import BackupRun, recording
+from deltavault.sources.dsn import redact
 
 if TYPE_CHECKING:
     from deltavault.api import Progress

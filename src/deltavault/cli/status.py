@@ -8,11 +8,12 @@ exceeded, after printing, so one cron line both logs and alerts.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
+from deltavault import api
 from deltavault.cli.common import (
     JsonOpt,
     PasswordFileOpt,
@@ -23,7 +24,9 @@ from deltavault.cli.common import (
     out_console,
 )
 from deltavault.errors import StaleBackup, UsageError
-from deltavault.ops.status import RepositoryStatus, repository_status
+
+if TYPE_CHECKING:
+    from deltavault.ops.status import RepositoryStatus
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _DURATION = re.compile(r"(?:\d+(?:\.\d+)?[smhdw])+")
@@ -83,7 +86,7 @@ def status(
 ) -> None:
     """Newest snapshot per host and paths, its age and type, ledger size, last check."""
     limit = parse_duration(max_age) if max_age is not None else None
-    report = repository_status(open_repo(repo, password_file), max_age_s=limit)
+    report = api.status(open_repo(repo, password_file), max_age_s=limit)
     if json_out:
         emit_json(report.to_dict())
     else:

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 
 from deltavault.errors import DeltavaultError, IntegrityError
 from deltavault.mount.layout import SnapshotRef
-from deltavault.repo.packs import pack_key
 from deltavault.repo.repository import Repository
 from deltavault.repo.snapshot import Snapshot
 from deltavault.repo.tree import Node, Tree
@@ -165,7 +164,7 @@ class RepositorySource:
         """
         repo = self._data
         loc = repo.locate(blob_id)
-        envelope = repo.store.get(pack_key(loc.pack_id), ByteRange(loc.offset, loc.length))
+        envelope = repo.objects.read_pack(loc.pack_id, ByteRange(loc.offset, loc.length))
         if len(envelope) != loc.length:
             raise IntegrityError(f"pack {loc.pack_id[:12]} is truncated")
         return repo.decode_blob(loc, envelope)

@@ -38,11 +38,6 @@ _SUCCESS_LINE = re.compile(_SUCCESS + r'(?:\{[^{}\n]*\})? ([0-9]+(?:\.[0-9]+)?(?
 _MAX_OLD_FILE = 1 << 20
 
 
-def redact(location: str) -> str:
-    """A repository location fit for a label: no password in a URL's user part."""
-    return re.sub(r"//([^/@:]*):[^/@]*@", r"//\1:***@", location)
-
-
 def previous_success(path: Path) -> float | None:
     """The last success time recorded in an existing metrics file, if any.
 

@@ -2,7 +2,7 @@
 
 One pass over the log (:class:`LedgerFacts`, incremental, so a server can fold
 in only the new entries on each scrape) gives every live ``snapshot`` event
-(committed and not forgotten, as :func:`~deltavault.ops.audit.apply_event`
+(committed and not forgotten, as :func:`~deltavault.ledger.state.apply_event`
 decides everywhere) and the ``check`` events. Nothing here needs the
 repository key except the snapshot paths: with the key, ``deltavault
 status`` groups snapshots by host *and* paths (decrypting the snapshot
@@ -27,7 +27,7 @@ from typing import Any
 from deltavault.errors import DeltavaultError, FormatError, LedgerError
 from deltavault.ledger.events import Event
 from deltavault.ledger.log import Ledger
-from deltavault.ops.audit import apply_event
+from deltavault.ledger.state import apply_event
 from deltavault.ops.prometheus import Gauge
 from deltavault.repo.repository import Repository
 from deltavault.repo.snapshot import parse_time
