@@ -25,11 +25,10 @@ from deltavault.cli.common import (
     show_progress,
 )
 from deltavault.errors import SourceError, UserError
-from deltavault.ops.backup_metrics import BackupRun, recording
 from deltavault.sources.dsn import redact
 
 if TYPE_CHECKING:
-    from deltavault.api import Progress
+    from deltavault.api import BackupRun, Progress
 
 
 def backup(
@@ -72,7 +71,7 @@ def backup(
     """Take a snapshot. Exit 3 if some files could not be read."""
     labels = _metric_labels(repo, host, paths or [], stdin, stdin_filename, sqlite or [],
                             postgres or [], redis or [])
-    with recording(metrics_file, labels) as run:
+    with api.backup_metrics(metrics_file, labels) as run:
         _backup(paths, repo, password_file, snapshot_type, tag, host, exclude, exclude_file,
                 stdin, stdin_filename, full_every, full_after_days, codec, sqlite, postgres,
                 redis, json_out, quiet, run)

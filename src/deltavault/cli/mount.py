@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from deltavault import api
 from deltavault.cli.common import PasswordFileOpt, QuietOpt, RepoOpt, err_console, open_repo
+from deltavault.errors import UserError
 
 
 def mount(
@@ -30,14 +30,22 @@ def mount(
 
     Runs in the foreground; Ctrl-C or SIGTERM unmounts and exits 0.
     """
-    r = open_repo(repo, password_file)
+    # deltavault.mount sits beside the server, above the api (docs/architecture.md)
+    from deltavault.mount.fs import SnapshotFS
+    from deltavault.mount.run import check_mountpoint, serve
+    from deltavault.mount.source import RepositorySource
+
+    if cache_mib < 8:
+        raise UserError("--cache-mib must be at least 8")
+    target = check_mountpoint(mountpoint)
+    source = RepositorySource(open_repo(repo, password_file), refresh_s=refresh_seconds)
+    fs = SnapshotFS(source, cache_bytes=cache_mib << 20)
     if not quiet:
-        err_console.print(f"deltavault: mounting read-only at {mountpoint}; Ctrl-C or SIGTERM "
-                          "unmounts", highlight=False)
-    api.mount(r, mountpoint, cache_mib=cache_mib, refresh_s=refresh_seconds,
-              allow_other=allow_other, debug=debug)
+        err_console.print(f"deltavault: mounting {len(source.snapshots())} snapshot(s) read-only "
+                          f"at {target}; Ctrl-C or SIGTERM unmounts", highlight=False)
+    serve(fs, target, allow_other=allow_other, debug=debug)
     if not quiet:
-        err_console.print(f"deltavault: unmounted {mountpoint}", highlight=False)
+        err_console.print(f"deltavault: unmounted {target}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
