@@ -22,6 +22,7 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -32,11 +33,13 @@ if TYPE_CHECKING:
     from deltavault.backup.options import BackupOptions, BackupResult, Progress
     from deltavault.codec.policy import Policy
     from deltavault.ops.audit import AuditReport
+    from deltavault.ops.backup_metrics import BackupRun
     from deltavault.ops.check import CheckReport
     from deltavault.ops.diff import DiffResult
     from deltavault.ops.prune import PruneResult
     from deltavault.ops.repair import RepairReport
     from deltavault.ops.retention import RetentionPolicy
+    from deltavault.ops.status import RepositoryStatus
     from deltavault.ops.transfer import CopyReport
     from deltavault.repo.config import ChunkerParams
     from deltavault.repo.locks import LockInfo
@@ -48,17 +51,55 @@ if TYPE_CHECKING:
     from deltavault.store.base import Store
 
 __all__ = [
-    "BackupOptions", "BackupResult", "CheckReport", "ChunkerParams", "CopyReport", "DiffResult",
-    "ForgetResult", "Progress", "PruneResult", "RepairReport", "Repository", "RestoreResult",
-    "RetentionPolicy", "RollbackResult", "Snapshot", "audit", "backup", "check", "copy", "diff",
-    "dump", "extend_retention", "find_snapshot", "forget", "init", "ledger_origin",
-    "ledger_verifier_key", "locks", "ls", "mirror_ledger", "open", "open_store", "prune", "repair",
-    "restore", "rollback", "snapshots", "stats", "tag", "unlock",
+    "BackupOptions",
+    "BackupResult",
+    "BackupRun",
+    "CheckReport",
+    "ChunkerParams",
+    "CopyReport",
+    "DiffResult",
+    "ForgetResult",
+    "Progress",
+    "PruneResult",
+    "RepairReport",
+    "Repository",
+    "RestoreResult",
+    "RetentionPolicy",
+    "RollbackResult",
+    "Snapshot",
+    "audit",
+    "backup",
+    "backup_metrics",
+    "check",
+    "copy",
+    "diff",
+    "dump",
+    "extend_retention",
+    "find_snapshot",
+    "forget",
+    "init",
+    "ledger_origin",
+    "ledger_verifier_key",
+    "locks",
+    "ls",
+    "mirror_ledger",
+    "open",
+    "open_store",
+    "prune",
+    "repair",
+    "restore",
+    "rollback",
+    "snapshots",
+    "stats",
+    "status",
+    "tag",
+    "unlock",
 ]  # fmt: skip
 
 #: types re-exported lazily (importing them pulls in the engine)
 _TYPES = {
     "BackupOptions": "deltavault.backup.options", "BackupResult": "deltavault.backup.options",
+    "BackupRun": "deltavault.ops.backup_metrics",
     "ChunkerParams": "deltavault.repo.config",
     "Progress": "deltavault.backup.options", "CheckReport": "deltavault.ops.check",
     "CopyReport": "deltavault.ops.transfer", "DiffResult": "deltavault.ops.diff",
@@ -330,6 +371,29 @@ def repair(repo: Repository, replica: Repository | str | os.PathLike[str] | Stor
     from deltavault.ops.repair import repair_from
 
     return repair_from(repo, replica, on_progress=on_progress)
+
+
+def backup_metrics(path: str | os.PathLike[str] | None,
+                   labels: dict[str, str]) -> AbstractContextManager[BackupRun]:
+    """Record the backup run inside the block in a node_exporter textfile (``--metrics-file``).
+
+    The file is written on the way out, success or failure (with the exit
+    code the CLI will use); ``None`` records nothing.
+    """
+    from deltavault.ops.backup_metrics import recording
+
+    return recording(Path(path) if path is not None else None, labels)
+
+
+def status(repo: Repository, *, max_age_s: float | None = None) -> RepositoryStatus:
+    """Newest snapshot per host and paths, its age, the ledger size, the last passing check.
+
+    ``max_age_s`` marks groups older than that as stale (``result.ok`` is
+    False then, or when there is no snapshot at all); nothing is raised.
+    """
+    from deltavault.ops.status import repository_status
+
+    return repository_status(repo, max_age_s=max_age_s)
 
 
 def extend_retention(repo: Repository, days: int) -> int:

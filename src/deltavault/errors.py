@@ -147,3 +147,15 @@ class SourceError(UserError):
     """Some source files could not be read; the snapshot is incomplete."""
 
     exit_code = 3
+
+
+class StaleBackup(UserError):
+    """``status --max-age``: a host's newest snapshot is older than the limit the user set.
+
+    Not a fault of the repository (which verified) nor of the storage: the
+    backups that should feed it did not run. Its own code, so a cron alert
+    can tell "late" from "broken" (13) and "unreachable" (14).
+    """
+
+    exit_code = 4
+    hint = "check the backup job of that host; 'deltavault status' lists every group"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -23,9 +25,10 @@ from deltavault.cli.common import (
     show_progress,
 )
 from deltavault.errors import SourceError, UserError
+from deltavault.sources.dsn import redact
 
 if TYPE_CHECKING:
-    from deltavault.api import Progress
+    from deltavault.api import BackupRun, Progress
 
 
 def backup(
@@ -58,10 +61,39 @@ def backup(
         "--postgres", help="PostgreSQL DSN to snapshot in one transaction (repeatable).")] = None,
     redis: Annotated[list[str] | None, typer.Option(
         "--redis", help="Redis URL (redis://host:port/db) to snapshot (repeatable).")] = None,
+    metrics_file: Annotated[Path | None, typer.Option(
+        "--metrics-file", help="Write the run's outcome here for node_exporter's textfile "
+                               "collector (Prometheus format; written atomically, also on "
+                               "failure).")] = None,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Take a snapshot. Exit 3 if some files could not be read."""
+    labels = _metric_labels(repo, host, paths or [], stdin, stdin_filename, sqlite or [],
+                            postgres or [], redis or [])
+    with api.backup_metrics(metrics_file, labels) as run:
+        _backup(paths, repo, password_file, snapshot_type, tag, host, exclude, exclude_file,
+                stdin, stdin_filename, full_every, full_after_days, codec, sqlite, postgres,
+                redis, json_out, quiet, run)
+
+
+def _metric_labels(repo: str, host: str, paths: list[Path], stdin: bool, stdin_filename: str,
+                   sqlite: list[Path], postgres: list[str], redis: list[str]) -> dict[str, str]:
+    """Labels naming the job from its arguments, so success and failure share one series."""
+    what = [os.path.abspath(p) for p in paths]
+    what += [f"<stdin>/{stdin_filename}"] if stdin else []
+    what += [f"sqlite:{os.path.abspath(p)}" for p in sqlite]
+    what += [f"postgres:{redact(d)}" for d in postgres] + [f"redis:{redact(u)}" for u in redis]
+    return {"repo": redact(repo), "host": host or socket.gethostname(),
+            "paths": " ".join(sorted(what))}
+
+
+def _backup(paths: list[Path] | None, repo: str, password_file: Path | None,
+            snapshot_type: str, tag: list[str] | None, host: str, exclude: list[str] | None,
+            exclude_file: Path | None, stdin: bool, stdin_filename: str, full_every: int,
+            full_after_days: float, codec: str, sqlite: list[Path] | None,
+            postgres: list[str] | None, redis: list[str] | None, json_out: bool, quiet: bool,
+            run: BackupRun) -> None:
     excludes = list(exclude or [])
     if exclude_file is not None:
         try:
@@ -84,7 +116,8 @@ def backup(
         backup_sources(repo, password_file, sqlite=list(sqlite or []),
                        postgres=list(postgres or []), redis=list(redis or []),
                        snapshot_type=snapshot_type, tags=list(tag or []), host=host,
-                       codec=codec, json_out=json_out, quiet=quiet)  # type: ignore[arg-type]
+                       codec=codec, json_out=json_out, quiet=quiet,  # type: ignore[arg-type]
+                       on_saved=run.saved)
         return
     r = open_repo(repo, password_file)
     with byte_progress(show_progress(json_out, quiet), "backup") as bar:
@@ -105,6 +138,7 @@ def backup(
                             estimate_totals=bar is not None)
     snap = result.snapshot
     s = snap.summary
+    run.saved(snap.type, s)
     if json_out:
         emit_json({"snapshot_id": snap.id, "type": snap.type, "parent": snap.parent,
                    "base": snap.base, "tags": snap.tags, "time": snap.time,

@@ -13,12 +13,14 @@ from deltavault.cli import (
     backup,
     demo,
     journal,
+    mount,
     prune,
     replicate,
     repo,
     restore,
     snapshots,
     sources,
+    status,
 )
 from deltavault.cli.ledger import audit_command
 from deltavault.cli.serve import serve_command
@@ -48,6 +50,8 @@ prune.register(app)
 journal.register(app)
 replicate.register(app)
 sources.register(app)
+mount.register(app)
+status.register(app)
 app.command("audit")(audit_command)
 app.command("serve")(serve_command)
 
@@ -68,8 +72,9 @@ def run() -> None:
     """Run the CLI; map every error to one line on stderr and an exit code.
 
     Exit codes: 0 ok; 1 error; 2 usage; 3 some source files unreadable;
-    10 no repository; 11 locked; 12 wrong password; 13 repository damaged
-    or inconsistent; 14 storage backend failed; 130 interrupted.
+    4 ``status --max-age`` exceeded; 10 no repository; 11 locked; 12 wrong
+    password; 13 repository damaged or inconsistent; 14 storage backend
+    failed; 130 interrupted.
     """
     warnings.showwarning = _show_warning
     try:

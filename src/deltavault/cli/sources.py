@@ -7,6 +7,7 @@ or :mod:`deltavault.trading.reconcile`, render.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -33,7 +34,8 @@ if TYPE_CHECKING:
 
 def backup_sources(repo: str, password_file: Path | None, *, sqlite: list[Path],
                    postgres: list[str], redis: list[str], snapshot_type: str, tags: list[str],
-                   host: str, codec: Policy, json_out: bool, quiet: bool) -> None:
+                   host: str, codec: Policy, json_out: bool, quiet: bool,
+                   on_saved: Callable[[str, dict[str, Any]], None] | None = None) -> None:
     """``backup --sqlite/--postgres/--redis``: one snapshot per source."""
     opts = SourceOptions(snapshot_type=snapshot_type, tags=tags, hostname=host, codec=codec)
     r = open_repo(repo, password_file)
@@ -54,6 +56,8 @@ def backup_sources(repo: str, password_file: Path | None, *, sqlite: list[Path],
     docs: list[dict[str, Any]] = []
     for what, res in results:
         snap, s = res.snapshot, res.snapshot.summary
+        if on_saved is not None:
+            on_saved(snap.type, s)
         docs.append({"source": snap.paths[0], "snapshot_id": snap.id, "type": snap.type,
                      "parent": snap.parent, "tags": snap.tags, "time": snap.time,
                      "bytes_added": s.get("bytes_added", 0), "summary": s,

@@ -26,6 +26,8 @@ from deltavault.errors import (
     DeltavaultError,
     UserError,
 )
+from deltavault.ops.prometheus import render as render_gauges
+from deltavault.ops.status import LedgerWatch
 from deltavault.server.auth import Refusal, Right, TokenTable, authorize
 from deltavault.server.metrics import ServerMetrics
 from deltavault.store.base import ByteRange, Store, check_key
@@ -157,6 +159,7 @@ def create_app(store: Store, tokens: TokenTable | None = None, append_only: bool
     """
     tokens = tokens or TokenTable()
     metrics = ServerMetrics()
+    watch = LedgerWatch(store)
     app = FastAPI(
         title="deltavault REST store",
         version=deltavault.__version__,
@@ -298,11 +301,14 @@ def create_app(store: Store, tokens: TokenTable | None = None, append_only: bool
     @app.get("/metrics", response_class=PlainTextResponse,
              responses={401: {"description": "no or unknown token"}})
     async def get_metrics(right: Caller) -> Response:
-        """Prometheus text format: requests by route and status, bytes in and out."""
+        """Prometheus text format: requests by route and status, bytes in and out, and the
+        repository gauges readable without its key (ledger size and verification, newest
+        snapshot per host, last passing check)."""
         if right is None:
             return _error(401, "unauthorized", "missing or unknown bearer token",
                           {"WWW-Authenticate": 'Bearer realm="deltavault"'})
-        return PlainTextResponse(metrics.render(),
+        repository = render_gauges(await run_in_threadpool(watch.gauges))
+        return PlainTextResponse(metrics.render() + repository,
                                  media_type="text/plain; version=0.0.4; charset=utf-8")
 
     @app.get("/health")
