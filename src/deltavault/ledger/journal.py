@@ -90,28 +90,42 @@ class Journal:
         if event.type != "journal":
             raise UserError(f"ledger entry {index} is a {event.type} event, not a journal record")
         oid, slot = event.fields["object"], event.fields["slot"]
-        key = JOURNAL_PREFIX + oid
-        try:
-            sealed = self.ledger.store.get(key)
-        except ObjectNotFound:
-            raise IntegrityError(f"journal object {key} of entry {index} is missing") from None
-        if hashlib.sha256(sealed).hexdigest() != oid:
-            raise IntegrityError(f"journal object {key} does not match its SHA-256 name")
-        try:
-            plaintext = self.sealer.open(JOURNAL_AAD, sealed)
-            batch = parse_canonical(plaintext, "journal batch")
-            item = batch["records"][slot]
-            record, salt = item["record"], parse_hex32(item["salt"], "journal salt")
-        except IntegrityError:
-            raise
-        except Exception as exc:  # any decryption or shape failure means tampering
-            raise IntegrityError(f"journal object {key} cannot be opened: {exc}") from exc
+        batch = self.read_batch(oid, f" of entry {index}")
+        if slot >= len(batch):
+            raise IntegrityError(f"journal object {JOURNAL_PREFIX + oid} has no slot {slot}")
+        record, salt = batch[slot]
         if (
             not isinstance(record, dict)
             or commitment(salt, record).hex() != event.fields["commitment"]
         ):
             raise IntegrityError(f"journal record {index} does not match its ledger commitment")
         return record, salt
+
+    def read_batch(self, oid: str, what: str = "") -> list[tuple[Any, bytes]]:
+        """Every (record, salt) of the sealed batch object ``oid``, in slot order.
+
+        The object is checked against its SHA-256 name and decrypted; the
+        commitments are not checked here (they live in the ledger entries),
+        so callers that disclose a record go through :meth:`read`. A search
+        over many records decrypts each batch once with this.
+
+        Raises:
+            IntegrityError: the object is missing, altered or malformed.
+        """
+        key = JOURNAL_PREFIX + oid
+        try:
+            sealed = self.ledger.store.get(key)
+        except ObjectNotFound:
+            raise IntegrityError(f"journal object {key}{what} is missing") from None
+        if hashlib.sha256(sealed).hexdigest() != oid:
+            raise IntegrityError(f"journal object {key} does not match its SHA-256 name")
+        try:
+            plaintext = self.sealer.open(JOURNAL_AAD, sealed)
+            batch = parse_canonical(plaintext, "journal batch")
+            return [(item["record"], parse_hex32(item["salt"], "journal salt"))
+                    for item in batch["records"]]
+        except Exception as exc:  # any decryption or shape failure means tampering
+            raise IntegrityError(f"journal object {key} cannot be opened: {exc}") from exc
 
     def prove(self, index: int) -> str:
         """A tlog-proof file disclosing record ``index`` (and no other)."""
