@@ -46,6 +46,8 @@ def test_read_batch_opens_a_batch_once_and_refuses_tampering(
     batch = journal.read_batch(oid)
     assert [r for r, _salt in batch] == RECORDS
     assert [s for _r, s in batch][1] == journal.read(1)[1]
+    assert journal.read_batch(oid, canonical=False) == batch
+    assert journal.read_many([2, 0, 2]) == [batch[2], batch[0], batch[2]]
     sealed = store.get(f"journal/{oid}")
     store.delete(f"journal/{oid}")
     store.put(f"journal/{oid}", sealed[:-1] + bytes([sealed[-1] ^ 1]))

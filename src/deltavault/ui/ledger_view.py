@@ -247,11 +247,12 @@ class LedgerIndex:
         return JournalHit(index, record)
 
     def search(self, query: str, cursor: int | None = None, limit: int = 25,
-               max_objects: int = 64) -> JournalSearch:
+               max_objects: int = 32) -> JournalSearch:
         """Records matching ``field=value`` (or containing a text), newest first.
 
-        Each sealed batch is decrypted once (:meth:`Journal.read_batch`);
-        every hit shown is then read again through :meth:`Journal.read`,
+        Each sealed batch is decrypted once (:meth:`Journal.read_batch`, not
+        re-encoded to prove canonical form);
+        every hit shown is then read again through :meth:`Journal.read_many`,
         which checks it against its ledger commitment. At most
         ``max_objects`` batches are opened per call; ``next_cursor`` resumes.
         """
@@ -262,20 +263,24 @@ class LedgerIndex:
             objects = list(self.objects)
         pos = len(objects) - 1 if cursor is None else min(cursor, len(objects) - 1)
         out = JournalSearch()
+        found: list[int] = []
         opened = 0
-        while pos >= 0 and opened < max_objects and len(out.hits) < limit:
+        while pos >= 0 and opened < max_objects and len(found) < limit:
             leaves = np.flatnonzero(jobj == pos)
             with self._lock:
-                batch = self.journal.read_batch(objects[pos])
+                batch = self.journal.read_batch(objects[pos], canonical=False)
             opened += 1
             for leaf in leaves[::-1]:
                 slot = int(jslot[leaf])
                 if 0 <= slot < len(batch) and match(batch[slot][0]):
-                    out.hits.append(self.record(int(leaf)))
-                    if len(out.hits) >= limit:
+                    found.append(int(leaf))
+                    if len(found) >= limit:
                         break
             out.scanned_records += len(leaves)
             pos -= 1
+        with self._lock:  # every hit shown is checked against its commitment
+            records = self.journal.read_many(found)
+        out.hits = [JournalHit(i, r) for i, (r, _salt) in zip(found, records, strict=True)]
         out.next_cursor = pos if pos >= 0 else None
         return out
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import sys
+import threading
 from collections.abc import Callable, Sequence
 
 import uvicorn
@@ -11,6 +12,7 @@ import uvicorn
 from deltavault.errors import UserError
 from deltavault.ledger.note import NoteVerifier
 from deltavault.repo.repository import Repository
+from deltavault.ui import repository_page
 from deltavault.ui.app import create_app
 from deltavault.ui.auth import check_listen, is_loopback
 from deltavault.ui.engine import RepositoryView
@@ -38,6 +40,10 @@ def serve_console(repo: Repository, host: str, port: int, *, token: str | None =
     check_listen(host, token)
     view = RepositoryView(repo, witnesses=witnesses)
     view.refresh()  # index the log once, before the first page is asked for
+    # The per-kind storage history walks every snapshot once (seconds on a big
+    # repository): start it now so the Repository page is ready when asked for.
+    threading.Thread(target=repository_page.history, args=(view,), daemon=True,
+                     name="deltavault-ui-warm").start()
     app = create_app(view, allow_actions=allow_actions, token=token, loopback=is_loopback(host))
     sock = bind(host, port)
     bound = sock.getsockname()
