@@ -20,17 +20,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from deltavault import api
 from deltavault.errors import DeltavaultError, SnapshotNotFound, UserError
 from deltavault.ledger.note import NoteVerifier
-from deltavault.ops.check import CheckReport, run_check
+from deltavault.ops.check import CheckReport
 from deltavault.ops.diff import DiffResult, diff_snapshots
-from deltavault.ops.tags import retag
 from deltavault.repo.repository import Repository
 from deltavault.repo.snapshot import Snapshot
 from deltavault.repo.tree import Node, Tree
 from deltavault.repo.walk import find_node, load_tree
 from deltavault.sources.sqlite import extract_database
-from deltavault.trading.reconcile import ReconcileReport, Tolerances, compare, read_sqlite_book
+from deltavault.trading.books import read_sqlite_book
+from deltavault.trading.reconcile import ReconcileReport, Tolerances, compare
 from deltavault.ui.ledger_view import LedgerIndex
 
 
@@ -212,16 +213,16 @@ class RepositoryView:
     # --- actions (only with --allow-actions) ---------------------------------------------
 
     def check(self, on_progress: Callable[[int, int], None] | None = None) -> CheckReport:
-        """``deltavault check`` (structure), under the repository lock; records its event."""
-        with self._action_lock, self.repo.lock():
-            return run_check(self.repo, on_progress=on_progress)
+        """``deltavault check`` (structure) through the façade; records its event."""
+        with self._action_lock:
+            return api.check(self.repo, on_progress=on_progress)
 
     def tag(self, snap: Snapshot, add: list[str], remove: list[str]) -> Snapshot:
-        """``deltavault tag``: a re-tagged snapshot object and its ``tag`` event."""
+        """``deltavault tag`` through the façade: a re-tagged snapshot and its ``tag`` event."""
         if not add and not remove:
             raise UserError("give a tag to add or to remove")
         for t in add:
             if not t or len(t) > 100 or any(c.isspace() or c == "," for c in t):
                 raise UserError(f"bad tag {t[:100]!r}: no spaces or commas, at most 100 chars")
-        with self._action_lock, self.repo.lock():
-            return retag(self.repo, snap, add=add, remove=remove)
+        with self._action_lock:
+            return api.tag(self.repo, snap.id, add=add, remove=remove)[1]

@@ -30,8 +30,8 @@ from deltavault.ledger.journal import Journal, Sealer
 from deltavault.ledger.log import Ledger
 from deltavault.ledger.note import NoteVerifier, cosignature_time, parse_vkey
 from deltavault.ledger.proof import verify_proof
+from deltavault.ledger.state import apply_event
 from deltavault.ledger.verify import VerifyResult, verify_log
-from deltavault.ops.audit import apply_event
 from deltavault.store.base import Store
 
 _STEP = 4096
