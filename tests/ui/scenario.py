@@ -14,6 +14,7 @@ import re
 import sqlite3
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,10 +82,17 @@ def deltavault(*args: str | os.PathLike[str], scenario: Scenario,
 
 @dataclass
 class Console:
-    """A ``deltavault ui`` process and its address."""
+    """A ``deltavault ui`` process, its address, and what it wrote on stderr."""
 
     proc: subprocess.Popen[str]
     url: str  # http://127.0.0.1:PORT/
+    stderr: list[str] = field(default_factory=list)
+
+    def drain(self) -> None:
+        """Read stderr on a thread, so a chatty server never blocks on a full pipe."""
+        assert self.proc.stderr is not None
+        stream = self.proc.stderr
+        threading.Thread(target=lambda: self.stderr.extend(stream), daemon=True).start()
 
     def stop(self) -> int:
         """SIGTERM, as a service manager would; the exit code."""
@@ -110,7 +118,9 @@ def start_console(scenario: Scenario, *args: str, env: dict[str, str] | None = N
         proc.kill()
         rest = proc.stderr.read()
         raise AssertionError(f"deltavault ui did not start: {line}{rest}")
-    return Console(proc, found.group(1))
+    console = Console(proc, found.group(1))
+    console.drain()
+    return console
 
 
 def tamper_bundles(scenario: Scenario) -> list[Path]:

@@ -107,6 +107,7 @@ def test_token_on_all_interfaces(small: Scenario, stopped: list[Console]) -> Non
     found = re.search(r"serving http://[^:]+:(\d+)/", proc.stderr.readline())
     assert found is not None
     c = Console(proc, f"http://127.0.0.1:{found.group(1)}/")
+    c.drain()
     stopped.append(c)
     with httpx.Client(timeout=30) as http:
         assert http.get(c.url + "timeline").status_code == 401

@@ -11,6 +11,7 @@ the status their class implies: a bad request or an unknown snapshot is a
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -139,9 +140,14 @@ def create_app(view: RepositoryView, *, allow_actions: bool = False, token: str 
 
         def body() -> Iterator[bytes]:
             yield first
-            # A later blob that fails its check ends the stream early; the
-            # Content-Length makes every client treat that as a failed download.
-            yield from chunks
+            try:
+                yield from chunks
+            except DeltavaultError as exc:
+                # A later blob failed its check: end the stream short of its
+                # Content-Length, which every client treats as a failed download.
+                sys.stderr.write(f"deltavault: error: download of {path[:200]!r} from "
+                                 f"{ref[:12]} stopped: {exc.one_line()}\n")
+                raise DownloadAborted from exc
 
         return StreamingResponse(body(), media_type="application/octet-stream", headers={
             "content-length": str(size),
@@ -206,8 +212,29 @@ def create_app(view: RepositoryView, *, allow_actions: bool = False, token: str 
             return JSONResponse({"error": "no such job"}, status_code=404)
         return JSONResponse(found.to_dict())
 
-    return Guard(app, token=token, loopback=loopback, csrf=console.csrf)
+    return Guard(_EndAbortedDownloads(app), token=token, loopback=loopback, csrf=console.csrf)
 
 
 class _Refused(Exception):
     """An action on a read-only console."""
+
+
+class DownloadAborted(Exception):
+    """A download stopped after its headers were sent (a blob failed verification)."""
+
+
+class _EndAbortedDownloads:
+    """Let an aborted download end its response without a server traceback.
+
+    The error was already reported in one line; returning leaves the response
+    incomplete, so the server closes the connection.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await self.app(scope, receive, send)
+        except* DownloadAborted:
+            pass
