@@ -81,7 +81,7 @@ def _status(exc: DeltavaultError) -> int:
 
 
 def create_app(view: RepositoryView, *, allow_actions: bool = False, token: str | None = None,
-               loopback: bool = True) -> Any:
+               loopback: bool = True) -> Guard:
     """The ASGI application of the console (wrapped in its :class:`Guard`)."""
     console = Console(view, allow_actions)
     env = Environment(loader=PackageLoader("deltavault.ui", "templates"),
