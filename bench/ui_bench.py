@@ -182,6 +182,7 @@ def main() -> None:
     out.write_text(json.dumps({"snapshots": len(snaps), "ledger_entries": n,
                                "startup_s": round(startup, 3),
                                "storage_history_s": round(history_s, 3), "cpus": os.cpu_count(),
+                               "load_average_1m": round(os.getloadavg()[0], 2),
                                "pages": results}, indent=2) + "\n")
     print(f"wrote {out}")
 
