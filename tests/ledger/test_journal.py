@@ -38,6 +38,29 @@ def test_append_read_prove_verify(ledger: Ledger, sealer: AesGcmSealer) -> None:
     assert parse_proof(text).index == 2
 
 
+def test_read_batch_opens_a_batch_once_and_refuses_tampering(
+        ledger: Ledger, sealer: AesGcmSealer, store: LocalStore) -> None:
+    journal = Journal(ledger, sealer)
+    journal.append(RECORDS)
+    oid = str(_entry_fields(ledger, 0)["object"])
+    batch = journal.read_batch(oid)
+    assert [r for r, _salt in batch] == RECORDS
+    assert [s for _r, s in batch][1] == journal.read(1)[1]
+    assert journal.read_batch(oid, canonical=False) == batch
+    assert journal.read_many([2, 0, 2]) == [batch[2], batch[0], batch[2]]
+    sealed = store.get(f"journal/{oid}")
+    store.delete(f"journal/{oid}")
+    store.put(f"journal/{oid}", sealed[:-1] + bytes([sealed[-1] ^ 1]))
+    with pytest.raises(IntegrityError, match="SHA-256"):
+        journal.read_batch(oid)
+
+
+def _entry_fields(ledger: Ledger, index: int) -> dict[str, object]:
+    import json
+
+    return dict(json.loads(ledger.entry(index)))
+
+
 def test_tampered_proof_refused(ledger: Ledger, sealer: AesGcmSealer) -> None:
     journal = Journal(ledger, sealer)
     journal.append(RECORDS)

@@ -21,6 +21,13 @@ def entries(prefix: str, n: int) -> list[bytes]:
     return [f"{prefix}-{i}".encode() for i in range(n)]
 
 
+def test_verify_reports_progress_per_bundle(ledger: Ledger) -> None:
+    ledger.append(entries("p", 600))
+    seen: list[tuple[int, int]] = []
+    assert verify_log(ledger, on_progress=lambda done, total: seen.append((done, total))).ok
+    assert seen == [(256, 600), (512, 600), (600, 600)]
+
+
 def test_append_reopen_verify(ledger: Ledger, store: LocalStore) -> None:
     expected: list[bytes] = []
     for b, n in enumerate([1, 2, 253, 300, 1, 600]):

@@ -72,6 +72,23 @@ def test_master_index_finds_every_blob(p: dict[str, list[PackEntry]]) -> None:
     assert m.pack_ids() == set(p)
 
 
+@given(packs())
+@ROUNDTRIP
+def test_slots_are_distinct_positions_with_the_preferred_length(
+        p: dict[str, list[PackEntry]]) -> None:
+    m = MasterIndex()
+    m.load([("i1", IndexFile.decode(IndexFile.from_packs(p).encode()))])
+    slots = {}
+    for bid in {e.id for es in p.values() for e in es}:
+        pos, length = m.slot(bid)
+        loc = m.get(bid)
+        assert loc is not None and 0 <= pos < len(m) and length == loc.length
+        slots[bid] = pos
+    assert len(set(slots.values())) == len(slots)  # one mark per blob, never shared
+    unknown = b"\xfe" * 32
+    assert unknown in slots or m.slot(unknown) == (-1, 0)
+
+
 def test_superseded_index_files_are_ignored() -> None:
     old = IndexFile.from_packs({"aa" * 32: [PackEntry(0, 0, 0, 40, 12, b"\5" * 32)]})
     new = IndexFile.from_packs({"bb" * 32: [PackEntry(0, 0, 0, 40, 12, b"\5" * 32)]},

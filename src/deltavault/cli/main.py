@@ -24,6 +24,7 @@ from deltavault.cli import (
 )
 from deltavault.cli.ledger import audit_command
 from deltavault.cli.serve import serve_command
+from deltavault.cli.ui import ui_command
 from deltavault.errors import DeltavaultError
 
 try:  # newer typer vendors click
@@ -54,6 +55,7 @@ mount.register(app)
 status.register(app)
 app.command("audit")(audit_command)
 app.command("serve")(serve_command)
+app.command("ui")(ui_command)
 
 
 @app.command()

@@ -10,7 +10,7 @@ raised, so one run reports every discrepancy.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from deltavault.errors import FormatError, LedgerError
@@ -79,7 +79,8 @@ def check_witnesses(
             result.problems.append(f"checkpoint lacks a valid cosignature of witness {name}")
 
 
-def _check_tree(ledger: Ledger, result: VerifyResult) -> None:
+def _check_tree(ledger: Ledger, result: VerifyResult,
+                on_progress: Callable[[int, int], None] | None = None) -> None:
     """Recompute level 0 from bundles and every level from the one below."""
     size = ledger.size
     pending: list[list[bytes]] = []  # per tile level: hashes of its current tile
@@ -125,6 +126,8 @@ def _check_tree(ledger: Ledger, result: VerifyResult) -> None:
                     result.problems.append(str(exc))
             push(0, leaf_hash(raw))
             result.entries_checked += 1
+        if on_progress is not None:
+            on_progress(result.entries_checked, size)
     for level in range(len(pending)):
         if pending[level]:
             flush(level)
@@ -136,6 +139,7 @@ def verify_log(
     witnesses: Sequence[NoteVerifier] = (),
     required_witnesses: Sequence[str] = (),
     old_checkpoint: bytes | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> VerifyResult:
     """Verify everything about the log ``ledger`` reads.
 
@@ -145,6 +149,8 @@ def verify_log(
         required_witnesses: names among ``witnesses`` that must have cosigned.
         old_checkpoint: a signed checkpoint saved earlier; the log must be
             consistent with it.
+        on_progress: called with (entries checked, log size) after each
+            entry bundle, so a console can show how far a long run is.
 
     Returns:
         The result; ``result.ok`` says whether the log verified.
@@ -161,7 +167,7 @@ def verify_log(
     result.signature = True
     result.size, result.root = ledger.size, ledger.root.hex()
     check_witnesses(ledger, witnesses, required_witnesses, result)
-    _check_tree(ledger, result)
+    _check_tree(ledger, result, on_progress)
     if not result.problems:
         try:
             if ledger.root_at(ledger.size) != ledger.root:

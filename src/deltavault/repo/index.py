@@ -221,6 +221,19 @@ class MasterIndex:
             return self._location(blob_id, rec[i])
         return None
 
+    def slot(self, blob_id: bytes) -> tuple[int, int]:
+        """(position, stored length) of the blob's preferred loaded record; (-1, 0) if none.
+
+        Positions run from 0 to ``len(self)`` and stay put until the next
+        :meth:`load`, so a caller that marks blobs (counted, visited) keeps
+        one byte a blob in an array instead of a set of ids.
+        """
+        rec = self._records
+        i = int(np.searchsorted(rec["id"], blob_id))
+        if i < len(rec) and _full_id(bytes(rec["id"][i])) == blob_id:
+            return i, int(rec["length"][i])
+        return -1, 0
+
     def __contains__(self, blob_id: bytes) -> bool:
         return self.get(blob_id) is not None
 
