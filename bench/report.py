@@ -1,4 +1,8 @@
-"""Rendering of benchmark results: Rich tables on stdout, JSON on disk."""
+"""Rendering of benchmark results: Rich tables on stdout, JSON and Markdown on disk.
+
+``python bench/report.py FILE.json ...`` prints result documents (of run.py or
+scale.py) as Markdown.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,13 @@ import os
 from pathlib import Path
 from typing import Any
 
+import targets as target_mod
 from rich.console import Console
 from rich.table import Table
 
 console = Console()
 MiB = 1 << 20
+Section = tuple[str, list[str], list[list[str]]]  # title, header, rows
 
 
 def write_json(path: Path, doc: dict[str, Any]) -> None:
@@ -26,107 +32,139 @@ def fmt(key: str, value: float | None) -> str:
     """A figure with its unit, from the suffix of its key."""
     if value is None:
         return "-"
+    if key.endswith("_util"):
+        return f"{value:.2f}"
     if key.endswith("_s"):
-        return f"{value:.2f} s"
-    if "bytes" in key:
-        return f"{value / MiB:.1f} MiB" if value >= MiB else f"{value / 1024:.1f} KiB"
+        return f"{value:.3f} s" if value < 1 else f"{value:.2f} s"
+    if "bytes" in key and "per" not in key:
+        if abs(value) >= MiB:
+            return f"{value / MiB:.1f} MiB"
+        return f"{value / 1024:.1f} KiB"
     if key.endswith("Bps"):
         return f"{value / 1e6:.0f} MB/s"
-    return f"{value:g}"
+    if key.endswith("per_s"):
+        return f"{value:,.0f}/s"
+    return f"{value:,.4g}" if isinstance(value, float) else f"{value:,}"
 
 
-def show(doc: dict[str, Any]) -> None:
-    """Print the figures, the ratios, the floor and the limits."""
+def machine_line(doc: dict[str, Any]) -> str:
+    """Machine, tool versions and load average of a result document."""
     m = doc["machine"]
-    console.print(f"\n[bold]machine[/bold]: {m['cores']} cores, {m['cpu']}, "
-                  f"{m['memory_bytes'] / 2**30:.0f} GiB, {m['os']}, Python {m['python']}")
-    for name, v in doc["versions"].items():
-        console.print(f"  {name}: {v}")
-    w = doc["workload"]
-    console.print(f"[bold]workload[/bold]: scale {doc['scale']:g}, "
-                  f"{w['total_bytes'] / MiB:.1f} MiB in {w['files']} files; "
-                  f"median of {doc['runs']} run(s), {doc['days']} days")
+    load = doc.get("load_average") or {}
+    loads = ", ".join(f"{k} {v[0]:.2f}" for k, v in load.items())
+    versions = "; ".join(f"{k}: {v}" for k, v in doc.get("versions", {}).items()
+                         if k in ("restic", "borg") or k.startswith("deltavault-diff")
+                         or k == "deltavault")
+    return (f"{m['cores']} cores, {m['cpu']}, {m['memory_bytes'] / 2**30:.0f} GiB, {m['os']}, "
+            f"Python {m['python']}; load average (1 min) {loads or 'not recorded'}"
+            + (f"; {versions}" if versions else ""))
+
+
+def sections(doc: dict[str, Any]) -> list[Section]:
+    """The tables of a workload result document, for both renderers."""
+    out: list[Section] = []
     results: dict[str, dict[str, float]] = doc["results"]
-    if results:
-        tools = list(results)
-        t = Table(title="figures (median)")
-        t.add_column("figure")
-        for name in tools:
-            t.add_column(name, justify="right")
-        for key in results[tools[0]]:
-            t.add_row(key, *(fmt(key, results[n].get(key)) for n in tools))
-        console.print(t)
-    if doc["ratios"]:
-        keys = list(doc["ratios"])
-        t = Table(title="ratios deltavault / other (below 1 is better for deltavault)")
-        t.add_column("figure")
-        for k in keys:
-            t.add_column(k, justify="right")
-        for fig in next(iter(doc["ratios"].values())):
-            t.add_row(fig, *(_ratio(doc["ratios"][k].get(fig)) for k in keys))
-        console.print(t)
+    tools = list(results)
+    if tools:
+        keys: list[str] = []
+        for figs in results.values():
+            keys += [k for k in figs if k not in keys]
+        out.append((f"figures (median of {doc['runs']})", ["figure", *tools],
+                    [[k, *(fmt(k, results[t].get(k)) for t in tools)] for k in keys]))
+    if doc.get("ratios"):
+        cols = list(doc["ratios"])
+        first = next(iter(doc["ratios"].values()))
+        out.append(("ratios deltavault / other (below 1 is better for deltavault)",
+                    ["figure", *cols],
+                    [[k, *(_ratio(doc["ratios"][c].get(k)) for c in cols)] for k in first
+                     if not k.endswith("_util")]))
+    if doc.get("targets"):
+        out.append(("targets (issue 14), against restic's default",
+                    ["target", "variant", "measured", "bound", "verdict"],
+                    [[r[0], row["variant"], *r[1:]] for row in doc["targets"]
+                     for r in [target_mod.fmt_row(row)]]))
     if doc.get("floor"):
-        _show_floor(doc["floor"], results)
-    t = Table(title="machine limits on the same bytes (median)")
-    t.add_column("figure")
-    t.add_column("value", justify="right")
-    for k, v in doc["limits"].items():
-        t.add_row(k, fmt(k, v))
-    console.print(t)
+        fl = doc["floor"]
+        rows = []
+        for part, p in fl["parts"].items():
+            wins = ", ".join(f"{k[5:]}×{v}" for k, v in p.items() if k.startswith("best_"))
+            rows.append([part, str(p["files"]), fmt("bytes", p["new_bytes"]),
+                         fmt("bytes", p["floor_bytes"]), wins])
+        rows.append(["total", "", fmt("bytes", fl["total_changed_file_bytes"]),
+                     fmt("bytes", fl["total_floor_bytes"]), ""])
+        for name, figs in results.items():
+            if "day1_bytes_added" in figs:
+                rows.append([f"{name} day-1 added", "", "", fmt("bytes", figs["day1_bytes_added"]),
+                             f"{figs['day1_bytes_added'] / max(1, fl['total_floor_bytes']):.1f}x "
+                             "the floor"])
+        out.append((f"day-1 change: floor per part (zstd -{fl['zstd_level']})",
+                    ["part", "files", "changed file bytes", "floor", "winning estimators"], rows))
+    if doc.get("limits"):
+        out.append(("machine limits on the same bytes (median)", ["figure", "value"],
+                    [[k, fmt(k, v)] for k, v in doc["limits"].items()]))
+    if doc.get("errors"):
+        out.append(("errors", ["run", "tool", "error"],
+                    [[str(e["run"]), str(e["tool"]), str(e["error"])] for e in doc["errors"]]))
+    return out
 
 
 def _ratio(v: float | None) -> str:
     return "-" if v is None else f"{v:.2f}x"
 
 
-def _show_floor(fl: dict[str, Any], results: dict[str, dict[str, float]]) -> None:
-    t = Table(title=f"day-1 change: floor per part (zstd -{fl['zstd_level']})")
-    for col in ("part", "files", "changed file bytes", "floor", "winning estimators"):
-        t.add_column(col, justify="left" if col == "part" else "right")
-    for part, p in fl["parts"].items():
-        wins = ", ".join(f"{k[5:]}×{v}" for k, v in p.items() if k.startswith("best_"))
-        t.add_row(part, str(p["files"]), fmt("bytes", p["new_bytes"]),
-                  fmt("bytes", p["floor_bytes"]), wins)
-    t.add_row("total", "", fmt("bytes", fl["total_changed_file_bytes"]),
-              fmt("bytes", fl["total_floor_bytes"]), "")
-    console.print(t)
-    for name, figs in results.items():
-        if "day1_bytes_added" in figs:
-            console.print(f"  {name}: day-1 added {fmt('bytes', figs['day1_bytes_added'])} "
-                          f"= {figs['day1_bytes_added'] / max(1, fl['total_floor_bytes']):.1f}x "
-                          f"the floor")
+def title(doc: dict[str, Any]) -> str:
+    """One line naming the workload and its size."""
+    w = doc["workload"]
+    return (f"workload {doc.get('workload_name', '?')} ({doc.get('workload_about', '')}): "
+            f"scale {doc['scale']:g}, {w['total_bytes'] / MiB:.1f} MiB in {w['files']} files, "
+            f"seed {doc['seed']}, {doc['days']} days, median of {doc['runs']} run(s), "
+            f"{doc['date']}")
+
+
+def show(doc: dict[str, Any]) -> None:
+    """Print a result document's tables on the console."""
+    console.print(f"\n[bold]{title(doc)}[/bold]\nmachine: {machine_line(doc)}")
+    for name, header, rows in sections(doc):
+        t = Table(title=name)
+        for i, h in enumerate(header):
+            t.add_column(h, justify="left" if i == 0 else "right")
+        for row in rows:
+            t.add_row(*row)
+        console.print(t)
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """A GitHub Markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
+    return lines
 
 
 def to_markdown(doc: dict[str, Any]) -> str:
-    """The figures of a result document as a Markdown table (for docs/benchmark.md)."""
-    m = doc["machine"]
-    results: dict[str, dict[str, float]] = doc["results"]
-    tools = list(results)
-    lines = [
-        f"Scale {doc['scale']:g} ({doc['workload']['total_bytes'] / MiB:.0f} MiB, "
-        f"{doc['workload']['files']} files), median of {doc['runs']} run(s), {doc['date']}; "
-        f"{m['cores']} cores, {m['cpu']}, {m['memory_bytes'] / 2**30:.0f} GiB, {m['os']}; "
-        + "; ".join(f"{k}: {v}" for k, v in doc["versions"].items() if "-" not in k) + ".",
-        "",
-        "| figure | " + " | ".join(tools) + " |",
-        "|---|" + "---:|" * len(tools),
-    ]
-    for key in results[tools[0]] if tools else []:
-        lines.append(f"| {key} | " + " | ".join(fmt(key, results[t].get(key)) for t in tools)
-                     + " |")
-    if doc.get("floor"):
-        fl = doc["floor"]
-        lines += ["", f"Day-1 floor (zstd -{fl['zstd_level']}):", "",
-                  "| part | files | changed file bytes | floor | winning estimators |",
-                  "|---|---:|---:|---:|---|"]
-        for part, p in fl["parts"].items():
-            wins = ", ".join(f"{k[5:]}×{v}" for k, v in p.items() if k.startswith("best_"))
-            lines.append(f"| {part} | {p['files']} | {fmt('bytes', p['new_bytes'])} | "
-                         f"{fmt('bytes', p['floor_bytes'])} | {wins} |")
-        lines.append(f"| total | | {fmt('bytes', fl['total_changed_file_bytes'])} | "
-                     f"{fmt('bytes', fl['total_floor_bytes'])} | |")
-    lines += ["", "| machine limit | value |", "|---|---:|"]
-    lines += [f"| {k} | {fmt(k, v)} |" for k, v in doc["limits"].items()]
+    """A workload result document as Markdown (for docs/benchmark.md)."""
+    lines = [f"### {title(doc)}", "", f"Machine: {machine_line(doc)}.", ""]
+    for name, header, rows in sections(doc):
+        lines += [f"**{name}**", "", *markdown_table(header, rows), ""]
+    return "\n".join(lines)
+
+
+def summary_markdown(docs: list[dict[str, Any]]) -> str:
+    """The targets and headline ratios of several workloads side by side."""
+    lines = ["# Benchmark summary", ""]
+    for doc in docs:
+        if "failed" in doc:
+            lines += [f"- workload {doc['workload_name']}: FAILED ({doc['failed']})"]
+    rows = []
+    for doc in docs:
+        if "failed" in doc:
+            continue
+        for row in doc.get("targets", []):
+            text, value, bound, verdict = target_mod.fmt_row(row)
+            rows.append([doc["workload_name"], row["variant"], text, value, bound, verdict])
+    if docs and "machine" in docs[0]:
+        lines += [f"Machine: {machine_line(docs[0])}.", ""]
+    lines += markdown_table(["workload", "variant", "target", "measured", "bound", "verdict"],
+                            rows)
     return "\n".join(lines) + "\n"
 
 
@@ -134,4 +172,14 @@ if __name__ == "__main__":
     import sys
 
     for arg in sys.argv[1:]:
-        print(to_markdown(json.loads(Path(arg).read_text())))
+        d = json.loads(Path(arg).read_text())
+        if d.get("kind") == "scale":
+            import scale_report
+
+            print(scale_report.to_markdown(d))
+        elif "results" in d and "workload_name" not in d:  # a result of the old run.py
+            d.setdefault("workload_name", "trading")
+            d.setdefault("workload", {"total_bytes": 0, "files": 0})
+            print(to_markdown(d))
+        else:
+            print(to_markdown(d))
