@@ -86,14 +86,20 @@ def measure(cmd: list[str], *, env: dict[str, str] | None = None,
     fields = rss_path.read_text().split() if rss_path.exists() else []
     rss_path.unlink(missing_ok=True)
     if returncode != 0:
-        tail = [x for x in err_text.strip().splitlines() if x.strip()][-2:]
-        raise ToolError(f"{' '.join(cmd[:3])}... exited {returncode}: {' | '.join(tail)}")
+        lines = [x for x in err_text.strip().splitlines() if x.strip()]
+        raise ToolError(f"{' '.join(cmd[:3])}... exited {returncode} ({len(lines)} stderr "
+                        f"lines): {' | '.join(_shorten(x) for x in lines[-2:])}")
     nums = fields[-3:] if len(fields) >= 3 else []
     try:
         peak, user, system = int(nums[0]) * 1024, float(nums[1]), float(nums[2])
     except (IndexError, ValueError):
         peak, user, system = 0, 0.0, 0.0
     return Measured(seconds, peak, text, user, system)
+
+
+def _shorten(line: str, keep: int = 300) -> str:
+    """A long stderr line (a 20,000-character path) as its start and end."""
+    return line if len(line) <= keep else f"{line[:keep // 3]} ... {line[-2 * keep // 3:]}"
 
 
 def median_seconds(cmd: list[str], *, env: dict[str, str] | None = None, runs: int = 5) -> float:
