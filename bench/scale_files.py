@@ -12,6 +12,7 @@ command's wall time, peak RSS and CPU time are recorded.
 
 from __future__ import annotations
 
+import itertools
 import time
 from pathlib import Path
 from typing import Any
@@ -136,7 +137,7 @@ def slopes(by_size: dict[str, dict[str, Any]]) -> dict[str, dict[str, dict[str, 
     """
     sizes = sorted(by_size, key=parse_size)
     out: dict[str, dict[str, dict[str, float]]] = {}
-    for a, b in zip(sizes, sizes[1:], strict=False):
+    for a, b in itertools.pairwise(sizes):
         na, nb = parse_size(a), parse_size(b)
         ra, rb = by_size[a]["results"], by_size[b]["results"]
         for tool in rb:

@@ -41,7 +41,6 @@ sys.path.insert(0, str(HERE.parent / "src"))
 sys.path.insert(0, str(HERE))
 
 import numpy as np  # noqa: E402
-
 from variants.common import rng  # noqa: E402
 
 PASSWORD = b"benchmark-password"
@@ -194,11 +193,11 @@ def _records(g: np.random.Generator, start: int, count: int) -> list[dict[str, A
 def bench_journal(work: Path, n: int, seed: int, *, batch: int, repeat: int,
                   say: Any) -> dict[str, Any]:
     """Time ``backup`` and ``snapshots`` with ``n`` journal records against none."""
-    from deltavault import api
-    from deltavault.ledger.journal import Journal
-
     import scaletree
     from tools import Deltavault
+
+    from deltavault import api
+    from deltavault.ledger.journal import Journal
 
     tree = work / f"journal-{n}-tree"
     scaletree.make_tree(tree, 100, "binary", seed)

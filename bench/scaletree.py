@@ -19,7 +19,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-
 from variants.common import rng
 
 FILES_PER_DIR = 100
