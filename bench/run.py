@@ -196,9 +196,9 @@ def ratios(results: dict[str, dict[str, float]]) -> dict[str, dict[str, float | 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark for every selected workload and write tables and JSON."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--workload", default="trading",
+    ap.add_argument("--workload", default="all",
                     help=f"{', '.join(variants.WORKLOADS)}, a comma list, or all "
-                         "(default trading)")
+                         "(default all)")
     ap.add_argument("--scale", type=float, default=1.0,
                     help="workload scale (1: the sizes in docs/benchmark.md)")
     ap.add_argument("--runs", type=int, default=3, help="runs per tool; figures are medians")
