@@ -1,7 +1,8 @@
 """Rendering of benchmark results: Rich tables on stdout, JSON and Markdown on disk.
 
 ``python bench/report.py FILE.json ...`` prints result documents (of run.py or
-scale.py) as Markdown.
+scale.py) as Markdown; ``python bench/report.py --headline FILE.json ...`` prints
+the headline figures of several workloads as one compact table each.
 """
 
 from __future__ import annotations
@@ -115,7 +116,8 @@ def _ratio(v: float | None) -> str:
 def title(doc: dict[str, Any]) -> str:
     """One line naming the workload and its size."""
     w = doc["workload"]
-    return (f"workload {doc.get('workload_name', '?')} ({doc.get('workload_about', '')}): "
+    about = f" ({doc['workload_about']})" if doc.get("workload_about") else ""
+    return (f"workload {doc.get('workload_name', '?')}{about}: "
             f"scale {doc['scale']:g}, {w['total_bytes'] / MiB:.1f} MiB in {w['files']} files, "
             f"seed {doc['seed']}, {doc['days']} days, median of {doc['runs']} run(s), "
             f"{doc['date']}")
@@ -168,18 +170,56 @@ def summary_markdown(docs: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+HEADLINE = ("full_s", "full_cpu_util", "full_peak_rss_bytes", "full_repo_bytes", "day1_s",
+            "day1_bytes_added", "repo_bytes_after_5_days", "snapshots_s", "restore_latest_s",
+            "restore_latest_peak_rss_bytes", "restore_rollback_target_s", "rollback_1day_s",
+            "help_s")
+
+
+def headline_markdown(docs: list[dict[str, Any]]) -> str:
+    """Per workload, the headline figures of every tool and ours/restic: a compact table."""
+    lines: list[str] = []
+    for doc in docs:
+        if "failed" in doc:
+            lines += [f"**{doc['workload_name']}**: failed ({doc['failed']})", ""]
+            continue
+        results = doc["results"]
+        tools = list(results)
+        ours = [t for t in tools if t.startswith("deltavault")]
+        ref = "restic" if "restic" in results else None
+        w = doc["workload"]
+        lines += [f"**{doc['workload_name']}** — {w['total_bytes'] / MiB:.1f} MiB in "
+                  f"{w['files']} files, scale {doc['scale']:g}, median of {doc['runs']}, "
+                  f"load average {doc.get('load_average', {}).get('start', [0])[0]:.1f} at "
+                  "the start", ""]
+        header = ["figure", *tools, *(f"{o[11:]}/restic" for o in ours if ref)]
+        rows = []
+        for key in HEADLINE:
+            if not any(key in results[t] for t in tools):
+                continue
+            ratio_cells = [_ratio(results[o][key] / results[ref][key])
+                           if ref and results[ref].get(key) and key in results[o] else "-"
+                           for o in ours if ref]
+            rows.append([key, *(fmt(key, results[t].get(key)) for t in tools), *ratio_cells])
+        lines += [*markdown_table(header, rows), ""]
+        if doc.get("errors"):
+            lines += [f"- errors: {doc['errors']}", ""]
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
     import sys
 
-    for arg in sys.argv[1:]:
+    args = sys.argv[1:]
+    if args[:1] == ["--headline"]:
+        print(headline_markdown([json.loads(Path(a).read_text()) for a in args[1:]]))
+        raise SystemExit(0)
+    for arg in args:
         d = json.loads(Path(arg).read_text())
         if d.get("kind") == "scale":
             import scale_report
 
             print(scale_report.to_markdown(d))
-        elif "results" in d and "workload_name" not in d:  # a result of the old run.py
-            d.setdefault("workload_name", "trading")
-            d.setdefault("workload", {"total_bytes": 0, "files": 0})
-            print(to_markdown(d))
         else:
+            d.setdefault("workload_name", "trading")  # a result of the old run.py
             print(to_markdown(d))

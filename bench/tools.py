@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -370,7 +371,7 @@ def make_tools(names: list[str], work: Path) -> list[Tool]:
     is named directly: ``restic-auto``, ``restic-max``, ``borg-lz4``,
     ``borg-zstd3``, ``deltavault-diff``, ``deltavault-incr``.
     """
-    single = {
+    single: dict[str, Callable[[], Tool]] = {
         "restic-auto": lambda: Restic(work / "restic", "auto"),
         "restic-max": lambda: Restic(work / "restic-max", "max"),
         "borg-lz4": lambda: Borg(work / "borg", "lz4"),

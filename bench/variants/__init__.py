@@ -4,7 +4,7 @@
 |---|---|---|
 | ``trading`` | :mod:`deltavault.sampledata` (the product's demo data) | ~580 MiB, 71 files |
 | ``books`` | thousands of smaller float64 L2 books, interleaved columns | ~590 MiB, 4,000 files |
-| ``weights`` | incompressible float32 model weights, 1-2 blocks tuned a day | ~250 MiB, 54 files |
+| ``weights`` | incompressible float32 model weights, 1-2 blocks tuned a day | ~250 MiB, 53 files |
 | ``textlog`` | one large JSON-lines execution log, appended daily | ~150 MiB, 2 files |
 | ``mixed`` | held-out-like: ~1,000 books, weights, 155 MiB log, SQLite, configs | ~590 MiB |
 

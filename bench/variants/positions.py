@@ -26,7 +26,8 @@ DAY_NS = 86_400 * 10**9
 T0_NS = 1_772_000_000 * 10**9
 
 
-def _rows(g: np.random.Generator, keys: list[tuple[str, str]], t_ns: int) -> list[tuple]:
+def _rows(g: np.random.Generator, keys: list[tuple[str, str]],
+          t_ns: int) -> list[tuple[object, ...]]:
     n = len(keys)
     qty = g.integers(-5000, 5000, n) * 10
     cost = np.round(g.lognormal(4.0, 1.0, n), 4)
