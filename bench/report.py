@@ -151,22 +151,35 @@ def to_markdown(doc: dict[str, Any]) -> str:
 
 
 def summary_markdown(docs: list[dict[str, Any]]) -> str:
-    """The targets and headline ratios of several workloads side by side."""
-    lines = ["# Benchmark summary", ""]
+    """The targets of several workloads side by side: one row per target, one column per
+    workload, each cell the deltavault variants' values with met (ok) or MISSED."""
+    lines = ["# Benchmark summary: targets of issue 14", ""]
+    good = [d for d in docs if "failed" not in d]
     for doc in docs:
         if "failed" in doc:
             lines += [f"- workload {doc['workload_name']}: FAILED ({doc['failed']})"]
-    rows = []
-    for doc in docs:
-        if "failed" in doc:
-            continue
+    if not good:
+        return "\n".join(lines) + "\n"
+    variants = sorted({r["variant"] for d in good for r in d.get("targets", [])})
+    lines += [f"Machine: {machine_line(good[0])}. Scale {good[0]['scale']:g}, median of "
+              f"{good[0]['runs']} run(s). Each cell: {' / '.join(variants)}.", ""]
+    texts: dict[str, str] = {}
+    cells: dict[tuple[str, str], list[str]] = {}
+    for doc in good:
         for row in doc.get("targets", []):
             text, value, bound, verdict = target_mod.fmt_row(row)
-            rows.append([doc["workload_name"], row["variant"], text, value, bound, verdict])
-    if docs and "machine" in docs[0]:
-        lines += [f"Machine: {machine_line(docs[0])}.", ""]
-    lines += markdown_table(["workload", "variant", "target", "measured", "bound", "verdict"],
-                            rows)
+            texts.setdefault(row["target"], f"{text} ({bound})")
+            mark = {"met": "ok", "MISSED": "MISSED"}.get(verdict, "?")
+            cells.setdefault((row["target"], doc["workload_name"]), []).append(
+                f"{value} {mark}")
+    rows = [["load average (1 min) at start / end", *(
+        " / ".join(f"{v[0]:.1f}" for v in d.get("load_average", {}).values()) for d in good)]]
+    rows += [[text, *(" / ".join(cells.get((key, d["workload_name"]), ["-"])) for d in good)]
+             for key, text in texts.items()]
+    lines += markdown_table(["target", *(d["workload_name"] for d in good)], rows)
+    for doc in good:
+        for e in doc.get("errors", []):
+            lines.append(f"- {doc['workload_name']} run {e['run']} {e['tool']}: {e['error']}")
     return "\n".join(lines) + "\n"
 
 

@@ -8,8 +8,8 @@ first line naming the file, then lines drawn from a seeded pool), which
 compress about 4x. Each directory draws from its own seeded stream, so the
 tree is the same for the same ``(n, kind, seed)`` whatever the order of work.
 
-``drop_share(root, share)`` deletes every file of a share of the
-directories: what a prune benchmark needs to free.
+``drop_share(root, n)`` deletes every tenth directory (10 % of the files):
+what a prune benchmark needs to free; ``refill_share`` writes them back.
 """
 
 from __future__ import annotations
@@ -155,6 +155,22 @@ def check_restore(restored: Path, source: Path, n: int, kind: str, seed: int,
             return f"{rel}: {exc}"
         checked += 1
     return None
+
+
+def refill_share(root: Path, n: int, kind: str, seed: int, every: int = 10) -> None:
+    """Write back the directories :func:`drop_share` deleted, with the same contents."""
+    pool = _pool(seed) if kind == "text" else []
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for d in range(0, (n + FILES_PER_DIR - 1) // FILES_PER_DIR, every):
+        count = min(FILES_PER_DIR, n - d * FILES_PER_DIR)
+        here = root / dir_path(d)
+        here.mkdir(parents=True)
+        for i, data in enumerate(_contents(kind, d, count, seed, pool)):
+            fd = os.open(here / file_name(kind, i), flags, 0o644)
+            try:
+                os.write(fd, data)
+            finally:
+                os.close(fd)
 
 
 def drop_share(root: Path, n: int, every: int = 10) -> int:
