@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -98,8 +99,14 @@ def measure(cmd: list[str], *, env: dict[str, str] | None = None,
     return Measured(seconds, peak, text, user, system)
 
 
+_LONG_PATH = re.compile(r"(?:/[^/\s\"':]+){12,}")
+
+
 def _shorten(line: str, keep: int = 300) -> str:
-    """A long stderr line (a 20,000-character path) as its start and end."""
+    """A stderr line with long paths (a 20,000-character chain) folded, then its start
+    and end if still long: the error text must survive, the path need not."""
+    line = _LONG_PATH.sub(lambda m: f"{m.group(0)[:40].rstrip('/')}/...({m.group(0).count('/')} "
+                          "components)", line)
     return line if len(line) <= keep else f"{line[:keep // 3]} ... {line[-2 * keep // 3:]}"
 
 
