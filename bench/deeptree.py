@@ -29,7 +29,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
 sys.path.insert(0, str(HERE))
 
-from tools import Tool, ToolError, make_tools, remove_tree  # noqa: E402
+from tools import Tool, ToolError, describe, make_tools, remove_tree  # noqa: E402
 
 _DIR = os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0)
 FILE_EVERY = 1000
@@ -116,8 +116,8 @@ def check_tool(tool: Tool, chain: Path, depth: int, work: Path) -> dict[str, Any
         step = "check"
         out["check_s"] = tool.check().seconds
         out["ok"] = True
-    except (ToolError, OSError) as exc:
-        out.update(failed_step=step, error=str(exc)[:600])
+    except Exception as exc:  # one tool's failure is a finding; the rest go on
+        out.update(failed_step=step, error=describe(exc)[:600])
     finally:
         remove_tree(tool.work)
     return out

@@ -53,9 +53,10 @@ def machine_line(doc: dict[str, Any]) -> str:
     m = doc["machine"]
     load = doc.get("load_average") or {}
     loads = ", ".join(f"{k} {v[0]:.2f}" for k, v in load.items())
-    versions = "; ".join(f"{k}: {v}" for k, v in doc.get("versions", {}).items()
-                         if k in ("restic", "borg") or k.startswith("deltavault-diff")
-                         or k == "deltavault")
+    vers = doc.get("versions", {})
+    ours = next((k for k in vers if k.startswith("deltavault")), None)
+    versions = "; ".join(f"{k.split('-')[0]}: {v}" for k, v in vers.items()
+                         if k in ("restic", "borg") or k == ours)
     return (f"{m['cores']} cores, {m['cpu']}, {m['memory_bytes'] / 2**30:.0f} GiB, {m['os']}, "
             f"Python {m['python']}; load average (1 min) {loads or 'not recorded'}"
             + (f"; {versions}" if versions else ""))

@@ -49,6 +49,7 @@ from tools import (  # noqa: E402
     Measured,
     Tool,
     ToolError,
+    describe,
     dir_bytes,
     make_tools,
     median_seconds,
@@ -283,9 +284,9 @@ def run_workload(args: argparse.Namespace, wl: variants.Workload, work: Path) ->
             try:
                 run[tool.name] = sequence(tool, wl, state0, work, args.days, args.seed)
                 say(f"  {tool.name}: done in {time.perf_counter() - t0:.1f} s")
-            except (ToolError, OSError) as exc:
-                errors.append({"run": r + 1, "tool": tool.name, "error": str(exc)})
-                say(f"  [red]{tool.name} failed[/red]: {exc}")
+            except Exception as exc:  # one tool's failure is a finding; the rest go on
+                errors.append({"run": r + 1, "tool": tool.name, "error": describe(exc)})
+                say(f"  [red]{tool.name} failed[/red]: {describe(exc)}")
                 remove_tree(tool.work)
                 remove_tree(work / "live")
         runs.append(run)

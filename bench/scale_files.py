@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import scaletree
-from tools import Measured, Tool, ToolError, dir_bytes, make_tools, remove_tree
+from tools import Measured, Tool, ToolError, describe, dir_bytes, make_tools, remove_tree
 
 OPS = ("first_backup", "nochange_backup", "snapshots", "restore_all", "restore_one", "check",
        "backup_after_delete", "forget", "prune")
@@ -106,15 +106,15 @@ def bench_size(work: Path, n: int, kind: str, tool_names: list[str], seed: int,
         snaps: list[str] = []
         try:
             snaps = phase_a(tool, tree, n, kind, seed, work, figs[tool.name])
-        except (ToolError, OSError) as exc:
-            errors[tool.name] = f"phase A: {exc}"
+        except Exception as exc:  # one tool's failure is a finding; the rest go on
+            errors[tool.name] = f"phase A: {describe(exc)}"
         _say_figs(say, tool.name, figs[tool.name], OPS[:6])
         made["deleted_files"] = scaletree.drop_share(tree, n)
         try:
             if snaps:
                 phase_b(tool, tree, snaps, figs[tool.name])
-        except (ToolError, OSError) as exc:
-            errors[tool.name] = f"phase B: {exc}"
+        except Exception as exc:  # one tool's failure is a finding; the rest go on
+            errors[tool.name] = f"phase B: {describe(exc)}"
         _say_figs(say, tool.name, figs[tool.name], OPS[6:])
         remove_tree(tool.work)
         remove_tree(work / "restore")

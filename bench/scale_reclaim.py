@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import variants
-from tools import Tool, ToolError, dir_bytes, make_tools, remove_tree
+from tools import Tool, describe, dir_bytes, make_tools, remove_tree
 
 
 def _daily(tool: Tool, wl: variants.Workload, live: Path, days: int, seed: int,
@@ -72,9 +72,9 @@ def bench_reclaim(work: Path, workload: str, scale: float, days: int, seed: int,
                 f"{r['repo_bytes_after_prune'] / 2**20:.1f} MiB (prune {r['prune_s']:.1f} s), "
                 f"fresh backup of the kept days {r['repo_bytes_fresh_kept_days'] / 2**20:.1f} "
                 f"MiB: x{r['after_prune_vs_fresh']:.2f}")
-        except (ToolError, OSError) as exc:
-            r["error"] = str(exc)
-            say(f"  [red]{tool.name} failed[/red]: {exc}")
+        except Exception as exc:  # one tool's failure is a finding; the rest go on
+            r["error"] = describe(exc)
+            say(f"  [red]{tool.name} failed[/red]: {describe(exc)}")
         finally:
             remove_tree(tool.work)
             remove_tree(live)

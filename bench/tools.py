@@ -28,6 +28,11 @@ class ToolError(RuntimeError):
     """A tool command failed (or timed out); the message carries its stderr tail."""
 
 
+def describe(exc: BaseException) -> str:
+    """One line for an error of one tool: a ToolError's own text, else its type and text."""
+    return str(exc) if isinstance(exc, ToolError) else f"{type(exc).__name__}: {exc}"
+
+
 @dataclass(frozen=True)
 class Measured:
     """One command run: wall seconds, peak RSS bytes, CPU seconds, stdout text."""
