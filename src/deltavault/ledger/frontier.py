@@ -30,6 +30,7 @@ from deltavault.ledger.merkle import (
     root_from_reader,
     tree_hash,
 )
+from deltavault.ledger.note import SignedCheckpoint
 from deltavault.ledger.tiles import (
     TILE_HEIGHT,
     TILE_WIDTH,
@@ -52,6 +53,14 @@ class Fold(Protocol):
 
     def done(self, frontier: Frontier) -> None:
         """The entries were verified up to the signed root of ``frontier``: commit."""
+        ...
+
+
+class Follower(Protocol):
+    """Something that folds the verified entries of each newly accepted checkpoint."""
+
+    def follow(self, signed: SignedCheckpoint, start: int) -> Fold:
+        """A fold of the entries ``start …`` of ``signed``'s tree (committed when done)."""
         ...
 
 

@@ -21,16 +21,13 @@ verifies at the old or the new size.
 
 from __future__ import annotations
 
-import contextlib
 import random
 import time
 from collections.abc import Sequence
-from typing import Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from deltavault.errors import (
-    BackendError,
     FormatError,
     LedgerError,
     ObjectNotFound,
@@ -38,7 +35,7 @@ from deltavault.errors import (
     UserError,
     VersionConflict,
 )
-from deltavault.ledger.frontier import Fold, Frontier, extend, leaf_hashes, read_tails, tails_root
+from deltavault.ledger.frontier import Follower, Frontier, extend, leaf_hashes
 from deltavault.ledger.merkle import (
     EMPTY_ROOT,
     ConsistencyProof,
@@ -61,13 +58,10 @@ from deltavault.ledger.note import (
 from deltavault.ledger.storage import Batch, TileStore, staged_from_batch
 from deltavault.ledger.tiles import (
     CHECKPOINT_KEY,
-    MAX_ENTRY,
     TILE_WIDTH,
     bundle_key,
     encode_staging,
     is_reference,
-    make_reference,
-    parse_staging,
     staging_key,
     tile_key,
     tile_width,
@@ -75,14 +69,6 @@ from deltavault.ledger.tiles import (
 from deltavault.store.base import Store
 
 MAX_ATTEMPTS = 200
-
-
-class Follower(Protocol):
-    """Something that folds the verified entries of each newly accepted checkpoint."""
-
-    def follow(self, signed: SignedCheckpoint, start: int) -> Fold:
-        """A fold of the entries ``start …`` of ``signed``'s tree (committed when done)."""
-        ...
 
 
 class Ledger:
@@ -248,66 +234,16 @@ class Ledger:
         return self._signed.checkpoint.root if self._signed else EMPTY_ROOT
 
     def _ensure_published(self, cp: Checkpoint) -> None:
-        """Make every tile of ``cp`` readable, rebuilding from staging if needed.
-
-        A writer repairs the store; a read-only reader serves the rebuilt
-        objects from memory.
-        """
-        if cp.size <= self._published or self.tiles.is_published(cp.size):
-            self._published = max(self._published, cp.size)
+        """Make every tile of ``cp`` readable, rebuilding from staging if needed."""
+        if cp.size <= self._published:
             return
-        key = staging_key(cp.size, cp.root)
-        try:
-            staged = parse_staging(self.store.get(key))
-        except ObjectNotFound:
-            if self.tiles.is_published(cp.size):  # its writer just finished
-                return
-            raise LedgerError(
-                f"checkpoint at size {cp.size} is committed but its tiles and staged batch "
-                "are missing"
-            ) from None
-        except FormatError as exc:
-            raise LedgerError(f"{key}: {exc}") from exc
-        if staged.new_size != cp.size or staged.root != cp.root:
-            raise LedgerError(f"{key} does not describe the checkpoint it is named after")
-        if not self.tiles.is_published(staged.base_size):
-            raise LedgerError(
-                f"tiles of size {staged.base_size} below the staged batch are missing"
-            )
-        # Tails as stored: the rebuilt root is compared with the signed one below.
-        tails = read_tails(self.tiles, staged.base_size)
-        below = Frontier(staged.base_size, tails_root(staged.base_size, tails), tails)
-        batch, _ = self.tiles.build(below, staged.entries)
-        if batch.root != cp.root:
-            raise LedgerError(f"{key} does not rebuild the signed root of size {cp.size}")
-        if self.signer is not None:
-            self.tiles.publish(batch)
-            self._drop(key)
+        if self.tiles.ensure_published(cp.size, cp.root, repair=self.signer is not None):
             self._published = cp.size
-        else:
-            self.tiles.adopt(batch)
 
     def _drop(self, key: str) -> None:
-        # Best effort: staging objects are garbage once published or lost;
-        # append-only and WORM stores keep them, which is harmless.
-        with contextlib.suppress(BackendError):
-            self.store.delete(key)
+        self.tiles.drop(key)
 
     # --- append --------------------------------------------------------------
-
-    def _bundle_entries(self, entries: Sequence[bytes]) -> list[bytes]:
-        out = []
-        for e in entries:
-            if not isinstance(e, bytes | bytearray):
-                raise UserError("ledger entries must be bytes")
-            if is_reference(e):
-                raise UserError("ledger entries must not start with the reserved 00 'dvref1' 00")
-            if len(e) > MAX_ENTRY:
-                self.tiles.put_blob(bytes(e))
-                out.append(make_reference(bytes(e)))
-            else:
-                out.append(bytes(e))
-        return out
 
     def append(self, entries: Sequence[bytes]) -> list[int]:
         """Append a batch of entries under one new checkpoint.
@@ -326,7 +262,7 @@ class Ledger:
             return []
         if not self.verify_entries:
             raise UserError("this ledger instance verifies signatures only; it cannot append")
-        bundle_entries = self._bundle_entries(entries)
+        bundle_entries = self.tiles.bundle_entries(entries)
         for attempt in range(MAX_ATTEMPTS):
             signed, version = self._read_checkpoint()
             self._accept(signed, version)  # never build on a log that does not verify

@@ -19,8 +19,15 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from deltavault.errors import FormatError, LedgerError, ObjectExists, ObjectNotFound
-from deltavault.ledger.frontier import Frontier, leaf_hashes, tails_root
+from deltavault.errors import (
+    BackendError,
+    FormatError,
+    LedgerError,
+    ObjectExists,
+    ObjectNotFound,
+    UserError,
+)
+from deltavault.ledger.frontier import Frontier, leaf_hashes, read_tails, tails_root
 from deltavault.ledger.merkle import NodeReader, root_from_reader, tree_hash
 from deltavault.ledger.tiles import (
     MAX_ENTRY,
@@ -32,10 +39,14 @@ from deltavault.ledger.tiles import (
     edge_tiles,
     encode_bundle,
     encode_tile,
+    is_reference,
     level_count,
+    make_reference,
     parse_bundle,
     parse_reference,
+    parse_staging,
     parse_tile,
+    staging_key,
     tile_key,
     tile_width,
 )
@@ -250,6 +261,75 @@ class TileStore:
             self._remember(self._tiles, key, parse_tile(data, len(data) // 32))
         for key, data in batch.bundles.items():
             self._remember(self._bundles, key, parse_bundle(data), _BUNDLE_CACHE_LIMIT)
+
+    def ensure_published(self, size: int, root: bytes, *, repair: bool) -> bool:
+        """Make every tile of the checkpoint (size, root) readable (docs/ledger.md §5).
+
+        If its writer died after the swap, rebuild its tiles from the staged
+        batch: a writer (``repair``) publishes them, a read-only reader serves
+        them from memory. Returns whether the store now holds them all.
+
+        Raises:
+            LedgerError: neither the tiles nor a staged batch that rebuilds
+                the signed root are there.
+        """
+        if self.is_published(size):
+            return True
+        key = staging_key(size, root)
+        try:
+            staged = parse_staging(self.store.get(key))
+        except ObjectNotFound:
+            if self.is_published(size):  # its writer just finished
+                return True
+            raise LedgerError(f"checkpoint at size {size} is committed but its tiles and "
+                              "staged batch are missing") from None
+        except FormatError as exc:
+            raise LedgerError(f"{key}: {exc}") from exc
+        if staged.new_size != size or staged.root != root:
+            raise LedgerError(f"{key} does not describe the checkpoint it is named after")
+        if not self.is_published(staged.base_size):
+            raise LedgerError(f"tiles of size {staged.base_size} below the staged batch are "
+                              "missing")
+        # Tails as stored: the rebuilt root is compared with the signed one below.
+        tails = read_tails(self, staged.base_size)
+        below = Frontier(staged.base_size, tails_root(staged.base_size, tails), tails)
+        batch, _ = self.build(below, staged.entries)
+        if batch.root != root:
+            raise LedgerError(f"{key} does not rebuild the signed root of size {size}")
+        if not repair:
+            self.adopt(batch)
+            return False
+        self.publish(batch)
+        self.drop(key)
+        return True
+
+    def drop(self, key: str) -> None:
+        """Delete a staging object, best effort.
+
+        Staging objects are garbage once published or lost; append-only and
+        WORM stores keep them, which is harmless.
+        """
+        with contextlib.suppress(BackendError):
+            self.store.delete(key)
+
+    def bundle_entries(self, entries: Sequence[bytes]) -> list[bytes]:
+        """The bundle entries of real entries: large ones stored as blobs, referenced.
+
+        Raises:
+            UserError: an entry is not bytes or starts with the reference magic.
+        """
+        out = []
+        for e in entries:
+            if not isinstance(e, bytes | bytearray):
+                raise UserError("ledger entries must be bytes")
+            if is_reference(e):
+                raise UserError("ledger entries must not start with the reserved 00 'dvref1' 00")
+            if len(e) > MAX_ENTRY:
+                self.put_blob(bytes(e))
+                out.append(make_reference(bytes(e)))
+            else:
+                out.append(bytes(e))
+        return out
 
     def put_blob(self, entry: bytes) -> None:
         """Store an entry too large for a bundle under its SHA-256."""

@@ -357,12 +357,8 @@ class Repository:
 
     @property
     def ledger(self) -> Ledger:
-        """The repository's Merkle log, verified and opened for appending.
-
-        Opening it verifies the log against this client's cached state:
-        consistency with the last checkpoint it verified, then every entry
-        past it (LedgerError, exit 13, on any mismatch; nothing is written).
-        """
+        """The Merkle log, opened for appending and verified against this client's
+        cached state (LedgerError, exit 13, on any mismatch; nothing written)."""
         if self._ledger is None:
             self._ledger = open_ledger(self.store, self.crypto, self.config.ledger_origin,
                                        self.config.ledger_verifier_key, self.ledger_client)
@@ -388,11 +384,8 @@ class Repository:
             return None
 
     def live_snapshots(self) -> dict[str, LiveSnapshot]:
-        """Snapshots that exist, with their ledger index, ledger time and time flag.
-
-        From the verified state, brought up to the current checkpoint first:
-        only entries appended since this client last verified are read.
-        """
+        """Live snapshots with ledger index, time and flag, from the verified state
+        (brought up to the current checkpoint: only new entries are read)."""
         self.ledger.refresh()
         return dict(self.ledger_client.state.live)
 
