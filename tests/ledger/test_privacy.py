@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
 
 from deltavault.errors import IntegrityError
 from deltavault.ledger.events import Event, snapshot_event
 from deltavault.ledger.privacy import protect, reveal, verify_disclosure
+from tests.support.hostile import HOSTILE, decode_or_reject, mutations
 from tests.support.ledger import AesGcmSealer
 
 
@@ -56,3 +58,15 @@ def test_a_wrong_key_or_a_swapped_seal_is_detected() -> None:
     swapped = Event("rollback", a.time, {**a.fields, "private": b.fields["private"]})
     with pytest.raises(IntegrityError, match="does not match its commitment"):
         reveal(swapped, mine)
+
+
+SEALER = AesGcmSealer(b"s" * 32)
+SEALED = protect(Event.new("restore", snapshot="a" * 64, target="/t"), SEALER)
+
+
+@HOSTILE
+@given(mutations(str(SEALED.fields["private"]).encode()))
+def test_hostile_private_fields_only_raise_integrity_errors(data: bytes) -> None:
+    event = Event("restore", SEALED.time,
+                  {**SEALED.fields, "private": data.decode("latin-1")})
+    decode_or_reject(lambda _: reveal(event, SEALER), data)
