@@ -28,17 +28,19 @@ def test_restore_target_is_committed_and_revealable() -> None:
     assert not verify_disclosure(again, "target", "/srv/other", salt)
 
 
-def test_snapshot_hostname_and_tags_are_committed() -> None:
+def test_reconcile_sources_are_committed_and_snapshot_events_kept_whole() -> None:
     sealer = AesGcmSealer()
-    event = snapshot_event(snapshot_id="a" * 64, snapshot_type="full", parent=None, base=None,
-                           snapshot_time="2026-12-01T00:00:00Z", hostname="desk-7.prod",
-                           tags=["pre-deploy-alpha"], tree="b" * 64, summary={"files": 3},
-                           packs_root="c" * 64, packs_count=1)
+    event = Event.new("reconcile", ok=False, differences=2, left="postgresql://risk-db/positions",
+                      right="snapshot:abc", counts={"positions": 3})
     raw = protect(event, sealer).to_bytes()
-    assert b"desk-7" not in raw and b"pre-deploy" not in raw
-    parsed = Event.from_bytes(raw)
-    assert parsed.fields["hostname"] == "" and parsed.fields["tags"] == []
-    assert reveal(parsed, sealer)["tags"][0] == ["pre-deploy-alpha"]
+    assert b"risk-db" not in raw and b"left" not in raw.replace(b"left_commitment", b"")
+    assert reveal(Event.from_bytes(raw), sealer)["left"][0] == "postgresql://risk-db/positions"
+    snap = snapshot_event(snapshot_id="a" * 64, snapshot_type="full", parent=None, base=None,
+                          snapshot_time="2026-12-01T00:00:00Z", hostname="desk-7",
+                          tags=["known-good"], tree="b" * 64, summary={}, packs_root="c" * 64,
+                          packs_count=1)
+    # host and tags stay in clear: keyless monitoring groups by host, looks for known-good
+    assert protect(snap, sealer) == snap
 
 
 def test_old_events_and_events_without_private_fields_are_unchanged() -> None:

@@ -1,9 +1,10 @@
 """Salted commitments for the event fields an auditor does not need in clear.
 
 The ledger is readable without the key (that is what makes it auditable),
-so an event must not say more than an auditor needs. Host names, tags,
-restore and reconstruct targets and reconcile source labels are replaced by
-a commitment per field (docs/ledger.md §6.2)::
+so an event must not say more than an auditor needs. Restore, rollback and
+reconstruct targets (paths, database labels) and reconcile source labels are
+replaced by a commitment per field (docs/ledger.md §6.2; host names and tags
+stay in clear: keyless monitoring needs them)::
 
     <field>_commitment = hex(SHA-256(salt ‖ canonical_json(value)))   salt: 32 random bytes
 
@@ -32,8 +33,6 @@ SUFFIX = "_commitment"
 
 #: event type → committed field → placeholder kept in clear (None: the field is dropped)
 PRIVATE_FIELDS: dict[str, dict[str, Any]] = {
-    "snapshot": {"hostname": "", "tags": []},
-    "tag": {"add": [], "remove": []},
     "restore": {"target": ""},
     "rollback": {"target": ""},
     "reconstruct": {"target": None},
