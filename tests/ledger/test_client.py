@@ -69,7 +69,7 @@ def test_warm_cache_reads_only_the_new_tiles(store: LocalStore, tmp_path: Path) 
     assert set(first.follower.state.live) == {f"{1:064x}"}  # type: ignore[union-attr]
     cold_bundles = [k for k in cold.reads if "/entries/" in k]
     assert len(cold_bundles) == 12  # 3001 entries: bundles 000 … 011
-    writer.append([snap(2)] + journal(10))
+    writer.append([snap(2), *journal(10)])
     warm = CountingStore(store)
     second = client(tmp_path).open(warm)
     state = second.follower.state  # type: ignore[union-attr]
@@ -165,7 +165,7 @@ def test_append_builds_only_on_a_verified_log(store: LocalStore, tmp_path: Path)
 
 def test_state_file_roundtrip_and_hostile_bytes(store: LocalStore, tmp_path: Path) -> None:
     writer = Ledger.open(store, ORIGIN, signer=KEY)
-    writer.append([snap(1)] + journal(300) + [snap(2)])
+    writer.append([snap(1), *journal(300), snap(2)])
     c = client(tmp_path)
     c.open(store)
     data = (tmp_path / "state").read_bytes()

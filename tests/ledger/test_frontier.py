@@ -1,4 +1,4 @@
-"""The verified right edge of the log: tail tiles reproduce the root; extension checks every new object."""
+"""The verified edge of the log: tail tiles reproduce the root; extension checks each new object."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def test_tails_alone_reproduce_every_root(n: int, cut: int) -> None:
 def test_tails_that_do_not_match_the_root_are_refused() -> None:
     f = frontier_of(entries(300))
     bad = dict(f.tails)
-    bad[0] = (b"\x00" * 32,) + bad[0][1:]
+    bad[0] = (b"\x00" * 32, *bad[0][1:])
     with pytest.raises(LedgerError, match="do not reproduce"):
         Frontier.of(f.size, f.root, bad)
     with pytest.raises(LedgerError, match="tail tile"):

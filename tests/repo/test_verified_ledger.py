@@ -1,4 +1,4 @@
-"""Storage attacks on the ledger, through the real entry point: refused with exit 13, nothing deleted.
+"""Storage attacks on the ledger through the real entry point: exit 13, nothing deleted.
 
 An attacker with write access to the storage and no password rewrites an
 entry bundle (snapshot A's event becomes a forget of A), a hash tile or the
@@ -19,7 +19,13 @@ import pytest
 from deltavault import api
 from deltavault.ledger.events import Event
 from deltavault.ledger.log import Ledger
-from deltavault.ledger.tiles import CHECKPOINT_KEY, bundle_key, encode_bundle, parse_bundle, tile_key
+from deltavault.ledger.tiles import (
+    CHECKPOINT_KEY,
+    bundle_key,
+    encode_bundle,
+    parse_bundle,
+    tile_key,
+)
 from deltavault.repo.ledger_link import load_ledger_key
 from deltavault.store.local import LocalStore
 from tests.support.cli import PASSWORD, Cli
