@@ -32,6 +32,7 @@ from deltavault.store.url import open_store
 if TYPE_CHECKING:
     from deltavault.backup.options import BackupOptions, BackupResult, Progress
     from deltavault.codec.policy import Policy
+    from deltavault.ledger.state import LiveSnapshot
     from deltavault.ops.audit import AuditReport
     from deltavault.ops.backup_metrics import BackupRun
     from deltavault.ops.check import CheckReport
@@ -79,6 +80,7 @@ __all__ = [
     "forget",
     "init",
     "ledger_origin",
+    "ledger_times",
     "ledger_verifier_key",
     "locks",
     "ls",
@@ -169,6 +171,11 @@ def stats(repo: Repository) -> dict[str, int]:
 def snapshots(repo: Repository, *, tags: Sequence[str] = ()) -> list[Snapshot]:
     """Every snapshot (carrying all of ``tags``), oldest first."""
     return [s for s in repo.snapshots() if set(tags) <= set(s.tags)]
+
+
+def ledger_times(repo: Repository) -> dict[str, LiveSnapshot]:
+    """Each live snapshot's ledger index, ledger time and time flag (docs/ledger.md §9.3)."""
+    return repo.live_snapshots()
 
 
 def find_snapshot(repo: Repository, ref: str) -> Snapshot:
@@ -341,7 +348,7 @@ def forget(repo: Repository, snapshots: Sequence[str] = (), *,
             from deltavault.ops.retention import RetentionPolicy
 
             rules = policy or RetentionPolicy()
-            remove = select_forgotten(snaps, rules)
+            remove = select_forgotten(snaps, rules, repo.live_snapshots())
             reason = f"policy {rules.__dict__}"
         ids = [s.id for s in remove] if dry_run else forget_snapshots(repo, remove, reason)
         pruned = run_prune(repo, dry_run=dry_run) if prune else None

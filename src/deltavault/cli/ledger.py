@@ -216,6 +216,7 @@ def audit_command(
             f"{'verified' if r.ledger.ok else '[red]NOT verified[/]'}",
             f"{r.events} events, {r.snapshots_checked} snapshots, {r.packs_checked} packs checked",
             *(f"[red]problem:[/] {p}" for p in [*r.ledger.problems, *r.problems]),
+            *(f"[yellow]time flagged:[/] {f}" for f in r.time_flags),
         ]
         if r.ok:
             lines.append("[green]audit passed[/]")

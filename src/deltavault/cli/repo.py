@@ -148,6 +148,8 @@ def check(repo: RepoOpt = "", password_file: PasswordFileOpt = None,
         if report.unreferenced_packs:
             out_console.print(f"{len(report.unreferenced_packs)} unreferenced pack(s) "
                               "(left by an interrupted backup; reused or pruned later)")
+        for flag in report.time_flags:  # a warning: retention ignores the claimed time
+            err_console.print(f"[yellow]time flagged[/yellow] {flag}", highlight=False)
         for p in report.problems:
             err_console.print(f"[red]damaged[/red] {p.object}: {p.message}")
             for a in p.affected[:20]:

@@ -25,13 +25,20 @@ from deltavault.errors import UserError
 
 if TYPE_CHECKING:
     from deltavault.api import Snapshot
+    from deltavault.ledger.state import LiveSnapshot
 
 
-def snapshot_dict(s: Snapshot) -> dict[str, object]:
-    return {"id": s.id, "short_id": s.id[:12], "time": s.time, "hostname": s.hostname,
-            "username": s.username, "paths": s.paths, "tags": s.tags, "type": s.type,
-            "parent": s.parent, "base": s.base, "chain_depth": s.chain_depth, "tree": s.tree,
-            "packs_root": s.packs_root, "packs_count": s.packs_count, "summary": s.summary}
+def snapshot_dict(s: Snapshot, live: LiveSnapshot | None = None) -> dict[str, object]:
+    """JSON form; ``live`` adds what the ledger says (index, ledger time, time flag)."""
+    doc: dict[str, object] = {
+        "id": s.id, "short_id": s.id[:12], "time": s.time, "hostname": s.hostname,
+        "username": s.username, "paths": s.paths, "tags": s.tags, "type": s.type,
+        "parent": s.parent, "base": s.base, "chain_depth": s.chain_depth, "tree": s.tree,
+        "packs_root": s.packs_root, "packs_count": s.packs_count, "summary": s.summary}
+    if live is not None:
+        doc.update(ledger_index=live.index, ledger_time=live.ledger_time.isoformat(),
+                   time_flagged=bool(live.flag), time_flag=live.flag or None)
+    return doc
 
 
 def snapshots(repo: RepoOpt = "", password_file: PasswordFileOpt = None,
@@ -43,21 +50,29 @@ def snapshots(repo: RepoOpt = "", password_file: PasswordFileOpt = None,
     """List snapshots, oldest first."""
     r = open_repo(repo, password_file)
     snaps = api.snapshots(r, tags=tag or ())
+    live = api.ledger_times(r)
     if json_out:
-        emit_json([snapshot_dict(s) for s in snaps])
+        emit_json([snapshot_dict(s, live.get(s.id)) for s in snaps])
         return
     if tree:
         out_console.print(snapshot_tree(snaps))
         return
     table = Table("id", "time", "type", "host", "tags", "paths", "size", "added")
+    flagged = [s for s in snaps if s.id in live and live[s.id].flag]
+    flagged_ids = {s.id for s in flagged}
     for s in snaps:
-        table.add_row(s.id[:12], s.time[:19].replace("T", " "),
+        mark = " !" if s.id in flagged_ids else ""
+        table.add_row(s.id[:12], s.time[:19].replace("T", " ") + mark,
                       s.type + (f" (depth {s.chain_depth})" if s.chain_depth > 1 else ""),
                       s.hostname, ",".join(s.tags), "\n".join(s.paths),
                       human_bytes(s.summary.get("bytes_total", 0)),
                       human_bytes(s.summary.get("bytes_added", 0)))
     out_console.print(table)
     out_console.print(f"{len(snaps)} snapshot(s)")
+    for s in flagged:  # docs/ledger.md §9.3: retention uses the ledger time, not the claim
+        out_console.print(f"! {s.id[:12]}: time not believed ({live[s.id].flag}); ledger time "
+                          f"{live[s.id].ledger_time.isoformat()[:19]}, not counted by forget "
+                          "--keep-*", markup=False)
 
 
 def snapshot_tree(snaps: list[Snapshot]) -> Tree:

@@ -135,6 +135,9 @@ def validate(fields: Mapping[str, Any]) -> None:
     for name, kind in SCHEMAS.get(etype, {}).items():
         if name not in fields or not _check_field(kind, fields[name]):
             raise FormatError(f"{etype} event: field {name!r} is missing or not {kind}")
+    for name, value in fields.items():
+        if name.endswith("_commitment") and not _check_field(_HEX, value):
+            raise FormatError(f"{etype} event: {name[:40]!r} is not 64 hex digits")
     if etype == "snapshot":
         if fields["snapshot_type"] not in SNAPSHOT_TYPES:
             raise FormatError("snapshot event: snapshot_type must be full, diff or incr")

@@ -79,8 +79,13 @@ def check_witnesses(
             result.problems.append(f"checkpoint lacks a valid cosignature of witness {name}")
 
 
+#: receives every entry read (large ones resolved) while the tree is checked
+EntryHandler = Callable[[int, list[bytes]], None]
+
+
 def _check_tree(ledger: Ledger, result: VerifyResult,
-                on_progress: Callable[[int, int], None] | None = None) -> None:
+                on_progress: Callable[[int, int], None] | None = None,
+                on_entries: EntryHandler | None = None) -> None:
     """Recompute level 0 from bundles and every level from the one below."""
     size = ledger.size
     pending: list[list[bytes]] = []  # per tile level: hashes of its current tile
@@ -117,15 +122,23 @@ def _check_tree(ledger: Ledger, result: VerifyResult,
         except LedgerError as exc:
             result.problems.append(str(exc))
             return
+        resolved = []
         for raw in bundle:
+            entry = raw
             if is_reference(raw):
                 try:
-                    ledger.tiles.blob(raw)
+                    entry = ledger.tiles.blob(raw)
                     result.blobs_checked += 1
                 except (LedgerError, FormatError) as exc:
                     result.problems.append(str(exc))
+            resolved.append(entry)
             push(0, leaf_hash(raw))
             result.entries_checked += 1
+        if on_entries is not None and not result.problems:
+            try:
+                on_entries(b * TILE_WIDTH, resolved)
+            except (LedgerError, FormatError) as exc:
+                result.problems.append(str(exc))
         if on_progress is not None:
             on_progress(result.entries_checked, size)
     for level in range(len(pending)):
@@ -140,6 +153,7 @@ def verify_log(
     required_witnesses: Sequence[str] = (),
     old_checkpoint: bytes | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    on_entries: EntryHandler | None = None,
 ) -> VerifyResult:
     """Verify everything about the log ``ledger`` reads.
 
@@ -151,13 +165,15 @@ def verify_log(
             consistent with it.
         on_progress: called with (entries checked, log size) after each
             entry bundle, so a console can show how far a long run is.
+        on_entries: called with each bundle's entries as they are read; what
+            it derives is only valid if the result is ``ok``.
 
     Returns:
         The result; ``result.ok`` says whether the log verified.
     """
     # A fresh read-only instance: nothing cached in memory may stand in for
     # what is actually stored.
-    ledger = Ledger(ledger.store, ledger.origin, None, ledger.verifier)
+    ledger = Ledger(ledger.store, ledger.origin, None, ledger.verifier, verify=False)
     result = VerifyResult(origin=ledger.origin)
     try:
         ledger.refresh()
@@ -167,7 +183,7 @@ def verify_log(
     result.signature = True
     result.size, result.root = ledger.size, ledger.root.hex()
     check_witnesses(ledger, witnesses, required_witnesses, result)
-    _check_tree(ledger, result, on_progress)
+    _check_tree(ledger, result, on_progress, on_entries)
     if not result.problems:
         try:
             if ledger.root_at(ledger.size) != ledger.root:

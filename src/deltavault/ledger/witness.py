@@ -2,8 +2,9 @@
 
 The witness keeps, in a state directory of its own, the last checkpoint it
 cosigned for each origin. Before cosigning a newer one it verifies the log's
-signature and a consistency proof from its saved checkpoint, so a log that
-rewrote history (even re-signed by an insider with the key) is refused. The
+signature, a consistency proof from its saved checkpoint and every entry
+appended since (against the tiles and the new root), so a log that rewrote
+history (even re-signed by an insider with the key) is refused. The
 cosignature (c2sp.org/tlog-cosignature, Ed25519 type 0x04) is added to
 ``ledger/checkpoint`` with the same compare-and-swap writers use.
 """
@@ -17,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deltavault.errors import FormatError, LedgerError, ObjectNotFound, VersionConflict
+from deltavault.ledger.frontier import Frontier, read_tails
 from deltavault.ledger.log import MAX_ATTEMPTS, Ledger
-from deltavault.ledger.merkle import verify_consistency
 from deltavault.ledger.note import (
     SIG_COSIGNATURE,
     NoteSigner,
@@ -28,6 +29,7 @@ from deltavault.ledger.note import (
     parse_checkpoint,
     parse_note,
 )
+from deltavault.ledger.storage import TileStore
 from deltavault.ledger.tiles import CHECKPOINT_KEY
 from deltavault.store.base import Store
 
@@ -106,12 +108,16 @@ def cosign(
                 raise LedgerError(
                     f"log {cp.origin} went back from size {old.size} to {cp.size}: refused"
                 )
-            ledger = Ledger(store, cp.origin, None, log_key)
-            ledger.refresh()
-            if ledger.size < cp.size:
-                continue  # raced a rollback-looking read; read again
-            proof = ledger.consistency_proof(old.size, cp.size)
-            verify_consistency(old.size, cp.size, old.root, cp.root, proof.hashes)
+            # The saved checkpoint's tree, re-derived from the tiles and checked
+            # against its signed root: only entries past it are read and verified.
+            tiles = TileStore(store)
+            trusted = Frontier.of(old.size, old.root, read_tails(tiles, old.size))
+            ledger = Ledger(store, cp.origin, None, log_key, trusted=trusted)
+        else:
+            ledger = Ledger(store, cp.origin, None, log_key)  # first sight: all of it
+        ledger.refresh()  # consistency proof + every entry past the saved size
+        if (ledger.size, ledger.root) != (cp.size, cp.root):
+            continue  # the checkpoint moved on meanwhile: read it again
         ts = int(time.time()) if now is None else now
         signed = add_cosignature(current, witness, ts)
         try:

@@ -3,24 +3,27 @@
 Needs read access to the store and the ledger's verifier key, never the
 repository password: snapshots and packs are named by the SHA-256 of their
 stored bytes, and pack lists are plaintext (docs/format.md §1, §9). For every
-``snapshot`` event it checks that ``snapshots/<id>`` exists and hashes to its
-id, that ``packlists/<id>`` parses and its Merkle root equals the event's
-``packs_root`` and count, and that every listed pack exists and hashes to
-its name.
+live snapshot of the verified log it checks that ``snapshots/<id>`` exists
+and hashes to its id, that ``packlists/<id>`` parses and its Merkle root
+equals the event's ``packs_root`` and count, and that every listed pack
+exists and hashes to its name. Snapshots whose claimed times the ledger does
+not believe (docs/ledger.md §9.3) are listed as time flags.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from deltavault.errors import FormatError, LedgerError, ObjectNotFound
+from deltavault.errors import FormatError, ObjectNotFound, RepositoryError
+from deltavault.ledger.client import witness_time_us
 from deltavault.ledger.events import Event
 from deltavault.ledger.log import Ledger
-from deltavault.ledger.note import parse_vkey
-from deltavault.ledger.state import apply_event
+from deltavault.ledger.note import NoteVerifier, parse_vkey
+from deltavault.ledger.state import LedgerState, now_us
 from deltavault.ledger.tiles import CHECKPOINT_KEY
 from deltavault.ledger.verify import VerifyResult, verify_log
 from deltavault.repo.layout import pack_key, packlist_key, snapshot_key
@@ -39,6 +42,8 @@ class AuditReport:
     snapshots_checked: int = 0
     packs_checked: int = 0
     problems: list[str] = field(default_factory=list)
+    #: live snapshots whose claimed time the ledger does not believe (a warning)
+    time_flags: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -47,7 +52,8 @@ class AuditReport:
     def to_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "origin": self.origin, "ledger": self.ledger.to_dict(),
                 "events": self.events, "snapshots_checked": self.snapshots_checked,
-                "packs_checked": self.packs_checked, "problems": self.problems}  # fmt: skip
+                "packs_checked": self.packs_checked, "problems": self.problems,
+                "time_flags": self.time_flags}  # fmt: skip
 
 
 def config_origin(store: Store) -> str | None:
@@ -101,7 +107,8 @@ def _audit_snapshot(objects: RepositoryObjects, sid: str, event: Event, report: 
         _hash_matches(objects, pack_key(pid), pid, "pack", report.problems)
 
 
-def audit(store: Store, verifier: str, origin: str | None = None) -> AuditReport:
+def audit(store: Store, verifier: str, origin: str | None = None,
+          witnesses: Sequence[NoteVerifier] | None = None) -> AuditReport:
     """Audit a repository without its key.
 
     Args:
@@ -109,34 +116,41 @@ def audit(store: Store, verifier: str, origin: str | None = None) -> AuditReport
         verifier: the ledger's verifier key string.
         origin: expected log origin; default: from ``config``, else the
             checkpoint's own origin line.
+        witnesses: witness keys whose cosignature times bound ledger times
+            (default: ``$DELTAVAULT_WITNESS_KEYS``).
     """
+    from deltavault.repo.ledger_link import witness_keys
+
     origin = origin or config_origin(store) or checkpoint_origin(store) or ""
     if not origin:
         result = VerifyResult(problems=["the repository has no ledger checkpoint"])
         return AuditReport(result, origin)
-    ledger = Ledger(store, origin, None, parse_vkey(verifier))
-    result = verify_log(ledger)
-    report = AuditReport(result, origin)
-    if not result.signature:
-        return report
+    ledger = Ledger(store, origin, None, parse_vkey(verifier), verify=False)
     try:
-        ledger.refresh()
-    except (FormatError, LedgerError) as exc:
-        report.problems.append(f"checkpoint: {exc}")
-        return report
-    live: dict[str, Event] = {}
-    for index in range(ledger.size):
-        try:
-            event = Event.from_bytes(ledger.entry(index))
-        except (FormatError, LedgerError) as exc:
-            report.problems.append(f"ledger entry {index}: {exc}")
-            continue
-        report.events += 1
-        apply_event(live, event)
-    seen: set[str] = set()
+        signed = ledger.refresh()
+    except RepositoryError:  # verify_log reports the same failure as a problem
+        signed = None
+    seen = now_us()
+    if signed is not None:
+        witnessed = witness_time_us(signed, witness_keys() if witnesses is None else witnesses)
+        seen = seen if witnessed is None else min(seen, witnessed)
+    state = LedgerState()
+    size = ledger.size
+
+    def fold(start: int, entries: list[bytes]) -> None:
+        state.add(start, entries, size, seen)
+
+    result = verify_log(ledger, on_entries=fold if signed is not None else None)
+    report = AuditReport(result, origin)
+    if not result.ok or signed is None or state.size != size:
+        return report  # the fold of a log that does not verify means nothing
+    report.events = size
+    seen_packs: set[str] = set()
     objects = RepositoryObjects(store)
-    for sid, event in live.items():
-        _audit_snapshot(objects, sid, event, report, seen)
+    for sid, live in state.live.items():
+        _audit_snapshot(objects, sid, live.event, report, seen_packs)
+        if live.flag:
+            report.time_flags.append(f"snapshot {sid[:12]}: {live.flag}")
     return report
 
 

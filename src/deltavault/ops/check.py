@@ -50,6 +50,8 @@ class CheckReport:
     blobs_verified: int = 0
     unreferenced_packs: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    #: live snapshots whose claimed time the ledger does not believe (a warning)
+    time_flags: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -60,7 +62,8 @@ class CheckReport:
                 "packs_read": self.packs_read, "snapshots": self.snapshots,
                 "blobs_verified": self.blobs_verified,
                 "unreferenced_packs": self.unreferenced_packs,
-                "problems": [p.to_dict() for p in self.problems]}
+                "problems": [p.to_dict() for p in self.problems],
+                "time_flags": self.time_flags}
 
 
 def _load_indexes(repo: Repository, report: CheckReport) -> None:
@@ -189,6 +192,8 @@ def run_check(repo: Repository, *, read_data: bool = False, subset: float | None
         except DeltavaultError as exc:
             report.problems.append(Problem("snapshot", snapshot_key(sid), str(exc), [sid]))
     report.snapshots = len(snaps)
+    report.time_flags = [f"snapshot {sid[:12]}: {live.flag}"
+                         for sid, live in repo.live_snapshots().items() if live.flag]
     for snap in snaps:
         _check_snapshot(repo, snap, report, blob_users)
     if read_data:

@@ -29,9 +29,10 @@ from deltavault.errors import (
     UserError,
     WrongPassword,
 )
+from deltavault.ledger.client import LedgerClient
 from deltavault.ledger.events import Event, snapshot_event
 from deltavault.ledger.log import Ledger
-from deltavault.ledger.state import committed_snapshots
+from deltavault.ledger.state import LiveSnapshot
 from deltavault.repo import layout, refs
 from deltavault.repo.blobcache import BlobCache
 from deltavault.repo.config import ChunkerParams, Config, parse_config, verify_config_mac
@@ -45,7 +46,13 @@ from deltavault.repo.keys import (
     parse_key_file,
     unwrap,
 )
-from deltavault.repo.ledger_link import make_event, new_ledger_key, open_ledger
+from deltavault.repo.ledger_link import (
+    ledger_client,
+    make_event,
+    new_ledger_key,
+    open_ledger,
+    protect_event,
+)
 from deltavault.repo.locks import Lock, locked
 from deltavault.repo.objects import RepositoryObjects
 from deltavault.repo.snapshot import Snapshot, now_rfc3339
@@ -66,7 +73,7 @@ class Repository:
         self.damaged_indexes: list[str] = []
         self._index_loaded = False
         self._ledger: Ledger | None = None
-        self._committed: tuple[tuple[int, bytes], dict[str, Event]] | None = None
+        self._client: LedgerClient | None = None
         self._depths: dict[tuple[str, int], int] = {}
         #: whether operations append their events to the ledger
         self.record_events = True
@@ -300,7 +307,7 @@ class Repository:
                 snapshot_id=sid, snapshot_type=snap.type, parent=snap.parent, base=snap.base,
                 snapshot_time=snap.time, hostname=snap.hostname, tags=snap.tags, tree=snap.tree,
                 summary=snap.summary, packs_root=snap.packs_root, packs_count=snap.packs_count)
-        self.ledger.append([event.to_bytes()])
+        self.ledger.append([protect_event(event, self.crypto).to_bytes()])
         return sid
 
     def snapshots(self) -> list[Snapshot]:
@@ -341,16 +348,25 @@ class Repository:
     # --- ledger ----------------------------------------------------------------
 
     @property
+    def ledger_client(self) -> LedgerClient:
+        """This client's verified view of the log (docs/ledger.md §9.2)."""
+        if self._client is None:
+            self._client = ledger_client(self.store, self.crypto, self.config.ledger_origin,
+                                         self.config.ledger_verifier_key, self.config.id)
+        return self._client
+
+    @property
     def ledger(self) -> Ledger:
-        """The repository's Merkle log, opened for appending."""
+        """The Merkle log, opened for appending and verified against this client's
+        cached state (LedgerError, exit 13, on any mismatch; nothing written)."""
         if self._ledger is None:
             self._ledger = open_ledger(self.store, self.crypto, self.config.ledger_origin,
-                                       self.config.ledger_verifier_key)
+                                       self.config.ledger_verifier_key, self.ledger_client)
         return self._ledger
 
     def record(self, etype: str, **fields: Any) -> int:
-        """Append one event; returns its index in the log."""
-        return self.ledger.append([make_event(etype, **fields)])[0]
+        """Append one event (private fields committed); returns its index in the log."""
+        return self.ledger.append([make_event(etype, self.crypto, **fields)])[0]
 
     def record_best_effort(self, etype: str, **fields: Any) -> int | None:
         """Append an event for a read-only operation; a read-only store only warns.
@@ -367,18 +383,15 @@ class Repository:
                           stacklevel=2)
             return None
 
-    def committed(self) -> dict[str, Event]:
-        """Snapshots that exist: committed to the ledger, not forgotten.
-
-        The scan of the log is remembered per (size, root): a backup asks
-        several times (cleanup, lineage) and the answer only changes when the
-        log grows.
-        """
+    def live_snapshots(self) -> dict[str, LiveSnapshot]:
+        """Live snapshots with ledger index, time and flag, from the verified state
+        (brought up to the current checkpoint: only new entries are read)."""
         self.ledger.refresh()
-        key = (self.ledger.size, self.ledger.root)
-        if self._committed is None or self._committed[0] != key:
-            self._committed = (key, committed_snapshots(self.ledger))
-        return dict(self._committed[1])
+        return dict(self.ledger_client.state.live)
+
+    def committed(self) -> dict[str, Event]:
+        """Snapshots that exist: committed to the ledger, not forgotten (verified state)."""
+        return {sid: s.event for sid, s in self.live_snapshots().items()}
 
     # --- locks -----------------------------------------------------------------
 
