@@ -57,6 +57,8 @@ class CheckReport:
     leftover_snapshots: list[str] = field(default_factory=list)
     #: prune runs that started and did not finish (the next prune finishes them)
     interrupted_prunes: list[str] = field(default_factory=list)
+    #: in a replica of chosen snapshots: committed snapshots that were not copied
+    not_copied: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     #: live snapshots whose claimed time the ledger does not believe (a warning)
     time_flags: list[str] = field(default_factory=list)
@@ -71,7 +73,7 @@ class CheckReport:
                 "blobs_verified": self.blobs_verified,
                 "unreferenced_packs": self.unreferenced_packs,
                 "leftover_snapshots": self.leftover_snapshots,
-                "interrupted_prunes": self.interrupted_prunes,
+                "interrupted_prunes": self.interrupted_prunes, "not_copied": self.not_copied,
                 "problems": [p.to_dict() for p in self.problems],
                 "time_flags": self.time_flags}
 
@@ -191,10 +193,14 @@ def run_check(repo: Repository, *, read_data: bool = False, subset: float | None
     report.unreferenced_packs = sorted(stored.keys() - indexed)
     blob_users: dict[bytes, list[str]] = {}
     view = inspect_live(repo)
+    replica = repo.objects.is_replica()
     for damage in view.damaged:
+        if replica and damage.absent:  # copy of chosen snapshots: not copied, not damaged
+            report.not_copied.append(damage.snapshot)
+            continue
         kind = "packlist" if damage.key.startswith(PACKLIST_PREFIX) else "snapshot"
         report.problems.append(Problem(kind, damage.key, damage.message, [damage.snapshot]))
-    report.snapshots = len(view.committed)
+    report.snapshots = len(view.committed) - len(report.not_copied)
     report.leftover_snapshots = sorted(set(repo.snapshot_ids()) - set(view.committed))
     report.interrupted_prunes = view.history.unfinished
     report.time_flags = [f"snapshot {sid[:12]}: {live.flag}"

@@ -42,6 +42,9 @@ class Damage:
     snapshot: str
     key: str
     message: str
+    #: neither the object nor the pack list is stored (a replica that ``copy`` made of
+    #: chosen snapshots has the whole ledger but only their objects)
+    absent: bool = False
 
 
 @dataclass
@@ -75,8 +78,11 @@ def read_history(repo: Repository) -> History:
         run = event.fields.get("run")
         if event.type == "prune-start" and isinstance(run, str):
             started[run] = None
-        elif event.type == "prune" and isinstance(run, str):
-            started.pop(run, None)
+        elif event.type == "prune":
+            finished = event.fields.get("finished")
+            for done in [run, *(finished if isinstance(finished, list) else [])]:
+                if isinstance(done, str):
+                    started.pop(done, None)
     history.unfinished = list(started)
     return history
 
@@ -85,8 +91,9 @@ def _inspect(repo: Repository, sid: str, event: Event, view: LiveView) -> None:
     try:
         snap = repo.load_snapshot(sid)
     except ObjectNotFound:
+        absent = not repo.objects.exists(packlist_key(sid))
         view.damaged.append(Damage(sid, snapshot_key(sid), "committed snapshot object is "
-                                   "missing"))
+                                   "missing", absent))
         return
     except RepositoryError as exc:
         view.damaged.append(Damage(sid, snapshot_key(sid), str(exc)))
