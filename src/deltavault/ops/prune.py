@@ -22,14 +22,15 @@ from __future__ import annotations
 
 import math
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from deltavault.errors import IntegrityError, ObjectLocked, ObjectNotFound
+from deltavault.errors import IntegrityError, ObjectLocked, ObjectNotFound, RepositoryError
 from deltavault.ledger.packmoves import MAX_MOVES_PER_EVENT
 from deltavault.ops.forget import require_deletes
 from deltavault.ops.pruneplan import (
@@ -85,6 +86,18 @@ class PruneResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "bytes_reclaimed": self.bytes_reclaimed}
+
+
+@contextmanager
+def _refusing() -> Iterator[None]:
+    """Turn a damaged object found while reading the view into prune's refusal."""
+    try:
+        yield
+    except RepositoryError as exc:
+        if "refused" in str(exc):
+            raise
+        raise IntegrityError(f"prune refused: {exc}; nothing was deleted",
+                             hint=exc.hint or "see 'deltavault check'") from exc
 
 
 def _needed(repo: Repository, view: LiveView) -> set[bytes]:
@@ -222,9 +235,10 @@ def run_prune(repo: Repository, *, dry_run: bool = False,
         RepositoryError: the view is incomplete or damaged (nothing deleted).
     """
     view = verified_live(repo, "prune")
-    old_indexes = load_strict(repo)
     sizes = repo.objects.pack_sizes()
-    plan = _plan(repo, view, sizes, max_unused, max_repack_size)
+    with _refusing():
+        old_indexes = load_strict(repo)
+        plan = _plan(repo, view, sizes, max_unused, max_repack_size)
     snaps_gone, lists_gone = _leftovers(repo, view)
     result = PruneResult(dry_run=dry_run, finished_runs=list(view.history.unfinished))
     _figures(plan, result, repo.config.pack_size)
