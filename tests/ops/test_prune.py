@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from deltavault import api
@@ -77,8 +78,8 @@ def test_dry_run_reports_and_changes_nothing(forgotten: History) -> None:
     real = api.prune(forgotten.open())
     assert (real.packs_removed, real.packs_repacked, real.bytes_removed) == \
         (dry.packs_removed, dry.packs_repacked, dry.bytes_removed)
-    # the estimate of the new packs' size is close (headers are estimated)
-    assert abs(real.bytes_written - dry.bytes_written) <= 0.02 * real.bytes_written + 4096
+    # the new packs' size is estimated (re-encoded blobs from their chains' roots)
+    assert abs(real.bytes_written - dry.bytes_written) <= 0.25 * real.bytes_written + 8192
 
 
 def test_max_unused_and_max_repack_size(forgotten: History, tmp_path: Path) -> None:
@@ -97,11 +98,14 @@ def test_max_unused_and_max_repack_size(forgotten: History, tmp_path: Path) -> N
 def test_new_index_is_several_bounded_files(forgotten: History, tmp_path: Path) -> None:
     repo = forgotten.open()
     with repo.lock(exclusive=True):
-        result = run_prune(repo, max_index_records=40)
+        result = run_prune(repo, max_index_records=10)
     files = read_all(forgotten.open())
     assert len(files) == result.indexes_written > 2
-    # one pack's records are never split, so a file may exceed the bound by one pack
-    assert all(len(f.records) <= 40 + 32 for _, f in files)
+    # one pack's records are never split: a file exceeds the bound by at most one pack
+    assert all(len(f.records) <= 10 + int(np.bincount(f.records["pack"]).max())
+               for _, f in files)
+    packs = [p for _, f in files for p in f.pack_ids]
+    assert len(packs) == len(set(packs))
     assert sum(bool(f.supersedes) for _, f in files) == 1  # only the last names the old ones
     assert_sound(forgotten, tmp_path / "out")
 

@@ -73,6 +73,7 @@ class PruneResult:
     indexes_written: int = 0
     snapshots_removed: int = 0
     snapshots_retained: int = 0
+    blobs_reencoded: int = 0
     bytes_before: int = 0
     unused_before: int = 0
     unused_after: int = 0
@@ -141,13 +142,22 @@ def _figures(plan: PrunePlan, result: PruneResult, pack_size: int) -> None:
     result.blobs_kept = len(plan.chosen)
     result.bytes_before = sum(sizes.values())
     result.unused_before = result.bytes_before - plan.used_bytes()
-    if plan.repack:  # estimate until the packs are written
+    if plan.repack or plan.materialize:  # estimate until the packs are written
         repacked = set(plan.repack)
-        n = sum(1 for i in plan.chosen.values()
-                if plan.pack_ids[int(plan.records["pack"][i])] in repacked)
-        result.bytes_written = plan.repack_blob_bytes + ENTRY_SIZE * n
-        result.packs_written = max(1, math.ceil(plan.repack_blob_bytes / max(pack_size, 1)))
+        n = len(plan.materialize) + sum(
+            1 for i in plan.chosen_indices()
+            if plan.pack_ids[int(plan.records["pack"][i])] in repacked)
+        # a re-encoded blob is estimated from its chain's self-contained root
+        blob_bytes = plan.repack_blob_bytes + plan.materialize_bytes
+        result.bytes_written = blob_bytes + ENTRY_SIZE * n
+        result.packs_written = max(1, math.ceil(blob_bytes / max(pack_size, 1)))
         result.bytes_written += PACK_FIXED * result.packs_written
+    result.blobs_reencoded = len(plan.materialize)
+
+
+def _unused_after(result: PruneResult, reencoded: int) -> int:
+    """Stored bytes after prune that are not kept blobs (re-encoded ones are kept blobs)."""
+    return result.unused_before - result.bytes_removed + result.bytes_written - reencoded
 
 
 def _moves(plan: PrunePlan, outcome: RepackOutcome) -> list[list[Any]]:
@@ -243,7 +253,7 @@ def run_prune(repo: Repository, *, dry_run: bool = False,
     result = PruneResult(dry_run=dry_run, finished_runs=list(view.history.unfinished))
     _figures(plan, result, repo.config.pack_size)
     result.snapshots_removed = len(set(snaps_gone) | set(lists_gone))
-    result.unused_after = result.unused_before - result.bytes_removed + result.bytes_written
+    result.unused_after = _unused_after(result, plan.materialize_bytes)
     needed_files = max(1, math.ceil(len(plan.chosen) / max_index_records))
     idle = (not plan.changes_index() and not snaps_gone and not lists_gone
             and len(old_indexes) <= needed_files and not view.history.unfinished)
@@ -272,10 +282,12 @@ def run_prune(repo: Repository, *, dry_run: bool = False,
     _, kept_snaps = _delete_all(snaps_gone, repo.objects.delete_snapshot)
     _, kept_lists = _delete_all(lists_gone, repo.objects.delete_packlist)
     result.snapshots_retained = kept_snaps + kept_lists
-    result.unused_after = (result.unused_before - result.bytes_removed + result.bytes_written)
+    result.unused_after = _unused_after(result, sum(
+        outcome.relocated[i][1].length for i in plan.materialize.values()))
     repo.record("prune", run=run, packs_removed=result.packs_removed,
                 bytes_removed=result.bytes_removed, bytes_written=result.bytes_written,
                 packs_repacked=result.packs_repacked, packs_retained=result.packs_retained,
+                blobs_reencoded=result.blobs_reencoded,
                 indexes_removed=result.indexes_replaced, indexes_written=written,
                 snapshots_removed=result.snapshots_removed,
                 snapshots_retained=result.snapshots_retained, finished=result.finished_runs)

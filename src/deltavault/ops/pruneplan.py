@@ -53,9 +53,16 @@ class PrunePlan:
     kept_unindexed: int = 0
     #: bytes of the blobs that repacking copies
     repack_blob_bytes: int = 0
+    #: needed blobs re-encoded self-contained: their chosen copy is a delta on a blob
+    #: no snapshot needs directly, so the whole chain under it can go
+    materialize: dict[bytes, int] = field(default_factory=dict)
+    #: estimated stored bytes of the re-encoded blobs
+    materialize_bytes: int = 0
 
     def chosen_indices(self) -> npt.NDArray[np.int64]:
-        return np.fromiter(self.chosen.values(), dtype=np.int64, count=len(self.chosen))
+        """Record indices of the copies that stay where they are (not re-encoded)."""
+        mat = set(self.materialize.values())
+        return np.fromiter((i for i in self.chosen.values() if i not in mat), dtype=np.int64)
 
     def used_bytes(self) -> int:
         """Bytes of chosen blob copies in stored packs."""
@@ -64,7 +71,8 @@ class PrunePlan:
 
     def changes_index(self) -> bool:
         """Whether the index after prune differs from the one loaded."""
-        return bool(self.delete or self.repack) or len(self.chosen) != len(self.records)
+        return (bool(self.delete or self.repack or self.materialize)
+                or len(self.chosen) != len(self.records))
 
 
 class _Chooser:
@@ -79,6 +87,7 @@ class _Chooser:
         self.ok = present[self.rec["pack"]] if len(self.rec) else np.zeros(0, dtype=bool)
         self.has_base = self.rec["base"] != b""
         self.depths: dict[bytes, int] = {}
+        self.materialize_bytes = 0
         # share of each pack that holds copies of needed blobs: on a tie, the fuller pack wins,
         # so a prune that repeats an interrupted repack keeps the new packs' copies
         first = np.isin(self.ids, _id_array(needed)) & self.ok
@@ -170,16 +179,82 @@ def missing_message(exc: MissingBlob, needed_by: str) -> str:
     return f"blob {exc.blob.hex()[:16]}{who} is not in any index"
 
 
+def _estimate(chooser: _Chooser, chosen: dict[bytes, int], i: int) -> int:
+    """Likely stored size of record ``i`` re-encoded alone: its chain's self-contained root's."""
+    rec, has_base = chooser.rec, chooser.has_base
+    j, steps = i, 0
+    while has_base[j] and steps <= _MAX_DEPTH:
+        nxt = chosen.get(_full(rec["base"][j]))
+        if nxt is None:
+            return int(rec["raw_length"][i])
+        j, steps = nxt, steps + 1
+    if has_base[j]:
+        return int(rec["raw_length"][i])
+    # scale the root's stored size to this blob's plaintext size
+    ratio = int(rec["length"][j]) / max(int(rec["raw_length"][j]), 1)
+    return int(ratio * int(rec["raw_length"][i]))
+
+
+def _materialize(chooser: _Chooser, direct: set[bytes], chosen: dict[bytes, int],
+                 budget: int | None) -> tuple[dict[bytes, int], dict[bytes, int], int | None]:
+    """Pick deltas to re-encode self-contained, and the needed set that remains.
+
+    A directly needed blob whose chosen copy is a delta on a blob that no
+    snapshot needs directly keeps that whole chain alive for itself alone:
+    re-encoding it self-contained frees the chain and only lowers depths
+    (docs/format.md §7.1). A base that several such blobs share stays (one
+    base and small deltas are cheaper than several self-contained copies).
+    """
+    rec, has_base = chooser.rec, chooser.has_base
+    fan: dict[bytes, list[bytes]] = {}
+    for blob in direct:
+        i = chosen[blob]
+        if has_base[i]:
+            base = _full(rec["base"][i])
+            if base not in direct:
+                fan.setdefault(base, []).append(blob)
+    mat: dict[bytes, int] = {}
+    for users in fan.values():
+        if len(users) != 1:
+            continue
+        i = chosen[users[0]]
+        cost = _estimate(chooser, chosen, i)
+        if budget is not None:
+            if cost > budget:
+                continue
+            budget -= cost
+        mat[users[0]] = i
+    keep = set(direct)
+    todo = [b for b in direct if b not in mat]
+    while todo:
+        i = chosen[todo.pop()]
+        if has_base[i]:
+            base = _full(rec["base"][i])
+            if base not in keep:
+                keep.add(base)
+                todo.append(base)
+    chooser.materialize_bytes = sum(_estimate(chooser, chosen, i) for i in mat.values())
+    return {b: chosen[b] for b in keep}, mat, budget
+
+
 def make_plan(repo: Repository, needed: set[bytes], sizes: dict[str, int], listed: set[str],
               *, max_unused: float, max_repack_size: int | None) -> PrunePlan:
     """Decide. ``repo.index`` holds every index file (read strictly).
+
+    ``max_unused`` below 1 also allows re-encoding deltas whose base chain
+    no snapshot needs directly (see :func:`_materialize`); both count
+    against ``max_repack_size``.
 
     Raises:
         MissingBlob: a needed blob has no usable stored copy (the caller names it).
     """
     chooser = _Chooser(repo, sizes, needed)
     chosen = chooser.run(set(needed))
-    plan = PrunePlan(chooser.pack_ids, chooser.rec, chosen, sizes, listed)
+    mat: dict[bytes, int] = {}
+    if max_unused < 1:
+        chosen, mat, max_repack_size = _materialize(chooser, needed, chosen, max_repack_size)
+    plan = PrunePlan(chooser.pack_ids, chooser.rec, chosen, sizes, listed, materialize=mat,
+                     materialize_bytes=chooser.materialize_bytes)
     rec = chooser.rec
     n_packs = max(len(plan.pack_ids), 1)
     idx = plan.chosen_indices()
@@ -236,7 +311,7 @@ def blobs_in(plan: PrunePlan, packs: set[str]) -> dict[str, list[bytes]]:
 def check_plan(plan: PrunePlan) -> None:
     """Refuse a plan that would delete a pack holding a chosen copy (a bug, never data loss)."""
     gone = set(plan.delete)
-    for i in plan.chosen.values():
+    for i in plan.chosen_indices():
         if plan.pack_ids[int(plan.records["pack"][i])] in gone:
             raise IntegrityError("prune refused: the plan would delete a pack it keeps a blob "
                                  "in; nothing was deleted")

@@ -8,6 +8,11 @@ authenticated before it is copied, so damage is found here, before prune
 deletes anything. The new packs are indexed every few packs (partial index
 files), so a repack killed half-way leaves its work indexed and the next
 prune keeps it instead of redoing it.
+
+The one exception to byte-for-byte: a blob the plan re-encodes
+self-contained (a delta whose base chain no snapshot needs directly) is
+decoded through its chain, checked against its id by the decoder, and
+encoded alone — its depth drops to 0, so no depth rule can break.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from deltavault.codec.policy import choose
+from deltavault.codec.registry import CodecId
 from deltavault.errors import IntegrityError, ObjectNotFound
 from deltavault.ops.pruneplan import PrunePlan
 from deltavault.repo.index import IndexFile
@@ -76,6 +83,20 @@ class _Writer:
             self.unindexed = {}
 
 
+_FLOAT_CODECS = frozenset({CodecId.FLOAT_XOR, CodecId.FLOAT_SUB, CodecId.DECIMAL})
+
+
+def _self_contained(repo: Repository, blob_id: bytes, old_codec: int) -> tuple[int, bytes]:
+    """A delta blob decoded through its chain (verified against its id) and re-encoded alone."""
+    plain = repo.load_blob(blob_id)
+    hints: tuple[str | None, ...] = (None, "f8", "f4") if old_codec in _FLOAT_CODECS else (None,)
+    best = min((choose(plain, None, hint, "auto", level=repo.config.compression_level)
+                for hint in hints), key=lambda e: len(e.payload))
+    if best.base_used:  # choose() was given no base; never store a dangling one
+        raise IntegrityError(f"blob {blob_id.hex()[:16]}: re-encoding needed a base")
+    return int(best.codec_id), repo.crypto.seal_blob(blob_id, best.payload)
+
+
 def _read_verified(repo: Repository, pack_id: str) -> bytes:
     try:
         data = repo.objects.read_pack(pack_id)
@@ -93,16 +114,17 @@ def repack(repo: Repository, plan: PrunePlan, *,
            on_progress: Callable[[int, int], None] | None = None) -> RepackOutcome:
     """Copy every chosen blob of ``plan.repack``'s packs into new packs (indexed)."""
     out = RepackOutcome()
-    if not plan.repack:
+    if not plan.repack and not plan.materialize:
         return out
     rec = plan.records
     todo = set(plan.repack)
     by_pack: dict[str, list[int]] = defaultdict(list)
-    for i in plan.chosen.values():
+    for i in plan.chosen_indices():
         pid = plan.pack_ids[int(rec["pack"][i])]
         if pid in todo:
-            by_pack[pid].append(i)
-    total = sum(plan.sizes[p] for p in plan.repack)
+            by_pack[pid].append(int(i))
+    total = sum(plan.sizes[p] for p in plan.repack) + sum(
+        int(rec["raw_length"][i]) for i in plan.materialize.values())
     done = 0
     writer = _Writer(repo, out)
     for pid in plan.repack:
@@ -123,6 +145,14 @@ def repack(repo: Repository, plan: PrunePlan, *,
             writer.add(i, PackEntry(int(r["type"]), int(r["codec"]), 0, length,
                                     int(r["raw_length"]), blob_id, base), envelope)
         done += plan.sizes[pid]
+        if on_progress is not None:
+            on_progress(done, total)
+    for blob_id, i in sorted(plan.materialize.items()):
+        r = rec[i]
+        codec, sealed = _self_contained(repo, blob_id, int(r["codec"]))
+        writer.add(i, PackEntry(int(r["type"]), codec, 0, len(sealed),
+                                int(r["raw_length"]), blob_id, None), sealed)
+        done += int(r["raw_length"])
         if on_progress is not None:
             on_progress(done, total)
     writer.flush_pack()
