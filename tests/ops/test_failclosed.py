@@ -168,3 +168,18 @@ def test_retention_is_skipped_not_fatal(retained: Repository, hist: History,
     assert not os.path.exists(hist.repo / "packlists" / ghost)
     assert len(api.snapshots(repo)) == 2
     assert_sound(hist, tmp_path / "out")
+
+
+def test_prune_options_through_the_cli(cli: Cli, hist: History) -> None:
+    cli("forget", "--keep-last", "1")
+    before = stored(hist)
+    dry = cli.json("prune", "--dry-run", "--max-unused", "0%", "--max-repack-size", "64K")
+    assert dry["dry_run"] and dry["bytes_repacked"] <= 64 * 1024 and dry["bytes_reclaimed"] >= 0
+    assert dry["blobs_reencoded"] == 0  # a budgeted run only repacks
+    assert cli.json("prune", "--dry-run")["bytes_reclaimed"] > 0
+    assert stored(hist) == before
+    assert "--max-unused" in cli("prune", "--max-unused", "150%", expect=1).stderr.decode()
+    bad_size = cli("prune", "--max-repack-size", "lots", expect=1)
+    assert "--max-repack-size" in bad_size.stderr.decode()
+    text = cli("prune").stdout.decode()
+    assert "reclaimed" in text and "unused space" in text

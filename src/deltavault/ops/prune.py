@@ -45,7 +45,7 @@ from deltavault.ops.pruneplan import (
 from deltavault.ops.repack import RepackOutcome, repack
 from deltavault.ops.view import LiveView, reachable_blobs, users_of, verified_live
 from deltavault.repo.crypto import Crypto
-from deltavault.repo.index import RECORD_DTYPE
+from deltavault.repo.index import RECORD_DTYPE, MasterIndex
 from deltavault.repo.indexset import MAX_RECORDS_PER_FILE, load_strict, write_index_files
 from deltavault.repo.ledger_link import make_event
 from deltavault.repo.packs import ENTRY_SIZE, ZERO_ID
@@ -291,5 +291,6 @@ def run_prune(repo: Repository, *, dry_run: bool = False,
                 indexes_removed=result.indexes_replaced, indexes_written=written,
                 snapshots_removed=result.snapshots_removed,
                 snapshots_retained=result.snapshots_retained, finished=result.finished_runs)
-    repo.load_index(force=True)
+    # the next reader loads the new index; nothing may use the old one meanwhile
+    repo.index, repo._index_loaded = MasterIndex(), False
     return result

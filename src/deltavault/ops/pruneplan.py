@@ -241,9 +241,11 @@ def make_plan(repo: Repository, needed: set[bytes], sizes: dict[str, int], liste
               *, max_unused: float, max_repack_size: int | None) -> PrunePlan:
     """Decide. ``repo.index`` holds every index file (read strictly).
 
-    ``max_unused`` below 1 also allows re-encoding deltas whose base chain
-    no snapshot needs directly (see :func:`_materialize`); both count
-    against ``max_repack_size``.
+    ``max_unused`` below 1 and no ``max_repack_size`` also allow
+    re-encoding deltas whose base chain no snapshot needs directly (see
+    :func:`_materialize`): what that frees is only reclaimed when the packs
+    holding the chain are repacked too, which a budget may not allow, and a
+    budgeted run must never grow the repository.
 
     Raises:
         MissingBlob: a needed blob has no usable stored copy (the caller names it).
@@ -251,8 +253,8 @@ def make_plan(repo: Repository, needed: set[bytes], sizes: dict[str, int], liste
     chooser = _Chooser(repo, sizes, needed)
     chosen = chooser.run(set(needed))
     mat: dict[bytes, int] = {}
-    if max_unused < 1:
-        chosen, mat, max_repack_size = _materialize(chooser, needed, chosen, max_repack_size)
+    if max_unused < 1 and max_repack_size is None:
+        chosen, mat, _ = _materialize(chooser, needed, chosen, None)
     plan = PrunePlan(chooser.pack_ids, chooser.rec, chosen, sizes, listed, materialize=mat,
                      materialize_bytes=chooser.materialize_bytes)
     rec = chooser.rec

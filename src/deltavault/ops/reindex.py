@@ -24,7 +24,7 @@ import numpy as np
 
 from deltavault.errors import ObjectLocked, ObjectNotFound, RepositoryError
 from deltavault.repo.crypto import AAD_PACK_HEADER
-from deltavault.repo.index import RECORD_DTYPE, IndexFile
+from deltavault.repo.index import RECORD_DTYPE, IndexFile, MasterIndex
 from deltavault.repo.indexset import MAX_RECORDS_PER_FILE, write_index_files
 from deltavault.repo.layout import pack_key
 from deltavault.repo.packs import TRAILER_SIZE, ZERO_ID, PackEntry, decode_header, split_trailer
@@ -137,5 +137,6 @@ def rebuild_index(repo: Repository, *, on_progress: Callable[[int, int], None] |
             except ObjectLocked:
                 report.indexes_retained += 1
     repo.cache.clear()
-    repo.load_index(force=True)
+    # the next reader loads the new index; nothing may use the old one meanwhile
+    repo.index, repo._index_loaded = MasterIndex(), False
     return report
