@@ -2,14 +2,16 @@
 
 Each trial copies a small repository with a few days of history, starts the
 real ``deltavault`` entry point on it and SIGKILLs it at a random moment of
-its work (seeded; uniform from the moment its lock object appears — the
-interpreter has started and the repository is open — to the end of
-an uninterrupted run of the same command on the same copy). Then: ``check``
+its work (seeded): half the trials uniformly from the moment its lock object
+appears (the interpreter has started and the repository is open) to the end
+of an uninterrupted run of the same command on a copy; the other half
+uniformly from its first ledger event (forget's intent, prune-start,
+repair-index: where deletions begin) to that run's end. Then: ``check``
 passes, the keyless audit passes, every live snapshot restores
-byte-identically, a prune killed between its start and completion events is
-listed by ``check``, and the next run of the command completes (and ``check
---read-data`` passes after it). 20 trials per command, split into cases so
-that xdist spreads them over the cores.
+byte-identically, a prune killed between its start and completion events
+is listed by ``check``, and the next run of the operation completes (and
+``check`` passes after it). 20 trials per command, split into cases so that
+xdist spreads them over the cores.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import pytest
 
 from deltavault import api
 from deltavault.ledger.state import events
+from deltavault.ledger.tiles import CHECKPOINT_KEY
 from deltavault.ops.forget import forget_snapshots
 from tests.support.cli import Cli
 from tests.support.history import History, assert_sound, build_history
@@ -82,13 +85,30 @@ def _started(proc: subprocess.Popen[bytes], repo: Path) -> None:
         time.sleep(0.005)
 
 
-def _window(cli: Cli, args: list[str], repo: Path) -> float:
-    """How long the command works once it holds its lock (uninterrupted run)."""
+def _recorded(proc: subprocess.Popen[bytes], repo: Path, checkpoint: bytes) -> None:
+    """Wait until the command's first ledger event is in (its deletions begin) or it ended."""
+    path = repo / CHECKPOINT_KEY
+    deadline = time.monotonic() + 240
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            if path.read_bytes() != checkpoint:
+                return
+        except FileNotFoundError:
+            pass  # between the rename's unlink and link on some file systems
+        time.sleep(0.002)
+
+
+def _windows(cli: Cli, args: list[str], repo: Path) -> tuple[float, float]:
+    """Seconds from holding the lock, and from the first event, to the end (uninterrupted)."""
+    checkpoint = (repo / CHECKPOINT_KEY).read_bytes()
     proc = cli.popen(*args)
     _started(proc, repo)
-    started = time.monotonic()
+    locked = time.monotonic()
+    _recorded(proc, repo, checkpoint)
+    recorded = time.monotonic()
     assert proc.wait(timeout=240) == 0, proc.stderr.read() if proc.stderr else ""
-    return time.monotonic() - started
+    end = time.monotonic()
+    return end - locked, end - recorded
 
 
 def _rerun(h: History, command: str) -> None:
@@ -111,7 +131,8 @@ def test_kill_at_random_moments(templates: dict[str, History], command: str, cas
     template = templates[command]
     args = COMMANDS[command]
     probe = template.copy_to(tmp_path / "probe")
-    window = _window(Cli(probe.repo, password_file), args, probe.repo)
+    window, tail = _windows(Cli(probe.repo, password_file), args, probe.repo)
+    checkpoint = (template.repo / CHECKPOINT_KEY).read_bytes()
     before = _types(template)
     outcomes: Counter[str] = Counter()
     for trial in range(TRIALS_PER_CASE):
@@ -119,8 +140,12 @@ def test_kill_at_random_moments(templates: dict[str, History], command: str, cas
         cli = Cli(h.repo, password_file)
         proc = cli.popen(*args)
         _started(proc, h.repo)
+        delay = rng.uniform(0, window)
+        if trial % 2:  # every other kill lands in the destructive phase, after the first event
+            _recorded(proc, h.repo, checkpoint)
+            delay = rng.uniform(0, tail)
         try:
-            proc.wait(timeout=rng.uniform(0, window))
+            proc.wait(timeout=delay)
             outcomes["finished before the kill"] += 1
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGKILL)
@@ -132,15 +157,16 @@ def test_kill_at_random_moments(templates: dict[str, History], command: str, cas
         assert proc.returncode in (0, -signal.SIGKILL), proc.stderr.read() if proc.stderr else ""
         assert_sound(h, tmp_path / "out")
         _rerun(h, command)
-        report = api.check(h.open(), read_data=True)
+        report = api.check(h.open())
         assert report.ok and not report.interrupted_prunes, [p.to_dict() for p in report.problems]
         if command == "prune":
             assert not report.unreferenced_packs and not report.leftover_snapshots
-    line = f"kill -9 {command} case {case}: {dict(outcomes)} (work window {window:.2f}s)"
+    line = (f"kill -9 {command} case {case}: {dict(outcomes)} (work window {window:.2f}s, "
+            f"after the first event {tail:.2f}s)")
     print("\n" + line)
     report_to = os.environ.get("DELTAVAULT_TEST_KILL_REPORT")  # tallies for a closing note
     if report_to:
         with open(report_to, "a") as fh:
             fh.write(json.dumps({"command": command, "case": case, "window_s": window,
-                                 "outcomes": dict(outcomes)}) + "\n")
+                                 "tail_s": tail, "outcomes": dict(outcomes)}) + "\n")
     assert sum(outcomes.values()) == TRIALS_PER_CASE
