@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from deltavault.ops.check import CheckReport
     from deltavault.ops.diff import DiffResult
     from deltavault.ops.prune import PruneResult
+    from deltavault.ops.reindex import ReindexReport
     from deltavault.ops.repair import RepairReport
     from deltavault.ops.retention import RetentionPolicy
     from deltavault.ops.status import RepositoryStatus
@@ -62,6 +63,7 @@ __all__ = [
     "ForgetResult",
     "Progress",
     "PruneResult",
+    "ReindexReport",
     "RepairReport",
     "Repository",
     "RestoreResult",
@@ -89,6 +91,7 @@ __all__ = [
     "open_store",
     "prune",
     "repair",
+    "repair_index",
     "restore",
     "rollback",
     "snapshots",
@@ -106,6 +109,7 @@ _TYPES = {
     "Progress": "deltavault.backup.options", "CheckReport": "deltavault.ops.check",
     "CopyReport": "deltavault.ops.transfer", "DiffResult": "deltavault.ops.diff",
     "PruneResult": "deltavault.ops.prune", "RepairReport": "deltavault.ops.repair",
+    "ReindexReport": "deltavault.ops.reindex",
     "RetentionPolicy": "deltavault.ops.retention", "Repository": "deltavault.repo.repository",
     "Snapshot": "deltavault.repo.snapshot", "RestoreResult": "deltavault.restore.restorer",
     "RollbackResult": "deltavault.restore.rollback",
@@ -326,41 +330,70 @@ class ForgetResult:
 
 def forget(repo: Repository, snapshots: Sequence[str] = (), *,
            policy: RetentionPolicy | None = None, dry_run: bool = False,
-           prune: bool = False) -> ForgetResult:
+           prune: bool = False, max_unused: float | None = None,
+           max_repack_size: int | None = None,
+           on_progress: Callable[[int, int], None] | None = None) -> ForgetResult:
     """Forget snapshots by reference or by a retention policy (per host and paths).
 
-    Data is freed only by prune (``prune=True`` runs it afterwards, under the
-    same exclusive lock).
+    Runs only on a complete, verified view of the live snapshots (exit 13
+    otherwise, nothing changed); a snapshot whose object is lost can still
+    be forgotten by its full id, which is how its loss is accepted. Data is
+    freed only by prune (``prune=True`` runs it afterwards, under the same
+    exclusive lock, with ``max_unused`` and ``max_repack_size``).
     """
     from deltavault.errors import UserError
     from deltavault.ops.forget import forget_snapshots
-    from deltavault.ops.prune import run_prune
+    from deltavault.ops.prune import DEFAULT_MAX_UNUSED, run_prune
     from deltavault.ops.retention import select_forgotten
+    from deltavault.ops.view import verified_live
+    from deltavault.repo.refs import is_full_id
 
     if snapshots and policy is not None and not policy.empty():
         raise UserError("give snapshot ids or --keep-* rules, not both")
     with repo.lock(exclusive=True):
-        snaps = repo.snapshots()
+        named = {ref.lower() for ref in snapshots if is_full_id(ref)}
+        view = verified_live(repo, "forget", tolerate=named)
+        snaps = view.ordered()
         if snapshots:
-            remove = [repo.find_snapshot(ref, snaps) for ref in snapshots]
+            ids = [ref.lower() if ref.lower() in view.committed and ref.lower() not in
+                   view.snapshots else repo.find_snapshot(ref, snaps).id for ref in snapshots]
             reason = "by request"
         else:
             from deltavault.ops.retention import RetentionPolicy
 
             rules = policy or RetentionPolicy()
-            remove = select_forgotten(snaps, rules, repo.live_snapshots())
+            ids = [s.id for s in select_forgotten(snaps, rules, repo.live_snapshots())]
             reason = f"policy {rules.__dict__}"
-        ids = [s.id for s in remove] if dry_run else forget_snapshots(repo, remove, reason)
-        pruned = run_prune(repo, dry_run=dry_run) if prune else None
+        ids = list(dict.fromkeys(ids)) if dry_run else forget_snapshots(repo, ids, reason)
+        pruned = run_prune(repo, dry_run=dry_run, on_progress=on_progress,
+                           max_unused=DEFAULT_MAX_UNUSED if max_unused is None else max_unused,
+                           max_repack_size=max_repack_size) if prune else None
     return ForgetResult(ids, dry_run, pruned)
 
 
-def prune(repo: Repository, *, dry_run: bool = False) -> PruneResult:
-    """Delete data no kept snapshot needs, keeping every delta base in use."""
-    from deltavault.ops.prune import run_prune
+def prune(repo: Repository, *, dry_run: bool = False, max_unused: float | None = None,
+          max_repack_size: int | None = None,
+          on_progress: Callable[[int, int], None] | None = None) -> PruneResult:
+    """Delete data no live snapshot needs, repacking packs more than ``max_unused`` unused.
+
+    Args:
+        repo: the repository, opened.
+        dry_run: report what would be deleted and reclaimed; change nothing.
+        max_unused: share (0-1) of a pack that may be unused before it is
+            repacked; default 0.05. ``1`` never repacks.
+        max_repack_size: repack at most this many bytes of packs per run.
+        on_progress: (bytes repacked, bytes to repack).
+
+    Raises:
+        RepositoryError: the repository cannot be seen completely (exit 13;
+            nothing deleted).
+    """
+    from deltavault.ops.prune import DEFAULT_MAX_UNUSED, run_prune
 
     with repo.lock(exclusive=True):
-        return run_prune(repo, dry_run=dry_run)
+        return run_prune(repo, dry_run=dry_run, on_progress=on_progress,
+                         max_unused=DEFAULT_MAX_UNUSED if max_unused is None else max_unused,
+                         max_repack_size=max_repack_size)
 
 
 def copy(source: Repository | Store, destination: Repository | str | os.PathLike[str] | Store,
@@ -401,6 +434,15 @@ def status(repo: Repository, *, max_age_s: float | None = None) -> RepositorySta
     from deltavault.ops.status import repository_status
 
     return repository_status(repo, max_age_s=max_age_s)
+
+
+def repair_index(repo: Repository, *,
+                 on_progress: Callable[[int, int], None] | None = None) -> ReindexReport:
+    """Rebuild the index from the pack headers (no replica needed), under the exclusive lock."""
+    from deltavault.ops.reindex import rebuild_index
+
+    with repo.lock(exclusive=True):
+        return rebuild_index(repo, on_progress=on_progress)
 
 
 def extend_retention(repo: Repository, days: int) -> int:

@@ -13,7 +13,6 @@ import os
 import socket
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from deltavault.backup.lineage import find_lineage, resolve_type
 from deltavault.backup.options import BackupOptions, BackupResult, Progress
 from deltavault.backup.planner import DeltaPlanner
 from deltavault.backup.walker import Walker
-from deltavault.errors import DeltavaultError, UserError
+from deltavault.errors import UserError
 from deltavault.repo.repository import Repository
 from deltavault.repo.snapshot import Snapshot, now_rfc3339, packlist_root
 
@@ -37,7 +36,9 @@ def run_backup(repo: Repository, opts: BackupOptions, *,
     if not opts.paths and opts.stdin is None:
         raise UserError("nothing to back up: give paths or --stdin")
     started = time.monotonic()
-    clean_uncommitted(repo)
+    # No clean-up of other writers' leftovers here: under a shared lock a
+    # concurrent backup may be between writing its snapshot and committing
+    # it. prune removes leftovers under the exclusive lock (docs/format.md §11).
     repo.load_index()
     hostname = opts.hostname or socket.gethostname()
     abs_paths = [Path(os.path.abspath(p)) for p in opts.paths]
@@ -85,27 +86,6 @@ def run_backup(repo: Repository, opts: BackupOptions, *,
                     summary=summary, program=f"deltavault {__version__}")
     repo.commit_snapshot(snap, packs)
     return BackupResult(snap, walker.errors)
-
-
-def clean_uncommitted(repo: Repository, older_than: timedelta = timedelta(minutes=10)) -> int:
-    """Delete snapshot objects an interrupted backup wrote but never committed.
-
-    Young ones are left alone: another host may be between writing its
-    snapshot and appending its event.
-    """
-    if not repo.store.supports_deletes:
-        return 0
-    removed = 0
-    now = datetime.now(UTC)
-    for sid in repo.uncommitted_snapshot_ids():
-        try:
-            if now - repo.load_snapshot(sid).datetime < older_than:
-                continue
-        except DeltavaultError:
-            pass  # unreadable and uncommitted: garbage either way
-        repo.delete_snapshot_objects(sid)
-        removed += 1
-    return removed
 
 
 def _packs_of(repo: Repository, blobs: set[bytes]) -> set[str]:

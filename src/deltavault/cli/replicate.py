@@ -1,8 +1,9 @@
-"""copy, repair: replicas of a repository on another backend.
+"""copy, repair: replicas of a repository on another backend; ``repair index``.
 
 Exit codes (besides the common ones): ``copy`` exits 13 when source objects
 failed verification (they were not copied; the rest was); ``repair`` exits
-13 when the repository still has problems afterwards.
+13 when the repository still has problems afterwards; ``repair index`` exits
+13 when a pack's header could not be read (the rest is indexed).
 """
 
 from __future__ import annotations
@@ -73,7 +74,14 @@ def copy(
                               hint="run 'deltavault check --read-data' on the source")
 
 
+repair_app = typer.Typer(
+    help="Repair a damaged repository: 'repair --from-repo REPLICA' replaces damaged objects "
+         "from a replica; 'repair index' rebuilds the index from the pack headers.")
+
+
+@repair_app.callback(invoke_without_command=True)
 def repair(
+    ctx: typer.Context,
     from_repo: Annotated[str, typer.Option(
         "--from-repo", show_default=False,
         help="A replica of this repository made by 'deltavault copy'.")] = "",
@@ -84,6 +92,8 @@ def repair(
     json_out: JsonOpt = False, quiet: QuietOpt = False,
 ) -> None:
     """Replace damaged or missing packs, indexes and snapshots from a replica."""
+    if ctx.invoked_subcommand is not None:
+        return
     if not from_repo:
         raise UserError("no replica given", hint="use --from-repo PATH-OR-URL")
     r = open_repo(repo, password_file)
@@ -105,6 +115,39 @@ def repair(
                               hint="see 'deltavault check --read-data'")
 
 
+@repair_app.command("index")
+def repair_index(
+    repo: Annotated[str, typer.Option(
+        "--repo", "-r", envvar="DELTAVAULT_REPO", show_default=False,
+        help="The repository (path or URL).")] = "",
+    password_file: PasswordFileOpt = None,
+    json_out: JsonOpt = False, quiet: QuietOpt = False,
+) -> None:
+    """Rebuild the index from the packs' own headers (no replica needed)."""
+    r = open_repo(repo, password_file)
+    progress = _count_progress("read pack headers") if show_progress(json_out, quiet) else None
+    report = api.repair_index(r, on_progress=progress)
+    if json_out:
+        emit_json(report.to_dict())
+    elif not quiet:
+        out_console.print(f"indexed {report.blobs} blob(s) in {report.packs} pack(s) into "
+                          f"{len(report.indexes_written)} index file(s); removed "
+                          f"{report.indexes_removed} old index file(s)")
+        for item in report.unreadable:
+            err_console.print(f"[red]unreadable[/red] {item['pack']}: {item['reason']} "
+                              f"(kept {item['kept']})")
+    if not report.ok:
+        raise RepositoryError(f"{len(report.unreadable)} pack header(s) could not be read",
+                              hint="see 'deltavault check --read-data' and 'deltavault repair "
+                                   "--from-repo REPLICA'")
+
+
+def _count_progress(what: str) -> Callable[[int, int], None]:
+    def cb(done: int, total: int) -> None:
+        err_console.print(f"{what}: {done}/{total}", end="\r")
+    return cb
+
+
 def register(app: typer.Typer) -> None:
     app.command()(copy)
-    app.command()(repair)
+    app.add_typer(repair_app, name="repair")

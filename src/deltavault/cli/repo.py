@@ -147,7 +147,13 @@ def check(repo: RepoOpt = "", password_file: PasswordFileOpt = None,
                              if read_data or share else ""))
         if report.unreferenced_packs:
             out_console.print(f"{len(report.unreferenced_packs)} unreferenced pack(s) "
-                              "(left by an interrupted backup; reused or pruned later)")
+                              "(left by an interrupted backup or prune; removed by prune)")
+        if report.leftover_snapshots:
+            out_console.print(f"{len(report.leftover_snapshots)} leftover snapshot object(s) "
+                              "no ledger event makes live (removed by prune)")
+        if report.interrupted_prunes:
+            out_console.print(f"{len(report.interrupted_prunes)} interrupted prune(s) "
+                              "(the next prune finishes the job)")
         for flag in report.time_flags:  # a warning: retention ignores the claimed time
             err_console.print(f"[yellow]time flagged[/yellow] {flag}", highlight=False)
         for p in report.problems:

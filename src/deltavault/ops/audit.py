@@ -23,6 +23,7 @@ from deltavault.ledger.client import witness_time_us
 from deltavault.ledger.events import Event
 from deltavault.ledger.log import Ledger
 from deltavault.ledger.note import NoteVerifier, parse_vkey
+from deltavault.ledger.packmoves import apply_moves, resolve
 from deltavault.ledger.state import LedgerState, now_us
 from deltavault.ledger.tiles import CHECKPOINT_KEY
 from deltavault.ledger.verify import VerifyResult, verify_log
@@ -80,7 +81,7 @@ def _hash_matches(objects: RepositoryObjects, key: str, expected_hex: str, what:
 
 
 def _audit_snapshot(objects: RepositoryObjects, sid: str, event: Event, report: AuditReport,
-                    seen: set[str]) -> None:
+                    seen: set[str], moves: dict[str, set[str]]) -> None:
     report.snapshots_checked += 1
     _hash_matches(objects, snapshot_key(sid), sid, "snapshot", report.problems)
     listkey = packlist_key(sid)
@@ -99,7 +100,7 @@ def _audit_snapshot(objects: RepositoryObjects, sid: str, event: Event, report: 
             f"pack list {listkey} names {len(ids)} packs, the ledger says "
             f"{event.fields['packs_count']}"
         )
-    for pid in ids:
+    for pid in sorted(resolve(moves, ids)):
         if pid in seen:
             continue
         seen.add(pid)
@@ -136,9 +137,13 @@ def audit(store: Store, verifier: str, origin: str | None = None,
         seen = seen if witnessed is None else min(seen, witnessed)
     state = LedgerState()
     size = ledger.size
+    moves: dict[str, set[str]] = {}
 
     def fold(start: int, entries: list[bytes]) -> None:
         state.add(start, entries, size, seen)
+        for raw in entries:  # where prune moved the packs of live pack lists
+            if b'"prune-start"' in raw:
+                apply_moves(moves, Event.from_bytes(raw))
 
     result = verify_log(ledger, on_entries=fold if signed is not None else None)
     report = AuditReport(result, origin)
@@ -148,7 +153,7 @@ def audit(store: Store, verifier: str, origin: str | None = None,
     seen_packs: set[str] = set()
     objects = RepositoryObjects(store)
     for sid, live in state.live.items():
-        _audit_snapshot(objects, sid, live.event, report, seen_packs)
+        _audit_snapshot(objects, sid, live.event, report, seen_packs, moves)
         if live.flag:
             report.time_flags.append(f"snapshot {sid[:12]}: {live.flag}")
     return report

@@ -1,8 +1,11 @@
 """Verify a repository's structure and, optionally, every stored byte.
 
-``check`` proves what ``restore`` would need: every index readable, every
-pack it names present, every snapshot's trees decodable, every blob and
-delta base indexed, every pack list matching. ``--read-data`` additionally
+``check`` proves what ``restore`` would need for the live set the ledger
+defines (not every object under ``snapshots/``): every index readable, every
+pack it names present, every committed snapshot's object present and its
+trees decodable, every blob and delta base indexed, every pack list matching
+its ledger root and (through the moves prunes recorded) naming the packs
+that hold the snapshot's blobs. ``--read-data`` additionally
 reads packs, checks their SHA-256 names, decrypts every blob, decodes it
 (through delta chains) and re-hashes it against its id. Problems name the
 damaged object and the snapshots and files it affects.
@@ -17,11 +20,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deltavault.errors import DeltavaultError
+from deltavault.ops.view import inspect_live
 from deltavault.repo.index import BlobLocation
-from deltavault.repo.layout import index_key, pack_key, packlist_key, snapshot_key
+from deltavault.repo.layout import PACKLIST_PREFIX, index_key, pack_key, packlist_key, snapshot_key
 from deltavault.repo.packs import parse_pack
 from deltavault.repo.repository import Repository
-from deltavault.repo.snapshot import Snapshot, packlist_root
+from deltavault.repo.snapshot import Snapshot
 from deltavault.repo.walk import walk
 
 
@@ -49,6 +53,12 @@ class CheckReport:
     snapshots: int = 0
     blobs_verified: int = 0
     unreferenced_packs: list[str] = field(default_factory=list)
+    #: snapshot objects no ledger event makes live (interrupted backups, forgotten ones)
+    leftover_snapshots: list[str] = field(default_factory=list)
+    #: prune runs that started and did not finish (the next prune finishes them)
+    interrupted_prunes: list[str] = field(default_factory=list)
+    #: in a replica of chosen snapshots: committed snapshots that were not copied
+    not_copied: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     #: live snapshots whose claimed time the ledger does not believe (a warning)
     time_flags: list[str] = field(default_factory=list)
@@ -62,23 +72,31 @@ class CheckReport:
                 "packs_read": self.packs_read, "snapshots": self.snapshots,
                 "blobs_verified": self.blobs_verified,
                 "unreferenced_packs": self.unreferenced_packs,
+                "leftover_snapshots": self.leftover_snapshots,
+                "interrupted_prunes": self.interrupted_prunes, "not_copied": self.not_copied,
                 "problems": [p.to_dict() for p in self.problems],
                 "time_flags": self.time_flags}
 
 
 def _load_indexes(repo: Repository, report: CheckReport) -> None:
     files = []
+    damaged: list[tuple[str, str]] = []
     for iid in repo.objects.index_ids():
         try:
             files.append((iid, repo.load_index_file(iid)))
         except DeltavaultError as exc:
-            report.problems.append(Problem("index", index_key(iid), str(exc)))
+            damaged.append((iid, str(exc)))
+    # a damaged file that a readable one supersedes is ignored by every reader
+    superseded = {s.hex() for _, f in files for s in f.supersedes}
+    for iid, message in damaged:
+        if iid not in superseded:
+            report.problems.append(Problem("index", index_key(iid), message))
     report.indexes = len(files)
     repo.index.load(files)
     repo._index_loaded = True
 
 
-def _check_snapshot(repo: Repository, snap: Snapshot, report: CheckReport,
+def _check_snapshot(repo: Repository, snap: Snapshot, listed: set[str], report: CheckReport,
                     blob_users: dict[bytes, list[str]]) -> None:
     needed: set[bytes] = {bytes.fromhex(snap.tree)}
     try:
@@ -92,17 +110,6 @@ def _check_snapshot(repo: Repository, snap: Snapshot, report: CheckReport,
         report.problems.append(Problem("tree", snapshot_key(snap.id), f"tree walk: {exc}",
                                        [snap.id]))
         return
-    try:
-        listed = set(repo.objects.read_packlist(snap.id))
-    except DeltavaultError as exc:
-        report.problems.append(Problem("packlist", packlist_key(snap.id), str(exc),
-                                       [snap.id]))
-        listed = set()
-    else:
-        if packlist_root(sorted(listed)) != snap.packs_root:
-            report.problems.append(Problem("packlist", packlist_key(snap.id),
-                                           "pack list does not match the snapshot's root",
-                                           [snap.id]))
     unlisted: set[str] = set()
     todo = list(needed)
     while todo:
@@ -113,8 +120,8 @@ def _check_snapshot(repo: Repository, snap: Snapshot, report: CheckReport,
                 "blob", blob.hex(), "blob is not in any index (missing data or delta base)",
                 blob_users.get(blob, [snap.id[:12]])[:10]))
             continue
-        # The pack list records where the blob was when the snapshot was
-        # taken; a later self-contained copy elsewhere is fine too.
+        # The pack list (resolved through prune's moves) names where the blob
+        # lies; a later self-contained copy elsewhere is fine too.
         inside = [loc for loc in locs if loc.pack_id in listed]
         loc = inside[0] if inside else locs[0]
         if not inside:
@@ -185,17 +192,21 @@ def run_check(repo: Repository, *, read_data: bool = False, subset: float | None
         report.problems.append(Problem("pack", pack_key(pid), "pack is in the index but missing"))
     report.unreferenced_packs = sorted(stored.keys() - indexed)
     blob_users: dict[bytes, list[str]] = {}
-    snaps = []
-    for sid in repo.snapshot_ids():
-        try:
-            snaps.append(repo.load_snapshot(sid))
-        except DeltavaultError as exc:
-            report.problems.append(Problem("snapshot", snapshot_key(sid), str(exc), [sid]))
-    report.snapshots = len(snaps)
+    view = inspect_live(repo)
+    replica = repo.objects.is_replica()
+    for damage in view.damaged:
+        if replica and damage.absent:  # copy of chosen snapshots: not copied, not damaged
+            report.not_copied.append(damage.snapshot)
+            continue
+        kind = "packlist" if damage.key.startswith(PACKLIST_PREFIX) else "snapshot"
+        report.problems.append(Problem(kind, damage.key, damage.message, [damage.snapshot]))
+    report.snapshots = len(view.committed) - len(report.not_copied)
+    report.leftover_snapshots = sorted(set(repo.snapshot_ids()) - set(view.committed))
+    report.interrupted_prunes = view.history.unfinished
     report.time_flags = [f"snapshot {sid[:12]}: {live.flag}"
                          for sid, live in repo.live_snapshots().items() if live.flag]
-    for snap in snaps:
-        _check_snapshot(repo, snap, report, blob_users)
+    for snap in view.ordered():
+        _check_snapshot(repo, snap, view.packs[snap.id], report, blob_users)
     if read_data:
         todo = sorted(indexed & stored.keys())
         if subset is not None and subset < 1:

@@ -13,6 +13,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from deltavault.errors import UserError
+from deltavault.ledger.packmoves import resolve
+from deltavault.ops.view import read_history
 from deltavault.repo import layout
 from deltavault.repo.repository import Repository
 
@@ -23,10 +25,12 @@ def referenced_keys(repo: Repository) -> list[str]:
     for prefix in (layout.INDEX_PREFIX, layout.KEY_PREFIX, layout.LEDGER_PREFIX,
                    layout.JOURNAL_PREFIX):
         keys.update(key for key, _size in repo.objects.listing(prefix))
+    moves = read_history(repo).moves  # packs prune repacked live on in their successors
     for snap in repo.snapshots():
         keys.add(layout.snapshot_key(snap.id))
         keys.add(layout.packlist_key(snap.id))
-        keys.update(layout.pack_key(p) for p in repo.objects.read_packlist(snap.id))
+        keys.update(layout.pack_key(p)
+                    for p in resolve(moves, repo.objects.read_packlist(snap.id)))
     keys.discard(layout.CHECKPOINT_KEY)  # replaced by CAS; never locked
     return sorted(keys)
 

@@ -8,7 +8,9 @@ the ledger committed — and replaces the damaged object (delete, then a
 write-once put). It then checks again. Nothing is written to the replica.
 
 An object whose stored bytes are intact is never replaced: its problem lies
-elsewhere (for example a missing index entry), and the report says so.
+elsewhere (for example a delta whose base lay in a damaged pack, or a
+missing index entry); the report lists it as ``intact`` and the re-check
+says whether anything is still wrong.
 """
 
 from __future__ import annotations
@@ -54,6 +56,9 @@ class RepairReport:
     problems_before: int = 0
     repaired: list[dict[str, str]] = field(default_factory=list)
     not_repaired: list[dict[str, str]] = field(default_factory=list)
+    #: objects a problem named whose stored bytes are intact (e.g. a pack holding a
+    #: delta whose base lay in a damaged pack): nothing to replace, not a failure
+    intact: list[str] = field(default_factory=list)
     check_after: CheckReport | None = None
 
     @property
@@ -66,6 +71,7 @@ class RepairReport:
     def to_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "replica": self.replica, "problems_before": self.problems_before,
                 "repaired": self.repaired, "not_repaired": self.not_repaired,
+                "intact": self.intact,
                 "check_after": self.check_after.to_dict() if self.check_after else None}
 
 
@@ -105,8 +111,7 @@ def _repair_one(repo: Repository, replica: Store, key: str, roots: dict[str, str
     except BackendError:
         current = b""  # unreadable: treat as damaged
     if current is not None and current != b"" and _intact(key, current, roots):
-        report.not_repaired.append({"key": key, "reason": "stored bytes are intact; the "
-                                    "problem is elsewhere (see check)"})
+        report.intact.append(key)  # the problem lies elsewhere: the re-check tells
         return
     try:
         data = replica.get(key)

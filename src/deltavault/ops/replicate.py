@@ -39,10 +39,12 @@ from deltavault.errors import (
 )
 from deltavault.ledger.log import Ledger
 from deltavault.ledger.note import open_checkpoint, parse_vkey
+from deltavault.ledger.packmoves import resolve
 from deltavault.ledger.state import committed_snapshots
 from deltavault.ledger.storage import TileStore
 from deltavault.ledger.tiles import CHECKPOINT_KEY
 from deltavault.ops.transfer import CopyReport, ProgressFn, Transfer
+from deltavault.ops.view import read_history
 from deltavault.repo.index import IndexFile
 from deltavault.repo.layout import (
     CONFIG_KEY,
@@ -113,12 +115,13 @@ def _open_destination(src: Store, dst: Store, report: CopyReport) -> bytes:
 
 
 def _select(repo: Repository, refs: Sequence[str]) -> tuple[list[str], set[str]]:
-    """Snapshot ids and the packs their pack lists name."""
+    """Snapshot ids and the packs their pack lists name (resolved through prune's moves)."""
     snaps = repo.snapshots()
     ids = sorted({repo.find_snapshot(ref, snaps).id for ref in refs})
+    moves = read_history(repo).moves
     packs: set[str] = set()
     for sid in ids:
-        packs.update(repo.objects.read_packlist(sid))
+        packs.update(resolve(moves, repo.objects.read_packlist(sid)))
     return ids, packs
 
 

@@ -249,3 +249,11 @@ class MasterIndex:
         for i in range(len(rec)):
             yield self._location(_full_id(bytes(rec["id"][i])), rec[i])
         yield from list(self._pending.values())
+
+    def arrays(self) -> tuple[list[str], npt.NDArray[np.void]]:
+        """The loaded records (sorted by blob id) and the pack ids their ``pack`` field indexes.
+
+        For whole-index planning (prune, repair) without a Python object per
+        blob; blobs added in this session (pending) are not included.
+        """
+        return list(self._pack_ids), self._records

@@ -1,0 +1,319 @@
+"""What prune keeps, deletes and repacks (docs/format.md §11), decided before anything is written.
+
+Every blob a live snapshot needs keeps exactly one stored copy: the one with
+the shortest delta chain (so no snapshot's restore gets deeper than when it
+was written, docs/format.md §7.1), on a tie the one in the pack that holds
+the most needed data. The needed set is closed under "base of" over the
+chosen copies, so every kept delta keeps its base. A pack whose chosen
+copies leave more than ``max_unused`` of it unused is repacked: its chosen
+copies are copied byte for byte (a delta stays a delta on the same base)
+into new packs. Packs with no chosen copy are deleted, except a pack a live
+pack list names that holds nothing the index knows (deleting it would make
+the list point at nothing without a recorded move).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from deltavault.errors import IntegrityError
+from deltavault.repo.crypto import OVERHEAD
+from deltavault.repo.packs import ENTRY_SIZE, TRAILER_SIZE
+from deltavault.repo.repository import Repository
+
+#: a chain longer than this (or a cycle) is broken: no snapshot can restore through it
+_MAX_DEPTH = 64
+_INF = 1 << 30
+#: bytes of a pack that are not blobs: header magic and count, its envelope, the trailer
+PACK_FIXED = 8 + OVERHEAD + TRAILER_SIZE
+
+
+def _full(raw: bytes) -> bytes:
+    return bytes(raw).ljust(32, b"\0")
+
+
+@dataclass
+class PrunePlan:
+    """The decision; ``chosen`` are record indices into ``records``."""
+
+    pack_ids: list[str]
+    records: npt.NDArray[np.void]
+    chosen: dict[bytes, int]
+    sizes: dict[str, int]
+    listed: set[str]
+    delete: list[str] = field(default_factory=list)
+    repack: list[str] = field(default_factory=list)
+    keep: list[str] = field(default_factory=list)
+    #: listed packs that stay but lose index entries of needed blobs (copies chosen elsewhere)
+    losing: list[str] = field(default_factory=list)
+    #: listed packs kept although the index knows nothing needed in them
+    kept_unindexed: int = 0
+    #: bytes of the blobs that repacking copies
+    repack_blob_bytes: int = 0
+    #: needed blobs re-encoded self-contained: their chosen copy is a delta on a blob
+    #: no snapshot needs directly, so the whole chain under it can go
+    materialize: dict[bytes, int] = field(default_factory=dict)
+    #: estimated stored bytes of the re-encoded blobs
+    materialize_bytes: int = 0
+
+    def chosen_indices(self) -> npt.NDArray[np.int64]:
+        """Record indices of the copies that stay where they are (not re-encoded)."""
+        mat = set(self.materialize.values())
+        return np.fromiter((i for i in self.chosen.values() if i not in mat), dtype=np.int64)
+
+    def used_bytes(self) -> int:
+        """Bytes of chosen blob copies in stored packs."""
+        idx = self.chosen_indices()
+        return int(self.records["length"][idx].astype(np.int64).sum()) if len(idx) else 0
+
+    def changes_index(self) -> bool:
+        """Whether the index after prune differs from the one loaded."""
+        return (bool(self.delete or self.repack or self.materialize)
+                or len(self.chosen) != len(self.records))
+
+
+class _Chooser:
+    """Picks one copy of each needed blob; closes the needed set under delta bases."""
+
+    def __init__(self, repo: Repository, sizes: dict[str, int], needed: set[bytes]) -> None:
+        self.pack_ids, self.rec = repo.index.arrays()
+        self.ids = self.rec["id"]
+        n_packs = max(len(self.pack_ids), 1)
+        present = np.fromiter((p in sizes for p in self.pack_ids), dtype=bool,
+                              count=len(self.pack_ids))
+        self.ok = present[self.rec["pack"]] if len(self.rec) else np.zeros(0, dtype=bool)
+        self.has_base = self.rec["base"] != b""
+        self.depths: dict[bytes, int] = {}
+        self.materialize_bytes = 0
+        # share of each pack that holds copies of needed blobs: on a tie, the fuller pack wins,
+        # so a prune that repeats an interrupted repack keeps the new packs' copies
+        first = np.isin(self.ids, _id_array(needed)) & self.ok
+        lengths = self.rec["length"].astype(np.float64)
+        need_bytes = np.bincount(self.rec["pack"][first], weights=lengths[first],
+                                 minlength=n_packs)
+        size_arr = np.array([max(sizes.get(p, 0), 1) for p in self.pack_ids] or [1],
+                            dtype=np.float64)
+        self.score = need_bytes / size_arr
+
+    def _range(self, blob: bytes) -> range:
+        lo = int(np.searchsorted(self.ids, blob, side="left"))
+        hi = int(np.searchsorted(self.ids, blob, side="right"))
+        return range(lo, hi)
+
+    def depth(self, blob: bytes, guard: int = 0) -> int:
+        """Shortest chain under any stored copy of ``blob`` (huge: broken)."""
+        known = self.depths.get(blob)
+        if known is not None:
+            return known
+        if guard > _MAX_DEPTH:
+            return _INF
+        self.depths[blob] = _INF  # a cycle back to here is broken
+        best = _INF
+        for i in self._range(blob):
+            if self.ok[i]:
+                best = min(best, self.copy_depth(i, guard))
+        self.depths[blob] = best
+        return best
+
+    def copy_depth(self, i: int, guard: int = 0) -> int:
+        if not self.has_base[i]:
+            return 0
+        return min(_INF, 1 + self.depth(_full(self.rec["base"][i]), guard + 1))
+
+    def choose(self, blob: bytes, lo: int, hi: int) -> int:
+        candidates = [i for i in range(lo, hi) if self.ok[i]]
+        if not candidates:
+            where = sorted({self.pack_ids[int(self.rec["pack"][i])] for i in range(lo, hi)})
+            raise MissingBlob(blob, where)
+        if len(candidates) == 1 and not self.has_base[candidates[0]]:
+            return candidates[0]
+        best = min(candidates, key=lambda i: (self.copy_depth(i),
+                                              -self.score[int(self.rec["pack"][i])], i))
+        if self.copy_depth(best) >= _INF:
+            raise MissingBlob(blob, [], broken=True)
+        return best
+
+    def run(self, needed: set[bytes]) -> dict[bytes, int]:
+        chosen: dict[bytes, int] = {}
+        frontier = sorted(needed)
+        while frontier:
+            arr = _id_array(frontier, presorted=True)
+            lo = np.searchsorted(self.ids, arr, side="left")
+            hi = np.searchsorted(self.ids, arr, side="right")
+            bases: set[bytes] = set()
+            for k, blob in enumerate(frontier):
+                i = self.choose(blob, int(lo[k]), int(hi[k]))
+                chosen[blob] = i
+                if self.has_base[i]:
+                    base = _full(self.rec["base"][i])
+                    if base not in chosen and base not in needed:
+                        bases.add(base)
+            needed |= bases
+            frontier = sorted(bases)
+        return chosen
+
+
+class MissingBlob(Exception):
+    """A needed blob has no usable stored copy: prune must not run."""
+
+    def __init__(self, blob: bytes, packs: list[str], broken: bool = False) -> None:
+        super().__init__(blob.hex())
+        self.blob, self.packs, self.broken = blob, packs, broken
+
+
+def _id_array(ids: set[bytes] | list[bytes], presorted: bool = False) -> npt.NDArray[np.bytes_]:
+    items = ids if presorted and isinstance(ids, list) else sorted(ids)
+    return np.array(items, dtype="S32") if items else np.zeros(0, dtype="S32")
+
+
+def missing_message(exc: MissingBlob, needed_by: str) -> str:
+    who = f" (needed by snapshot {needed_by[:12]})" if needed_by else ""
+    if exc.broken:
+        return f"blob {exc.blob.hex()[:16]}{who}: its delta base chain is broken"
+    if exc.packs:
+        return (f"blob {exc.blob.hex()[:16]}{who} is only in missing pack(s) "
+                f"{', '.join('data/' + p[:2] + '/' + p for p in exc.packs[:3])}")
+    return f"blob {exc.blob.hex()[:16]}{who} is not in any index"
+
+
+def _estimate(chooser: _Chooser, chosen: dict[bytes, int], i: int) -> int:
+    """Likely stored size of record ``i`` re-encoded alone: its chain's self-contained root's."""
+    rec, has_base = chooser.rec, chooser.has_base
+    j, steps = i, 0
+    while has_base[j] and steps <= _MAX_DEPTH:
+        nxt = chosen.get(_full(rec["base"][j]))
+        if nxt is None:
+            return int(rec["raw_length"][i])
+        j, steps = nxt, steps + 1
+    if has_base[j]:
+        return int(rec["raw_length"][i])
+    # scale the root's stored size to this blob's plaintext size
+    ratio = int(rec["length"][j]) / max(int(rec["raw_length"][j]), 1)
+    return int(ratio * int(rec["raw_length"][i]))
+
+
+def _materialize(chooser: _Chooser, direct: set[bytes], chosen: dict[bytes, int],
+                 budget: int | None) -> tuple[dict[bytes, int], dict[bytes, int], int | None]:
+    """Pick deltas to re-encode self-contained, and the needed set that remains.
+
+    A directly needed blob whose chosen copy is a delta on a blob that no
+    snapshot needs directly keeps that whole chain alive for itself alone:
+    re-encoding it self-contained frees the chain and only lowers depths
+    (docs/format.md §7.1). A base that several such blobs share stays (one
+    base and small deltas are cheaper than several self-contained copies).
+    """
+    rec, has_base = chooser.rec, chooser.has_base
+    fan: dict[bytes, list[bytes]] = {}
+    for blob in direct:
+        i = chosen[blob]
+        if has_base[i]:
+            base = _full(rec["base"][i])
+            if base not in direct:
+                fan.setdefault(base, []).append(blob)
+    mat: dict[bytes, int] = {}
+    for users in fan.values():
+        if len(users) != 1:
+            continue
+        i = chosen[users[0]]
+        cost = _estimate(chooser, chosen, i)
+        if budget is not None:
+            if cost > budget:
+                continue
+            budget -= cost
+        mat[users[0]] = i
+    keep = set(direct)
+    todo = [b for b in direct if b not in mat]
+    while todo:
+        i = chosen[todo.pop()]
+        if has_base[i]:
+            base = _full(rec["base"][i])
+            if base not in keep:
+                keep.add(base)
+                todo.append(base)
+    chooser.materialize_bytes = sum(_estimate(chooser, chosen, i) for i in mat.values())
+    return {b: chosen[b] for b in keep}, mat, budget
+
+
+def make_plan(repo: Repository, needed: set[bytes], sizes: dict[str, int], listed: set[str],
+              *, max_unused: float, max_repack_size: int | None) -> PrunePlan:
+    """Decide. ``repo.index`` holds every index file (read strictly).
+
+    ``max_unused`` below 1 and no ``max_repack_size`` also allow
+    re-encoding deltas whose base chain no snapshot needs directly (see
+    :func:`_materialize`): what that frees is only reclaimed when the packs
+    holding the chain are repacked too, which a budget may not allow, and a
+    budgeted run must never grow the repository.
+
+    Raises:
+        MissingBlob: a needed blob has no usable stored copy (the caller names it).
+    """
+    chooser = _Chooser(repo, sizes, needed)
+    chosen = chooser.run(set(needed))
+    mat: dict[bytes, int] = {}
+    if max_unused < 1 and max_repack_size is None:
+        chosen, mat, _ = _materialize(chooser, needed, chosen, None)
+    plan = PrunePlan(chooser.pack_ids, chooser.rec, chosen, sizes, listed, materialize=mat,
+                     materialize_bytes=chooser.materialize_bytes)
+    rec = chooser.rec
+    n_packs = max(len(plan.pack_ids), 1)
+    idx = plan.chosen_indices()
+    cpack = rec["pack"][idx]
+    clen = rec["length"][idx].astype(np.float64)
+    chosen_bytes = np.bincount(cpack, weights=clen, minlength=n_packs)
+    chosen_count = np.bincount(cpack, minlength=n_packs)
+    needed_mask = np.isin(rec["id"], _id_array(set(chosen))) & chooser.ok
+    needed_count = np.bincount(rec["pack"][needed_mask], minlength=n_packs)
+    pos = {pid: i for i, pid in enumerate(plan.pack_ids)}
+    candidates: list[tuple[float, str]] = []
+    for pid, size in sorted(sizes.items()):
+        i = pos.get(pid)
+        if i is None or chosen_count[i] == 0:
+            if pid in listed and (i is None or needed_count[i] == 0):
+                plan.kept_unindexed += 1
+                plan.keep.append(pid)
+            else:
+                plan.delete.append(pid)
+            continue
+        used = int(chosen_bytes[i]) + ENTRY_SIZE * int(chosen_count[i]) + PACK_FIXED
+        if size - used > max_unused * size:
+            candidates.append(((size - used) / max(size, 1), pid))
+        else:
+            plan.keep.append(pid)
+    budget = max_repack_size
+    for _share, pid in sorted(candidates, key=lambda c: (-c[0], c[1])):
+        if budget is not None and sizes[pid] > budget:
+            plan.keep.append(pid)
+            continue
+        if budget is not None:
+            budget -= sizes[pid]
+        plan.repack.append(pid)
+        plan.repack_blob_bytes += int(chosen_bytes[pos[pid]])
+    plan.losing = sorted(p for p in plan.keep if p in listed and p in pos
+                         and needed_count[pos[p]] > chosen_count[pos[p]])
+    plan.keep.sort()
+    return plan
+
+
+def blobs_in(plan: PrunePlan, packs: set[str]) -> dict[str, list[bytes]]:
+    """For each of ``packs``: the needed blobs it holds a stored copy of."""
+    rec = plan.records
+    wanted = np.array([p in packs for p in plan.pack_ids] or [False], dtype=bool)
+    if not len(rec):
+        return {p: [] for p in packs}
+    mask = wanted[rec["pack"]] & np.isin(rec["id"], _id_array(set(plan.chosen)))
+    out: dict[str, list[bytes]] = {p: [] for p in packs}
+    for i in np.nonzero(mask)[0]:
+        out[plan.pack_ids[int(rec["pack"][i])]].append(_full(rec["id"][i]))
+    return out
+
+
+def check_plan(plan: PrunePlan) -> None:
+    """Refuse a plan that would delete a pack holding a chosen copy (a bug, never data loss)."""
+    gone = set(plan.delete)
+    for i in plan.chosen_indices():
+        if plan.pack_ids[int(plan.records["pack"][i])] in gone:
+            raise IntegrityError("prune refused: the plan would delete a pack it keeps a blob "
+                                 "in; nothing was deleted")

@@ -1,0 +1,138 @@
+"""prune repacks and reclaims space without losing a blob, a delta base or a pack list's meaning."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deltavault import api
+from deltavault.ops.forget import forget_snapshots
+from deltavault.ops.prune import run_prune
+from deltavault.ops.view import reachable_blobs
+from deltavault.repo.indexset import read_all
+from deltavault.repo.repository import Repository
+from deltavault.store.local import LocalStore
+from deltavault.store.testing import Crash, CrashingStore
+from tests.support.cli import PASSWORD
+from tests.support.history import History, assert_sound, build_history
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> History:
+    return build_history(tmp_path_factory.mktemp("history"))
+
+
+@pytest.fixture
+def forgotten(template: History, tmp_path: Path) -> History:
+    """The history with its 4 oldest snapshots forgotten (not yet pruned)."""
+    h = template.copy_to(tmp_path / "repo")
+    repo = h.open()
+    with repo.lock(exclusive=True):
+        forget_snapshots(repo, api.snapshots(repo)[:4], "test")
+    return h
+
+
+def _files(root: Path) -> dict[str, int]:
+    return {str(p.relative_to(root)): p.stat().st_size for p in root.rglob("*") if p.is_file()
+            and "locks" not in p.parts}
+
+
+def _depths(repo: Repository) -> dict[bytes, int]:
+    repo.load_index(force=True)
+    needed = reachable_blobs(repo, api.snapshots(repo))
+    return {b: repo.depth_of(repo.locate(b)) for b in needed}
+
+
+def _data_bytes(h: History) -> int:
+    return sum(p.stat().st_size for p in (h.repo / "data").rglob("*") if p.is_file())
+
+
+def test_repack_reclaims_space_and_every_snapshot_restores(forgotten: History,
+                                                           tmp_path: Path) -> None:
+    repo = forgotten.open()
+    before = _depths(repo)
+    assert any(d > 0 for d in before.values()), "the history has no delta blobs to keep"
+    size_before = _data_bytes(forgotten)
+    result = api.prune(repo)
+    assert result.packs_repacked > 0 and result.bytes_reclaimed > 0
+    assert _data_bytes(forgotten) == size_before - result.bytes_reclaimed
+    # every kept pack is at most 5% unused now (what is left is pack headers)
+    assert result.unused_after <= 0.05 * (size_before - result.bytes_reclaimed)
+    after = _depths(forgotten.open())
+    assert after.keys() == before.keys()
+    worse = {b for b in after if after[b] > before[b]}
+    assert not worse, "a kept blob's delta chain got longer (docs/format.md §7.1)"
+    assert assert_sound(forgotten, tmp_path / "out", read_data=True) == 3
+    again = api.prune(forgotten.open())  # nothing left to do
+    assert again.packs_removed == 0 and again.packs_repacked == 0
+
+
+def test_dry_run_reports_and_changes_nothing(forgotten: History) -> None:
+    files = _files(forgotten.repo)
+    dry = api.prune(forgotten.open(), dry_run=True)
+    assert _files(forgotten.repo) == files
+    assert dry.dry_run and dry.packs_repacked > 0 and dry.bytes_reclaimed > 0
+    real = api.prune(forgotten.open())
+    assert (real.packs_removed, real.packs_repacked, real.bytes_removed) == \
+        (dry.packs_removed, dry.packs_repacked, dry.bytes_removed)
+    # the new packs' size is estimated (re-encoded blobs from their chains' roots)
+    assert abs(real.bytes_written - dry.bytes_written) <= 0.25 * real.bytes_written + 8192
+
+
+def test_max_unused_and_max_repack_size(forgotten: History, tmp_path: Path) -> None:
+    never = api.prune(forgotten.open(), max_unused=1.0, dry_run=True)
+    assert never.packs_repacked == 0
+    full = api.prune(forgotten.open(), dry_run=True)
+    assert full.packs_repacked >= 2
+    budget = full.bytes_repacked - 1  # at least one candidate does not fit
+    part = api.prune(forgotten.open(), max_repack_size=budget)
+    assert 0 < part.packs_repacked < full.packs_repacked and part.bytes_repacked <= budget
+    rest = api.prune(forgotten.open())  # the next run repacks the rest
+    assert rest.packs_repacked > 0
+    assert_sound(forgotten, tmp_path / "out")
+
+
+def test_new_index_is_several_bounded_files(forgotten: History, tmp_path: Path) -> None:
+    repo = forgotten.open()
+    with repo.lock(exclusive=True):
+        result = run_prune(repo, max_index_records=10)
+    files = read_all(forgotten.open())
+    assert len(files) == result.indexes_written > 2
+    # one pack's records are never split: a file exceeds the bound by at most one pack
+    assert all(len(f.records) <= 10 + int(np.bincount(f.records["pack"]).max())
+               for _, f in files)
+    packs = [p for _, f in files for p in f.pack_ids]
+    assert len(packs) == len(set(packs))
+    assert sum(bool(f.supersedes) for _, f in files) == 1  # only the last names the old ones
+    assert_sound(forgotten, tmp_path / "out")
+
+
+def test_a_crash_at_every_write_leaves_a_sound_repository(forgotten: History,
+                                                         tmp_path: Path) -> None:
+    """Power cut before each store write of a repacking prune; the next prune finishes."""
+    probe = forgotten.copy_to(tmp_path / "probe")
+    counter = CrashingStore(LocalStore(probe.repo), 1 << 30)
+    run_prune(Repository.open(counter, PASSWORD.encode()))
+    writes = counter.writes
+    assert writes > 10
+    interrupted = 0
+    for limit in sorted({*range(0, writes, max(1, writes // 12)), writes - 1}):
+        trial = forgotten.copy_to(tmp_path / f"crash-{limit}")
+        crashing = Repository.open(CrashingStore(LocalStore(trial.repo), limit),
+                                   PASSWORD.encode())
+        with pytest.raises(Crash):
+            run_prune(crashing)
+        report = api.check(trial.open())
+        assert report.ok, (limit, [p.to_dict() for p in report.problems])
+        interrupted += bool(report.interrupted_prunes)
+        assert_sound(trial, tmp_path / "out")
+        finished = api.prune(trial.open())
+        assert finished.finished_runs == report.interrupted_prunes
+        after = api.check(trial.open())
+        assert after.ok and not after.interrupted_prunes and not after.unreferenced_packs
+        assert_sound(trial, tmp_path / "out")
+        shutil.rmtree(trial.repo)
+    assert interrupted > 0, "no crash landed between the start and the completion event"
