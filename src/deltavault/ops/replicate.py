@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from deltavault.errors import (
     FormatError,
     LedgerError,
+    NoCompareAndSwap,
     ObjectExists,
     ObjectNotFound,
     RepositoryError,
@@ -93,6 +94,9 @@ def _open_destination(src: Store, dst: Store, report: CopyReport) -> bytes:
     if existing is not None and existing != config:
         raise UserError(f"{dst.location()} holds a different repository",
                         hint="copy needs an empty destination or a replica made by copy")
+    if not dst.atomic_replace:
+        raise NoCompareAndSwap(f"cannot copy into {dst.location()}: the store has no atomic "
+                               "compare-and-swap for ledger/checkpoint; nothing was written")
     report.initialised = existing is None
     if existing is None and not dst.exists(REPLICA_KEY) and any(True for _ in dst.list("")):
         raise UserError(f"{dst.location()} is not empty and not a replica",
