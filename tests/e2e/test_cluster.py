@@ -92,6 +92,11 @@ def _size(root: Path) -> int:
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
 
 
+def _written(root: Path) -> int:
+    """Bytes on disk below ``root`` (a restore may size its files before filling them)."""
+    return sum(p.stat().st_blocks * 512 for p in root.rglob("*") if p.is_file())
+
+
 def test_volume_server_killed_during_backup_and_restore(s3_cluster: SeaweedCluster,
                                                         tmp_path: Path,
                                                         password_file: Path) -> None:
@@ -110,31 +115,44 @@ def test_volume_server_killed_during_backup_and_restore(s3_cluster: SeaweedClust
         return sum(len(p.get("Contents", [])) for p in pages)
 
     # --- a node dies while a backup uploads packs -----------------------------------
-    second = _tree(tmp_path / "state2", 24, 2)
+    second = _tree(tmp_path / "state2", 16, 2)
     before = packs()
     victim = _busiest(cluster)
-    code = run.killed_midway(["backup", second], lambda: packs() >= before + 4,
-                             lambda: cluster.kill_volume(victim))
+    at_kill: list[int] = []
+
+    def kill_first() -> None:
+        at_kill.append(packs() - before)
+        cluster.kill_volume(victim)
+
+    code = run.killed_midway(["backup", second], lambda: packs() >= before + 4, kill_first)
     if code == 14:
         run("backup", second)  # the rerun completes the job
     snaps = run.json("snapshots")
     assert len(snaps) == 2
-    print(f"\nbackup: volume server {victim} killed after {packs() - before} packs "
-          f"uploaded; backup exited {code}" + (", rerun completed" if code else ""))
+    print(f"\nbackup: volume server {victim} killed after {at_kill[0]} of "
+          f"{packs() - before} packs were uploaded; backup exited {code}"
+          + (", rerun completed" if code else ""))
 
     # --- it comes back; another dies while a restore reads ------------------------------
     cluster.start_volume(victim)
     second_victim = _busiest(cluster, exclude=victim)
     target = tmp_path / "out"
     total = _size(second)
+    restored: list[int] = []
+
+    def kill_second() -> None:
+        restored.append(_written(target))
+        cluster.kill_volume(second_victim)
+
     code = run.killed_midway(["restore", "latest", "--target", target],
-                             lambda: target.exists() and _size(target) > total // 4,
-                             lambda: cluster.kill_volume(second_victim))
+                             lambda: target.exists() and _written(target) > total // 4,
+                             kill_second)
     if code == 14:
         shutil.rmtree(target)
         run("restore", "latest", "--target", target)
-    print(f"restore: volume server {second_victim} killed after a quarter of "
-          f"{total >> 20} MiB; restore exited {code}" + (", rerun completed" if code else ""))
+    print(f"restore: volume server {second_victim} killed with {restored[0] >> 20} of "
+          f"{total >> 20} MiB restored; restore exited {code}"
+          + (", rerun completed" if code else ""))
     assert_same_files(second, target / "state2")
 
     # --- nothing committed is lost, and it all verifies, with a node still down -------

@@ -279,6 +279,8 @@ def copy_snapshots(src_repo: Repository | Store,
         xfer.run([kv for kv in todo_lists if kv[0] not in bad])
         xfer.run(todo_snaps)
         xfer.run(xfer.missing(_listing(src, JOURNAL_PREFIX)))
+        if isinstance(src_repo, Repository):
+            src_repo.check_lock()  # before the replica's commit point, its checkpoint
         _copy_ledger(src, dst, config, xfer, report)
         if report.initialised:
             try:

@@ -217,14 +217,17 @@ class Lock:
         key, info, started = _write_lock(self.store, self.crypto, self.exclusive)
         self.key, self._version = key, info.version
         self._written_at = self._verified_at = started
-        for other in read_locks(self.store, self.crypto):
-            if other.key == self.key or other.is_stale(info.mtime,
-                                                        stale_after=self.timing.stale_after):
-                continue
-            if self.exclusive or other.exclusive:
-                self._drop(self.key)
-                self.key = ""
-                raise RepositoryLocked(f"repository is locked: {other.describe()}")
+        try:
+            for other in read_locks(self.store, self.crypto):
+                if other.key == self.key or other.is_stale(info.mtime,
+                                                            stale_after=self.timing.stale_after):
+                    continue
+                if self.exclusive or other.exclusive:
+                    raise RepositoryLocked(f"repository is locked: {other.describe()}")
+        except BaseException:
+            self._drop(self.key)  # back off: leave no lock of ours behind
+            self.key = ""
+            raise
         self._thread = threading.Thread(target=self._refresh_loop, daemon=True,
                                         name="deltavault-lock-refresh")
         self._thread.start()

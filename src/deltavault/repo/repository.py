@@ -154,8 +154,9 @@ class Repository:
             raise UserError("an empty password is not allowed")
         kf = make_key_file(self.crypto.master, password, self.config.id, kdf or KdfParams.fresh())
         kid = key_id_of(kf)
-        self.store.put(layout.key_file_key(kid), kf)
-        self.record("key-add", key_id=kid)
+        with self.lock():  # a writer like any other: its event waits out a prune
+            self.store.put(layout.key_file_key(kid), kf)
+            self.record("key-add", key_id=kid)
         return kid
 
     def remove_key(self, key_id: str) -> str:
@@ -165,16 +166,18 @@ class Repository:
             raise UserError(f"key {key_id!r} matches {len(matches)} keys; give a unique prefix")
         if matches[0] == self.key_id:
             raise UserError("refusing to remove the key this session was opened with")
-        self.store.delete(layout.key_file_key(matches[0]))
-        self.record("key-remove", key_id=matches[0])
+        with self.lock():
+            self.store.delete(layout.key_file_key(matches[0]))
+            self.record("key-remove", key_id=matches[0])
         return matches[0]
 
     def change_password(self, password: bytes) -> tuple[str, str]:
         """Add a key for the new password, then remove the one in use."""
         old = self.key_id
-        new = self.add_key(password)
-        self.store.delete(layout.key_file_key(old))
-        self.record("key-remove", key_id=old)
+        with self.lock():
+            new = self.add_key(password)
+            self.store.delete(layout.key_file_key(old))
+            self.record("key-remove", key_id=old)
         self.key_id = new
         return new, old
 
@@ -383,12 +386,14 @@ class Repository:
         """Append an event for a read-only operation; a read-only store only warns.
 
         Nothing is recorded in a replica: its ledger must stay a prefix of
-        the source's, or the next ``copy`` would find a fork.
+        the source's, or the next ``copy`` would find a fork. The lock is not
+        checked: the event commits nothing a prune could invalidate, and the
+        work it reports was verified as it was done.
         """
         if not self.record_events or self.objects.is_replica():
             return None
         try:
-            return self.record(etype, **fields)
+            return self.ledger.append([make_event(etype, self.crypto, **fields)])[0]
         except (PermissionDenied, ObjectLocked) as exc:
             warnings.warn(f"could not record the {etype} event in the ledger: {exc}",
                           stacklevel=2)
