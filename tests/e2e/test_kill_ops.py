@@ -89,8 +89,9 @@ def _argv(args: list[str | os.PathLike[str]]) -> list[str]:
     return [sys.executable, "-m", "deltavault", *map(os.fspath, args)]
 
 
-def _lock_names(locks: Path) -> set[str]:
-    return set(os.listdir(locks)) if locks.is_dir() else set()
+def _names(directory: Path) -> set[str]:
+    """Names in a directory of the repository (locks/, journal/)."""
+    return set(os.listdir(directory)) if directory.is_dir() else set()
 
 
 def _run(setup: Setup, args: list[str | os.PathLike[str]], delay: float | None,
@@ -102,7 +103,7 @@ def _run(setup: Setup, args: list[str | os.PathLike[str]], delay: float | None,
     """
     log = setup.scratch.parent / "stderr.log"
     locks = setup.repo / "locks"
-    old = _lock_names(locks)  # killed runs leave theirs behind (stale: the pid is gone)
+    old = _names(locks)  # killed runs leave theirs behind (stale: the pid is gone)
     with open(log, "wb") as err:
         proc = subprocess.Popen(_argv(args), env=setup.env(), stdout=subprocess.DEVNULL,
                                 stderr=err, stdin=subprocess.PIPE)
@@ -110,7 +111,7 @@ def _run(setup: Setup, args: list[str | os.PathLike[str]], delay: float | None,
         proc.stdin.write(stdin or b"")
         proc.stdin.close()
         deadline = time.monotonic() + 120
-        while not _lock_names(locks) - old and proc.poll() is None:
+        while not _names(locks) - old and proc.poll() is None:
             assert time.monotonic() < deadline, "the command never took its lock"
             time.sleep(0.002)
         began = time.monotonic()
@@ -251,22 +252,26 @@ def test_kill_contended_journal_append(setup: Setup) -> None:
     for i in range(-1, TRIALS):
         seen.refresh()
         size_before = seen.size
+        batches = _names(setup.repo / "journal")
         procs = [subprocess.Popen(_argv(["journal", "append"]), env=env,
                                   stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.PIPE) for _ in range(2)]
-        started = time.monotonic()
         for tag, proc in zip("ab", procs, strict=True):
             assert proc.stdin is not None
             proc.stdin.write(_records(f"{tag}{i}", n))
             proc.stdin.close()
         victim, survivor = procs
+        # the appends have begun once a sealed batch object appears (before its entries)
+        while not _names(setup.repo / "journal") - batches and victim.poll() is None:
+            time.sleep(0.002)
+        began = time.monotonic()
         if i < 0:
-            for proc in procs:
-                assert proc.wait(120) == 0
-            span = time.monotonic() - started  # the reference run
+            assert victim.wait(120) == 0
+            span = time.monotonic() - began  # the reference run
+            assert survivor.wait(120) == 0
         else:
             try:
-                victim.wait(timeout=rng.uniform(0, 0.8 * span))
+                victim.wait(timeout=rng.uniform(0, 1.2 * max(span, 0.05)))
                 outcome.completed += 1
             except subprocess.TimeoutExpired:
                 victim.send_signal(signal.SIGKILL)
