@@ -166,6 +166,7 @@ class SeaweedCluster:
 
 def start_cluster(base: Path) -> SeaweedCluster:
     """Start master, three volume servers and filer + S3 gateway; wait until S3 writes."""
+    base.mkdir(parents=True, exist_ok=True)
     ports = free_ports(6 + 2 * VOLUME_SERVERS)
     master, master_grpc, filer, filer_grpc, s3, s3_grpc = ports[:6]
     volumes = [(ports[6 + 2 * i], ports[7 + 2 * i]) for i in range(VOLUME_SERVERS)]
