@@ -136,9 +136,44 @@ def test_unknown_snapshot_refs(tmp_path: Path) -> None:
 
 def test_exclusive_lock_blocks_backup(tmp_path: Path) -> None:
     repo = _init(tmp_path / "repo")
-    with repo.lock(exclusive=True), pytest.raises(RepositoryLocked):
+    other = api.open(tmp_path / "repo", PW)  # another process's view
+    with other.lock(exclusive=True), pytest.raises(RepositoryLocked):
         api.backup(repo, stdin=io.BytesIO(b"x"))
     api.backup(repo, stdin=io.BytesIO(b"x"))
+
+
+def test_readers_take_shared_locks_that_block_prune(tmp_path: Path) -> None:
+    repo = _init(tmp_path / "repo")
+    snap = api.backup(repo, stdin=io.BytesIO(b"x"), stdin_filename="f").snapshot
+    other = api.open(tmp_path / "repo", PW)
+    readers = {
+        "restore": lambda: api.restore(repo, snap.id, tmp_path / "out"),
+        "ls": lambda: list(api.ls(repo, snap.id)),
+        "dump": lambda: api.dump(repo, snap.id, "f", io.BytesIO()),
+        "diff": lambda: api.diff(repo, snap.id, snap.id),
+        "check": lambda: api.check(repo),
+        "copy": lambda: api.copy(repo, tmp_path / "replica"),
+        "rollback": lambda: api.rollback(repo, snap.id, target=tmp_path / "live"),
+        "audit": lambda: api.audit(tmp_path / "repo", repo.config.ledger_verifier_key,
+                                   password=PW),
+    }
+    for name, read in readers.items():
+        with other.lock(exclusive=True), pytest.raises(RepositoryLocked):
+            read()  # a prune holds the repository: the reader waits its turn
+        read()  # and runs once it is gone
+        assert list(repo.store.list("locks/")) == [], name
+    with other.lock(), pytest.raises(RepositoryLocked):
+        api.prune(repo)  # and a reader holds off a prune
+
+
+def test_lock_is_reentrant_per_repository(tmp_path: Path) -> None:
+    repo = _init(tmp_path / "repo")
+    with repo.lock(exclusive=True) as held:
+        api.backup(repo, stdin=io.BytesIO(b"x"))  # reuses the exclusive lock
+        api.prune(repo)
+        assert [i.key for i in repo.store.list("locks/")] == [held.key]
+    with repo.lock(), pytest.raises(RepositoryLocked):
+        api.prune(repo)  # its own shared lock stands in the way of an exclusive one
 
 
 def test_bad_backup_arguments(tmp_path: Path) -> None:

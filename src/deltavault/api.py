@@ -188,21 +188,25 @@ def find_snapshot(repo: Repository, ref: str) -> Snapshot:
 
 
 def ls(repo: Repository, snapshot: str, path: str = "") -> Iterator[tuple[str, Node]]:
-    """``(path, node)`` of every entry below ``path`` in a snapshot, parents first."""
+    """``(path, node)`` of every entry below ``path`` in a snapshot, parents first.
+
+    Holds a shared lock until the iteration ends (or the iterator is closed).
+    """
     from deltavault.errors import UserError
     from deltavault.repo.walk import find_node, walk
 
-    snap = repo.find_snapshot(snapshot)
-    repo.load_index()
-    root = bytes.fromhex(snap.tree)
-    prefix = path.strip("/")
-    if prefix:
-        node = find_node(repo, root, prefix)
-        if node.type != "dir" or node.subtree is None:
-            raise UserError(f"{path} is not a directory")
-        root = node.subtree
-    for p, n in walk(repo, root):
-        yield (f"{prefix}/{p}" if prefix else p), n
+    with repo.lock():
+        snap = repo.find_snapshot(snapshot)
+        repo.load_index()
+        root = bytes.fromhex(snap.tree)
+        prefix = path.strip("/")
+        if prefix:
+            node = find_node(repo, root, prefix)
+            if node.type != "dir" or node.subtree is None:
+                raise UserError(f"{path} is not a directory")
+            root = node.subtree
+        for p, n in walk(repo, root):
+            yield (f"{prefix}/{p}" if prefix else p), n
 
 
 def dump(repo: Repository, snapshot: str, path: str, out: IO[bytes]) -> int:
@@ -210,26 +214,28 @@ def dump(repo: Repository, snapshot: str, path: str, out: IO[bytes]) -> int:
     from deltavault.errors import UserError
     from deltavault.repo.walk import find_node
 
-    snap = repo.find_snapshot(snapshot)
-    repo.load_index()
-    node = find_node(repo, bytes.fromhex(snap.tree), path)
-    if node.type != "file":
-        raise UserError(f"{path} is a {node.type}, not a file")
-    size = 0
-    for blob in node.content:
-        data = repo.load_blob(blob)
-        out.write(data)
-        size += len(data)
-    return size
+    with repo.lock():
+        snap = repo.find_snapshot(snapshot)
+        repo.load_index()
+        node = find_node(repo, bytes.fromhex(snap.tree), path)
+        if node.type != "file":
+            raise UserError(f"{path} is a {node.type}, not a file")
+        size = 0
+        for blob in node.content:
+            data = repo.load_blob(blob)
+            out.write(data)
+            size += len(data)
+        return size
 
 
 def diff(repo: Repository, a: str, b: str) -> tuple[Snapshot, Snapshot, DiffResult]:
     """Files added, removed and changed from snapshot ``a`` to ``b``."""
     from deltavault.ops.diff import diff_snapshots
 
-    snaps = repo.snapshots()
-    sa, sb = repo.find_snapshot(a, snaps), repo.find_snapshot(b, snaps)
-    return sa, sb, diff_snapshots(repo, sa, sb)
+    with repo.lock():
+        snaps = repo.snapshots()
+        sa, sb = repo.find_snapshot(a, snaps), repo.find_snapshot(b, snaps)
+        return sa, sb, diff_snapshots(repo, sa, sb)
 
 
 def tag(repo: Repository, snapshot: str, *, add: Sequence[str] = (),
@@ -289,12 +295,13 @@ def backup(repo: Repository, paths: Sequence[str | os.PathLike[str]] = (), *,
 def restore(repo: Repository, snapshot: str, target: str | os.PathLike[str], *,
             include: Sequence[str] = (),
             on_progress: Callable[[int, int], None] | None = None) -> RestoreResult:
-    """Restore a snapshot (id, prefix, tag or ``latest``) below ``target``."""
+    """Restore a snapshot (id, prefix, tag or ``latest``) below ``target``, under a shared lock."""
     from deltavault.restore.restorer import RestoreOptions, run_restore
 
-    snap = repo.find_snapshot(snapshot)
-    return run_restore(repo, snap, RestoreOptions(Path(target), list(include)),
-                       on_progress=on_progress)
+    with repo.lock():  # prune cannot remove the packs being read
+        snap = repo.find_snapshot(snapshot)
+        return run_restore(repo, snap, RestoreOptions(Path(target), list(include)),
+                           on_progress=on_progress)
 
 
 def rollback(repo: Repository, snapshot: str | None = None, *, tag: str | None = None,
@@ -302,8 +309,9 @@ def rollback(repo: Repository, snapshot: str | None = None, *, tag: str | None =
     """Put a live directory back to a snapshot atomically (restore beside it, then swap)."""
     from deltavault.restore.rollback import pick_snapshot, run_rollback
 
-    snap = pick_snapshot(repo, snapshot, tag)
-    return run_rollback(repo, snap, Path(target), keep_previous=keep_previous)
+    with repo.lock():
+        snap = pick_snapshot(repo, snapshot, tag)
+        return run_rollback(repo, snap, Path(target), keep_previous=keep_previous)
 
 
 # --- maintenance ------------------------------------------------------------------------
@@ -472,11 +480,25 @@ def ledger_origin(store: Store) -> str | None:
     return config_origin(store) or checkpoint_origin(store)
 
 
-def audit(location: str | os.PathLike[str] | Store, verifier: str) -> AuditReport:
-    """Keyless audit: the ledger, every committed snapshot and every pack it needs."""
-    from deltavault.ops.audit import audit as run_audit
+def audit(location: str | os.PathLike[str] | Store, verifier: str, *,
+          password: bytes | None = None) -> AuditReport:
+    """Keyless audit: the ledger, every committed snapshot and every pack it needs.
 
-    return run_audit(open_store(location), verifier)
+    With the repository ``password`` the audit runs under a shared lock, so a
+    prune cannot delete packs it is about to hash. Without it no lock can be
+    written (lock objects are encrypted): a keyless auditor may then see a
+    pack vanish under a concurrent prune and should audit again. A ledger
+    mirror holds no key files and is audited without a lock either way.
+    """
+    from deltavault.ops.audit import audit as run_audit
+    from deltavault.repo.layout import KEY_PREFIX
+    from deltavault.repo.repository import Repository
+
+    store = open_store(location)
+    if password is None or not any(True for _ in store.list(KEY_PREFIX)):
+        return run_audit(store, verifier)
+    with Repository.open(store, password).lock():
+        return run_audit(store, verifier)
 
 
 def mirror_ledger(location: str | os.PathLike[str] | Store,

@@ -82,6 +82,16 @@ class RepositoryLocked(RepositoryError):
     hint = "wait for the other process, or run 'deltavault unlock' if it is dead"
 
 
+class LockLost(RepositoryLocked):
+    """This process's own lock could not be kept (refresh failed, or it was removed).
+
+    Raised at the operation's next commit point, so nothing more is committed:
+    another process may already judge the lock stale and prune.
+    """
+
+    hint = "nothing more was committed; run the operation again"
+
+
 # --- the transport or storage failed ----------------------------------------
 
 
@@ -112,6 +122,16 @@ class ObjectLocked(BackendError, PermissionError):
 
 class PermissionDenied(BackendError, PermissionError):
     """The credentials do not allow this operation."""
+
+
+class NoCompareAndSwap(BackendError):
+    """The store cannot replace an object atomically (no conditional writes).
+
+    Refused rather than raced: two ledger writers could both "win" and fork
+    the log (docs/backends.md, servers without conditional writes).
+    """
+
+    hint = "use a store with conditional writes (If-Match / If-None-Match)"
 
 
 class BackendUnavailable(BackendError, ConnectionError):

@@ -6,12 +6,16 @@ import datetime as dt
 import itertools
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from deltavault import api
 from deltavault.errors import (
     BackendError,
     BackendUnavailable,
+    NoCompareAndSwap,
     ObjectExists,
     ObjectLocked,
     ObjectNotFound,
@@ -19,9 +23,12 @@ from deltavault.errors import (
     UserError,
     VersionConflict,
 )
+from deltavault.ledger.log import Ledger
+from deltavault.server import BackgroundServer
 from deltavault.store.object_lock import ObjectLockPolicy
 from deltavault.store.s3 import S3Store
 from deltavault.store.testing import StoreConformance
+from tests.support.cli import API_PASSWORD, KDF, KDF_ARGS, Cli
 from tests.support.servers import S3Server, free_ports
 
 _counter = itertools.count()
@@ -64,15 +71,12 @@ class TestS3Store(StoreConformance):
 
 
 class TestS3StoreWithoutConditionalWrites(StoreConformance):
-    """The HEAD-then-PUT fallback for servers that ignore If-None-Match."""
+    """Servers that ignore If-None-Match: HEAD-then-PUT for put, replace refused."""
 
     @pytest.fixture
     def store(self, s3_server: S3Server) -> Iterator[S3Store]:
         with make_store(s3_server, new_bucket(s3_server), conditional_writes=False) as store:
             yield store  # type: ignore[misc]
-
-    def test_concurrent_put_one_winner(self, store: S3Store) -> None:
-        pytest.xfail("HEAD-then-PUT fallback has a documented race")
 
 
 def test_seaweedfs_honours_conditional_writes(s3_server: S3Server) -> None:
@@ -213,3 +217,38 @@ class TestObjectLock:
         assert store.retention("index/i1")[0] == "GOVERNANCE"
         with pytest.raises(ObjectLocked):
             store.delete("index/i1")
+
+
+# --- servers without conditional writes: refused, not raced ------------------------
+
+
+def test_without_conditional_writes_swaps_are_refused(s3_server: S3Server,
+                                                      tmp_path: Path) -> None:
+    # Nothing that needs a compare-and-swap starts: no repository, no ledger
+    # append, no replica — and nothing is written.
+    store = make_store(s3_server, new_bucket(s3_server), conditional_writes=False)
+    assert store.atomic_replace is False
+    with pytest.raises(NoCompareAndSwap, match="cannot create a repository"):
+        api.init(store, API_PASSWORD, **KDF)
+    ledger = Ledger.open(store, "test.local/log", signer=Ed25519PrivateKey.generate())
+    with pytest.raises(NoCompareAndSwap, match="refusing to append"):
+        ledger.append([b"an event"])
+    source = api.init(tmp_path / "src", API_PASSWORD, **KDF)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "f").write_bytes(b"x" * 1000)
+    api.backup(source, [tmp_path / "data"])
+    with pytest.raises(NoCompareAndSwap, match="nothing was written"):
+        api.copy(source, store)
+    assert list(store.list("")) == []
+
+
+def test_rest_server_over_a_store_without_swaps_refuses_through_the_cli(
+        s3_server: S3Server, tmp_path: Path, password_file: Path) -> None:
+    inner = make_store(s3_server, new_bucket(s3_server), conditional_writes=False)
+    with BackgroundServer(inner) as srv:
+        cli = Cli(tmp_path / "unused", password_file)
+        env = cli.env(DELTAVAULT_REPO=f"rest:{srv.url}")
+        proc = cli("init", *KDF_ARGS, env=env, expect=14)
+        assert b"no atomic compare-and-swap" in proc.stderr
+        assert b"Traceback" not in proc.stderr
+    assert list(inner.list("")) == []

@@ -9,6 +9,7 @@ exits with :class:`~deltavault.errors.LedgerError`'s code (13).
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +19,7 @@ import typer
 from rich.console import Console
 
 from deltavault import api
-from deltavault.cli.common import require_repo
+from deltavault.cli.common import read_password, require_repo
 from deltavault.errors import DeltavaultError, LedgerError, UserError
 from deltavault.ledger.log import Ledger
 from deltavault.ledger.note import parse_skey, parse_vkey
@@ -201,16 +202,26 @@ def _config_vkey(store: Store) -> str:
         raise UserError("no --key given and config names no ledger verifier key") from exc
 
 
+AuditPasswordOpt = typer.Option(
+    None, "--password-file", "-p", envvar="DELTAVAULT_PASSWORD_FILE",
+    help="With the repository password (or $DELTAVAULT_PASSWORD) the audit holds a shared "
+    "lock, so a prune cannot delete packs under it; without it no lock is taken.")
+
+
 def audit_command(
     repo: str = RepoOpt,
     key: str | None = OptionalKeyOpt,
     as_json: bool = JsonOpt,
+    password_file: Path | None = AuditPasswordOpt,
 ) -> None:
     """Keyless audit: the ledger, every committed snapshot and every pack it needs."""
 
     def action() -> None:
         store = _open_store(repo)
-        r = api.audit(store, key or _config_vkey(store))
+        password = (read_password(password_file)
+                    if password_file is not None or os.environ.get("DELTAVAULT_PASSWORD")
+                    else None)
+        r = api.audit(store, key or _config_vkey(store), password=password)
         lines = [
             f"ledger {r.origin}: size {r.ledger.size}, "
             f"{'verified' if r.ledger.ok else '[red]NOT verified[/]'}",

@@ -80,7 +80,9 @@ def run() -> None:
     """
     warnings.showwarning = _show_warning
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)  # a typer.Exit(n) raised in a command comes back as a value
     except DeltavaultError as exc:
         sys.stderr.write(f"deltavault: error: {exc.one_line()}\n")
         sys.exit(exc.exit_code)

@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from deltavault.errors import (
     FormatError,
     LedgerError,
+    NoCompareAndSwap,
     ObjectNotFound,
     ProofError,
     UserError,
@@ -253,6 +254,7 @@ class Ledger:
 
         Raises:
             UserError: read-only ledger or invalid entries.
+            NoCompareAndSwap: the store has no atomic compare-and-swap.
             LedgerError: the log does not verify, a fork was detected, or the
                 compare-and-swap lost ``MAX_ATTEMPTS`` times.
         """
@@ -262,6 +264,12 @@ class Ledger:
             return []
         if not self.verify_entries:
             raise UserError("this ledger instance verifies signatures only; it cannot append")
+        if not self.store.atomic_replace:
+            # Two writers could both "win" a non-atomic checkpoint swap and fork
+            # the log; refuse before writing anything (docs/backends.md).
+            raise NoCompareAndSwap(
+                f"refusing to append to the ledger in {self.store.location()}: the store "
+                "cannot swap ledger/checkpoint atomically (no conditional writes)")
         bundle_entries = self.tiles.bundle_entries(entries)
         for attempt in range(MAX_ATTEMPTS):
             signed, version = self._read_checkpoint()

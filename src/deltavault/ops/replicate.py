@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from deltavault.errors import (
     FormatError,
     LedgerError,
+    NoCompareAndSwap,
     ObjectExists,
     ObjectNotFound,
     RepositoryError,
@@ -95,6 +96,9 @@ def _open_destination(src: Store, dst: Store, report: CopyReport) -> bytes:
     if existing is not None and existing != config:
         raise UserError(f"{dst.location()} holds a different repository",
                         hint="copy needs an empty destination or a replica made by copy")
+    if not dst.atomic_replace:
+        raise NoCompareAndSwap(f"cannot copy into {dst.location()}: the store has no atomic "
+                               "compare-and-swap for ledger/checkpoint; nothing was written")
     report.initialised = existing is None
     if existing is None and not dst.exists(REPLICA_KEY) and any(True for _ in dst.list("")):
         raise UserError(f"{dst.location()} is not empty and not a replica",
@@ -278,6 +282,8 @@ def copy_snapshots(src_repo: Repository | Store,
         xfer.run([kv for kv in todo_lists if kv[0] not in bad])
         xfer.run(todo_snaps)
         xfer.run(xfer.missing(_listing(src, JOURNAL_PREFIX)))
+        if isinstance(src_repo, Repository):
+            src_repo.check_lock()  # before the replica's commit point, its checkpoint
         _copy_ledger(src, dst, config, xfer, report)
         if report.initialised:
             try:

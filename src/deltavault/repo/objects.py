@@ -12,6 +12,7 @@ The ledger (``ledger/…``), locks and key files have owners of their own
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 
 from deltavault.errors import ObjectExists
 from deltavault.repo import layout
@@ -19,11 +20,21 @@ from deltavault.repo.snapshot import decode_packlist, encode_packlist
 from deltavault.store.base import ByteRange, Store
 
 
+def _unguarded() -> None:
+    return None
+
+
 class RepositoryObjects:
-    """Packs, index files, snapshots and pack lists of one repository in a store."""
+    """Packs, index files, snapshots and pack lists of one repository in a store.
+
+    ``guard`` runs before every write and delete of them: :class:`Repository`
+    sets it to check the repository lock it holds (docs/format.md §10), so an
+    operation whose lock was lost stops before its next commit point.
+    """
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self.guard: Callable[[], None] = _unguarded
 
     def location(self) -> str:
         """Where the repository is, for messages."""
@@ -45,6 +56,7 @@ class RepositoryObjects:
         Raises:
             ObjectExists: the key holds different bytes.
         """
+        self.guard()
         try:
             self.store.put(key, data)
         except ObjectExists:
@@ -53,11 +65,13 @@ class RepositoryObjects:
 
     def put_named(self, key: str, data: bytes | bytearray) -> None:
         """Write a content-addressed object; an existing one has the same bytes by name."""
+        self.guard()
         with contextlib.suppress(ObjectExists):
             self.store.put(key, data)
 
     def delete(self, key: str) -> None:
         """Delete one object (ObjectNotFound, ObjectLocked propagate)."""
+        self.guard()
         self.store.delete(key)
 
     def listing(self, prefix: str) -> list[tuple[str, int]]:
@@ -80,7 +94,7 @@ class RepositoryObjects:
 
     def delete_pack(self, pack_id: str) -> None:
         """Delete a pack."""
-        self.store.delete(layout.pack_key(pack_id))
+        self.delete(layout.pack_key(pack_id))
 
     # --- index files ----------------------------------------------------------------
 
@@ -98,7 +112,7 @@ class RepositoryObjects:
 
     def delete_index(self, index_id: str) -> None:
         """Delete an index file."""
-        self.store.delete(layout.index_key(index_id))
+        self.delete(layout.index_key(index_id))
 
     # --- snapshots and pack lists -----------------------------------------------------
 
@@ -116,7 +130,7 @@ class RepositoryObjects:
 
     def delete_snapshot(self, snapshot_id: str) -> None:
         """Delete a snapshot object."""
-        self.store.delete(layout.snapshot_key(snapshot_id))
+        self.delete(layout.snapshot_key(snapshot_id))
 
     def packlist_ids(self) -> list[str]:
         """Every snapshot id that has a stored pack list."""
@@ -132,7 +146,7 @@ class RepositoryObjects:
 
     def delete_packlist(self, snapshot_id: str) -> None:
         """Delete a snapshot's pack list."""
-        self.store.delete(layout.packlist_key(snapshot_id))
+        self.delete(layout.packlist_key(snapshot_id))
 
     # --- fixed objects ------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from deltavault.errors import (
     BackendError,
     FormatError,
     IntegrityError,
+    NoCompareAndSwap,
     ObjectLocked,
     ObjectNotFound,
     PermissionDenied,
@@ -53,7 +54,7 @@ from deltavault.repo.ledger_link import (
     open_ledger,
     protect_event,
 )
-from deltavault.repo.locks import Lock, locked
+from deltavault.repo.locks import DEFAULT_TIMING, Lock, LockTiming, locked
 from deltavault.repo.objects import RepositoryObjects
 from deltavault.repo.snapshot import Snapshot, now_rfc3339
 from deltavault.store.base import ByteRange, Store
@@ -77,6 +78,10 @@ class Repository:
         self._depths: dict[tuple[str, int], int] = {}
         #: whether operations append their events to the ledger
         self.record_events = True
+        #: how this process keeps its locks (tests shorten it)
+        self.lock_timing: LockTiming = DEFAULT_TIMING
+        self._locks: list[Lock] = []
+        self.objects.guard = self.check_lock
 
     # --- create and open -------------------------------------------------------
 
@@ -89,6 +94,10 @@ class Repository:
             raise UserError(f"a repository already exists at {store.location()}")
         if not password:
             raise UserError("an empty password is not allowed")
+        if not store.atomic_replace:
+            # its ledger could never be appended to (Ledger.append refuses)
+            raise NoCompareAndSwap(f"cannot create a repository in {store.location()}: the "
+                                   "store has no atomic compare-and-swap for the ledger")
         master = MasterKey.generate()
         crypto = Crypto(master)
         repo_id = hashlib.sha256(master.secret + b"id").hexdigest()
@@ -145,8 +154,9 @@ class Repository:
             raise UserError("an empty password is not allowed")
         kf = make_key_file(self.crypto.master, password, self.config.id, kdf or KdfParams.fresh())
         kid = key_id_of(kf)
-        self.store.put(layout.key_file_key(kid), kf)
-        self.record("key-add", key_id=kid)
+        with self.lock():  # a writer like any other: its event waits out a prune
+            self.store.put(layout.key_file_key(kid), kf)
+            self.record("key-add", key_id=kid)
         return kid
 
     def remove_key(self, key_id: str) -> str:
@@ -156,16 +166,18 @@ class Repository:
             raise UserError(f"key {key_id!r} matches {len(matches)} keys; give a unique prefix")
         if matches[0] == self.key_id:
             raise UserError("refusing to remove the key this session was opened with")
-        self.store.delete(layout.key_file_key(matches[0]))
-        self.record("key-remove", key_id=matches[0])
+        with self.lock():
+            self.store.delete(layout.key_file_key(matches[0]))
+            self.record("key-remove", key_id=matches[0])
         return matches[0]
 
     def change_password(self, password: bytes) -> tuple[str, str]:
         """Add a key for the new password, then remove the one in use."""
         old = self.key_id
-        new = self.add_key(password)
-        self.store.delete(layout.key_file_key(old))
-        self.record("key-remove", key_id=old)
+        with self.lock():
+            new = self.add_key(password)
+            self.store.delete(layout.key_file_key(old))
+            self.record("key-remove", key_id=old)
         self.key_id = new
         return new, old
 
@@ -307,6 +319,7 @@ class Repository:
                 snapshot_id=sid, snapshot_type=snap.type, parent=snap.parent, base=snap.base,
                 snapshot_time=snap.time, hostname=snap.hostname, tags=snap.tags, tree=snap.tree,
                 summary=snap.summary, packs_root=snap.packs_root, packs_count=snap.packs_count)
+        self.check_lock()
         self.ledger.append([protect_event(event, self.crypto).to_bytes()])
         return sid
 
@@ -366,18 +379,21 @@ class Repository:
 
     def record(self, etype: str, **fields: Any) -> int:
         """Append one event (private fields committed); returns its index in the log."""
+        self.check_lock()
         return self.ledger.append([make_event(etype, self.crypto, **fields)])[0]
 
     def record_best_effort(self, etype: str, **fields: Any) -> int | None:
         """Append an event for a read-only operation; a read-only store only warns.
 
         Nothing is recorded in a replica: its ledger must stay a prefix of
-        the source's, or the next ``copy`` would find a fork.
+        the source's, or the next ``copy`` would find a fork. The lock is not
+        checked: the event commits nothing a prune could invalidate, and the
+        work it reports was verified as it was done.
         """
         if not self.record_events or self.objects.is_replica():
             return None
         try:
-            return self.record(etype, **fields)
+            return self.ledger.append([make_event(etype, self.crypto, **fields)])[0]
         except (PermissionDenied, ObjectLocked) as exc:
             warnings.warn(f"could not record the {etype} event in the ledger: {exc}",
                           stacklevel=2)
@@ -395,6 +411,29 @@ class Repository:
 
     # --- locks -----------------------------------------------------------------
 
-    def lock(self, *, exclusive: bool = False) -> contextlib.AbstractContextManager[Lock]:
-        """A shared (backup, copy) or exclusive (prune, forget) repository lock."""
-        return locked(self.store, self.crypto, exclusive=exclusive)
+    @contextlib.contextmanager
+    def lock(self, *, exclusive: bool = False) -> Iterator[Lock]:
+        """A shared (backup, readers) or exclusive (prune, forget) repository lock.
+
+        Re-entrant: inside a block holding an exclusive lock, or a shared one
+        when shared is asked for, the held lock is reused, so an entry point
+        and the engine below it can both say what they need. While a lock is
+        held every commit point checks it (:meth:`check_lock`).
+        """
+        held = self._locks[-1] if self._locks else None
+        if held is not None and (held.exclusive or not exclusive):
+            held.check()
+            yield held
+            return
+        with locked(self.store, self.crypto, exclusive=exclusive,
+                    timing=self.lock_timing) as lock:
+            self._locks.append(lock)
+            try:
+                yield lock
+            finally:
+                self._locks.remove(lock)
+
+    def check_lock(self) -> None:
+        """Before a commit point: raise LockLost if a lock this repository holds was lost."""
+        for lock in self._locks:
+            lock.check()

@@ -31,7 +31,7 @@ from deltavault.ops.status import LedgerWatch
 from deltavault.server.auth import Refusal, Right, TokenTable, authorize
 from deltavault.server.metrics import ServerMetrics
 from deltavault.store.base import ByteRange, Store, check_key
-from deltavault.store.rest_protocol import wire_error
+from deltavault.store.rest_protocol import http_date, iso_mtime, wire_error
 
 DEFAULT_MAX_OBJECT = 1 << 30
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -221,7 +221,7 @@ def create_app(store: Store, tokens: TokenTable | None = None, append_only: bool
 
     @app.head("/objects/{key:path}", responses=obj_responses)
     async def head_object(key: str, right: Caller) -> Response:
-        """Size (``Content-Length``) and version (``ETag``) without the content."""
+        """Size, version (``ETag``) and store mtime (``Last-Modified``) without the content."""
         if (refused := check("read", key, right) or valid_key(key)) is not None:
             return refused
         try:
@@ -230,7 +230,7 @@ def create_app(store: Store, tokens: TokenTable | None = None, append_only: bool
             return _store_error(exc)
         return Response(headers={"Content-Length": str(info.size),
                                  "ETag": encode_etag(info.version),
-                                 "Accept-Ranges": "bytes"})
+                                 "Accept-Ranges": "bytes", **http_date(info.mtime)})
 
     @app.put("/objects/{key:path}", status_code=201,
              responses={**obj_responses, 201: {"description": "created or replaced"},
@@ -288,7 +288,7 @@ def create_app(store: Store, tokens: TokenTable | None = None, append_only: bool
     @app.get("/list", responses={401: {"description": "no or unknown token"},
                                  403: {"description": "permission_denied"}})
     async def list_objects(right: Caller, prefix: Annotated[str, Query()] = "") -> Response:
-        """Every object whose key starts with ``prefix``: ``{"objects": [{key,size,etag}]}``."""
+        """Every object under ``prefix``: ``{"objects": [{key, size, etag, mtime}]}``."""
         if (refused := check("list", prefix, right)) is not None:
             return refused
         try:
@@ -296,7 +296,8 @@ def create_app(store: Store, tokens: TokenTable | None = None, append_only: bool
         except DeltavaultError as exc:
             return _store_error(exc)
         return JSONResponse({"objects": [
-            {"key": i.key, "size": i.size, "etag": encode_etag(i.version)} for i in infos]})
+            {"key": i.key, "size": i.size, "etag": encode_etag(i.version),
+             "mtime": iso_mtime(i.mtime)} for i in infos]})
 
     @app.get("/metrics", response_class=PlainTextResponse,
              responses={401: {"description": "no or unknown token"}})
@@ -325,7 +326,8 @@ def create_app(store: Store, tokens: TokenTable | None = None, append_only: bool
         effective = min(right, Right.APPEND) if append_only else right
         return JSONResponse({"right": right.name.lower(), "effective": effective.name.lower(),
                              "append_only": append_only,
-                             "deletes": effective >= Right.ADMIN})
+                             "deletes": effective >= Right.ADMIN,
+                             "atomic_replace": store.atomic_replace})
 
     @app.exception_handler(BackendError)
     async def backend_error(request: Request, exc: BackendError) -> Response:

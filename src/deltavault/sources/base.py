@@ -104,4 +104,5 @@ def list_files(repo: Repository, snap: Snapshot) -> list[str]:
 def restore_into(repo: Repository, snap: Snapshot, target: Path,
                  include: Sequence[str] = ()) -> None:
     """Restore (part of) a snapshot below ``target`` through the verified pipeline."""
-    run_restore(repo, snap, RestoreOptions(target, list(include)))
+    with repo.lock():  # shared: prune cannot remove the packs being read
+        run_restore(repo, snap, RestoreOptions(target, list(include)))

@@ -12,10 +12,17 @@ Contract (checked by :mod:`deltavault.store.testing` for every backend):
   key already exists. Content-addressed callers treat that as success.
 * ``replace`` is the one way to change an object: a compare-and-swap against
   the version token from ``stat``/``get_versioned``. Used only for
-  ``ledger/checkpoint`` and lock refreshes.
+  ``ledger/checkpoint``. A store that cannot make it atomic (an S3 server
+  without conditional writes) says so with ``atomic_replace = False`` and
+  refuses ``replace`` (:class:`~deltavault.errors.NoCompareAndSwap`) rather
+  than race; its ``put`` is then create-if-absent only against sequential
+  writers, which is enough for content-addressed and uniquely named objects.
 * ``get`` raises :class:`~deltavault.errors.ObjectNotFound` for a missing key
   and supports a byte range.
 * ``list`` yields every key under a prefix, in no particular order.
+* ``stat`` and ``list`` report the object's modification time as the store
+  keeps it (the server's clock, not the writer's): lock staleness is judged
+  by it (docs/format.md §10).
 * ``delete`` is idempotent except that a missing key raises ObjectNotFound;
   stores that forbid deletes raise :class:`~deltavault.errors.ObjectLocked`.
 """
@@ -26,6 +33,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 
 from deltavault.errors import ObjectNotFound, UserError
 
@@ -66,18 +74,23 @@ class ObjectInfo:
     """What a store knows of an object without reading it.
 
     ``version`` is an opaque token for :meth:`Store.replace`: it changes
-    whenever the content changes.
+    whenever the content changes. ``mtime`` is when the store last wrote the
+    object, by the store's own clock (timezone-aware UTC; None only for a
+    third-party backend that cannot tell): another host's clock never enters
+    a lock's age.
     """
 
     key: str
     size: int
     version: str
+    mtime: datetime | None = None
 
 
 class Store(ABC):
     """A backend holding the repository's objects."""
 
-    #: ``replace`` is a true compare-and-swap (else callers must hold the lock).
+    #: ``replace`` is a true compare-and-swap and ``put`` a true create-if-absent
+    #: (False: ``replace`` refuses, and the ledger cannot be appended here).
     atomic_replace: bool = True
     #: ``delete`` may succeed (False for append-only / WORM stores).
     supports_deletes: bool = True
@@ -117,7 +130,7 @@ class Store(ABC):
 
     @abstractmethod
     def stat(self, key: str) -> ObjectInfo:
-        """Size and version of an object; ObjectNotFound if missing."""
+        """Size, version and modification time of an object; ObjectNotFound if missing."""
 
     @abstractmethod
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:

@@ -15,6 +15,7 @@ import fcntl
 import os
 import secrets
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 from deltavault.errors import (
@@ -42,6 +43,11 @@ def _version(st: os.stat_result) -> str:
     # A replace always renames a new inode into place, so the inode number
     # alone would do; size and mtime guard against inode reuse.
     return f"{st.st_ino:x}-{st.st_size:x}-{st.st_mtime_ns:x}"
+
+
+def _info(key: str, st: os.stat_result) -> ObjectInfo:
+    return ObjectInfo(key, st.st_size, _version(st),
+                      datetime.fromtimestamp(st.st_mtime_ns / 1e9, UTC))
 
 
 class LocalStore(Store):
@@ -145,7 +151,7 @@ class LocalStore(Store):
             st = self._path(key).stat()
         except OSError as exc:
             raise _translate(exc, "stat", key) from exc
-        return ObjectInfo(key, st.st_size, _version(st))
+        return _info(key, st)
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         # Walk only the directory the prefix names, so listing data/ab does
@@ -167,7 +173,7 @@ class LocalStore(Store):
                     st = os.stat(os.path.join(dirpath, name))
                 except FileNotFoundError:
                     continue
-                yield ObjectInfo(key, st.st_size, _version(st))
+                yield _info(key, st)
 
     def delete(self, key: str) -> None:
         path = self._path(key)

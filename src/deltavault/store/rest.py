@@ -17,6 +17,7 @@ import httpx
 from deltavault.errors import (
     BackendError,
     BackendUnavailable,
+    NoCompareAndSwap,
     ObjectExists,
     ObjectLocked,
     ObjectNotFound,
@@ -25,7 +26,7 @@ from deltavault.errors import (
     VersionConflict,
 )
 from deltavault.store.base import ByteRange, ObjectInfo, Store, check_key
-from deltavault.store.rest_protocol import error_class
+from deltavault.store.rest_protocol import error_class, parse_http_date, parse_iso_mtime
 
 
 class RestStore(Store):
@@ -63,7 +64,7 @@ class RestStore(Store):
                                 max_keepalive_connections=max_connections),
         )
 
-        self._deletes: bool | None = None
+        self._caps: dict[str, object] | None = None
 
     def location(self) -> str:
         return f"rest:{self.base_url}"
@@ -75,19 +76,30 @@ class RestStore(Store):
         False for an append token or an ``--append-only`` server, so that
         forget and prune refuse before they change anything.
         """
-        if self._deletes is None:
+        return bool(self._capabilities().get("deletes", True))
+
+    @property  # type: ignore[override]
+    def atomic_replace(self) -> bool:  # type: ignore[override]
+        """Whether the server's store swaps atomically (``GET /capabilities``, once)."""
+        return bool(self._capabilities().get("atomic_replace", True))
+
+    def _capabilities(self) -> dict[str, object]:
+        if self._caps is None:
             resp = self._send("GET", "capabilities", "query the rights for", "/")
-            if resp.status_code == 404:  # a server without the route: learn on delete
-                self._deletes = True
+            if resp.status_code == 404:  # a server without the route: learn on use
+                self._caps = {}
             elif resp.status_code != 200:
                 self._fail(resp, "query the rights for", "/", on_412=VersionConflict)
             else:
                 try:
-                    self._deletes = bool(resp.json().get("deletes", True))
-                except (ValueError, AttributeError) as exc:
+                    caps = resp.json()
+                    if not isinstance(caps, dict):
+                        raise ValueError("not a JSON object")
+                except ValueError as exc:
                     raise BackendError(f"REST server sent malformed capabilities: {exc}"
                                        ) from exc
-        return self._deletes
+                self._caps = caps
+        return self._caps
 
     def _url(self, key: str) -> str:
         return "objects/" + quote(check_key(key), safe="/")
@@ -136,6 +148,8 @@ class RestStore(Store):
             raise BackendUnavailable(f"REST server could not {what} {key}: {where}")
         if cls is UserError:
             raise UserError(f"REST server rejected {what} {key}: {where}")
+        if cls is NoCompareAndSwap:
+            raise NoCompareAndSwap(f"REST server cannot {what} {key} atomically: {where}")
         raise BackendError(f"REST {what} {key} failed with HTTP {status}: {where}")
 
     # --- reads ---------------------------------------------------------------
@@ -170,14 +184,16 @@ class RestStore(Store):
         resp = self._send("HEAD", self._url(key), "stat", key)
         if resp.status_code != 200:
             self._fail(resp, "stat", key, on_412=VersionConflict)
-        return ObjectInfo(key, int(resp.headers["Content-Length"]), resp.headers["ETag"])
+        return ObjectInfo(key, int(resp.headers["Content-Length"]), resp.headers["ETag"],
+                          parse_http_date(resp.headers.get("Last-Modified")))
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         resp = self._send("GET", "list", "list", prefix or "/", params={"prefix": prefix})
         if resp.status_code != 200:
             self._fail(resp, "list", prefix or "/", on_412=VersionConflict)
         try:
-            objects = [ObjectInfo(o["key"], int(o["size"]), o["etag"])
+            objects = [ObjectInfo(o["key"], int(o["size"]), o["etag"],
+                                  parse_iso_mtime(o.get("mtime")))
                        for o in resp.json()["objects"]]
         except (ValueError, KeyError, TypeError) as exc:
             raise BackendError(f"REST server sent a malformed listing: {exc}") from exc

@@ -7,10 +7,13 @@
 * ``replace`` is ``PutObject`` with ``If-Match: <etag>`` (``If-None-Match:
   *`` when the object must not exist yet); the version token is the ETag.
 * Servers that ignore conditional headers are detected once per store by
-  writing a probe object twice. For them ``put`` falls back to HEAD then PUT
-  and ``replace`` to HEAD, compare, PUT. Two writers can then both "win" the
-  gap between the HEAD and the PUT, so ``atomic_replace`` becomes False and
-  callers must hold the repository lock; see docs/backends.md.
+  writing a probe object twice (``atomic_replace`` asks, so the answer is
+  never a guess). For them ``put`` falls back to HEAD then PUT — enough for
+  content-addressed and randomly named objects, where two writers of one key
+  write the same bytes — and ``replace`` **refuses** with NoCompareAndSwap:
+  two ``ledger/checkpoint`` writers could both "win" a HEAD-compare-PUT, so
+  no repository lock could make it safe from writers that do not take it;
+  see docs/backends.md.
 * With an :class:`ObjectLockPolicy`, objects under the protected prefixes
   are written with a retention date. ``delete`` removes the current
   *version* (not just hiding it behind a delete marker), so the server's
@@ -33,6 +36,7 @@ from botocore.config import Config
 from deltavault.errors import (
     BackendError,
     BackendUnavailable,
+    NoCompareAndSwap,
     ObjectExists,
     ObjectLocked,
     ObjectNotFound,
@@ -48,6 +52,13 @@ _DENIED = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403",
            "Forbidden", "AllAccessDisabled", "InvalidToken", "ExpiredToken"}
 _NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
 _PRECONDITION = {"PreconditionFailed", "412", "ConditionalRequestConflict"}
+
+
+def _utc(value: object) -> dt.datetime | None:
+    """S3's ``LastModified`` (the server's clock) as an aware UTC datetime."""
+    if not isinstance(value, dt.datetime):
+        return None
+    return value.astimezone(dt.UTC) if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 class S3Store(Store):
@@ -87,8 +98,6 @@ class S3Store(Store):
         self.multipart_chunk = multipart_chunk
         self._conditional = conditional_writes
         self._probe_lock = threading.Lock()
-        if conditional_writes is False:
-            self.atomic_replace = False
         if session is None:
             session = boto3.session.Session(
                 aws_access_key_id=access_key,
@@ -172,14 +181,17 @@ class S3Store(Store):
 
     # --- conditional-write capability ----------------------------------------
 
+    @property  # type: ignore[override]
+    def atomic_replace(self) -> bool:  # type: ignore[override]
+        """Whether put/replace are atomic: probes the server on first use."""
+        return self.conditional_writes()
+
     def conditional_writes(self) -> bool:
         """Whether the server honours ``If-None-Match``/``If-Match`` (probed once)."""
         if self._conditional is None:
             with self._probe_lock:
                 if self._conditional is None:
                     self._conditional = self._probe_conditional()
-                    if not self._conditional:
-                        self.atomic_replace = False
         return self._conditional
 
     def _probe_conditional(self) -> bool:
@@ -239,7 +251,8 @@ class S3Store(Store):
 
     def stat(self, key: str) -> ObjectInfo:
         resp = self._call("stat", key, self._s3.head_object, Key=self._key(key))
-        return ObjectInfo(key, int(resp["ContentLength"]), str(resp["ETag"]))
+        return ObjectInfo(key, int(resp["ContentLength"]), str(resp["ETag"]),
+                          _utc(resp.get("LastModified")))
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         paginator = self._s3.get_paginator("list_objects_v2")
@@ -250,7 +263,8 @@ class S3Store(Store):
                     key = obj["Key"][len(self.prefix):]
                     if key.startswith("tmp/"):
                         continue
-                    yield ObjectInfo(key, int(obj["Size"]), str(obj["ETag"]))
+                    yield ObjectInfo(key, int(obj["Size"]), str(obj["ETag"]),
+                                     _utc(obj.get("LastModified")))
         except botocore.exceptions.ClientError as exc:
             raise self._translate(exc, "list", prefix or "/") from exc
         except botocore.exceptions.BotoCoreError as exc:
@@ -275,7 +289,10 @@ class S3Store(Store):
             except VersionConflict as exc:
                 raise ObjectExists(f"object {key} already exists") from exc
             return
-        # Fallback for servers without conditional writes: racy by nature.
+        # Fallback for servers without conditional writes: two writers may both
+        # pass the HEAD. Only content-addressed and randomly named objects are
+        # written to such a store (init and the ledger refuse it), so both
+        # would write the same bytes.
         if self.exists(key):
             raise ObjectExists(f"object {key} already exists")
         self._upload(key, full, data, {}, extra)
@@ -291,16 +308,10 @@ class S3Store(Store):
                 raise VersionConflict(
                     f"object {key} changed since it was read (expected {expected_version})"
                 ) from exc
-        try:
-            current: str | None = self.stat(key).version
-        except ObjectNotFound:
-            current = None
-        if current != expected_version:
-            raise VersionConflict(
-                f"object {key} changed since it was read (expected {expected_version},"
-                f" found {current})"
-            )
-        return self._upload(key, full, data, {}, self._lock_args(key))
+        # HEAD, compare, PUT would let two writers both "win": refuse instead.
+        raise NoCompareAndSwap(
+            f"S3 server {self.endpoint_url or 'AWS'} ignores conditional writes: refusing to "
+            f"replace {key} without an atomic compare-and-swap")
 
     def _upload(self, key: str, full: str, data: bytes | bytearray, cond: dict[str, str],
                 extra: dict[str, Any]) -> str:

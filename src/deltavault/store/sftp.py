@@ -31,6 +31,7 @@ import stat as stat_mod
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Literal, TypeVar
 
 import paramiko
@@ -57,6 +58,12 @@ _TRANSPORT_ERRORS = (paramiko.SSHException, EOFError, ConnectionError, TimeoutEr
 
 def _version(attrs: paramiko.SFTPAttributes) -> str:
     return f"{attrs.st_size or 0:x}-{attrs.st_mtime or 0:x}"
+
+
+def _info(key: str, attrs: paramiko.SFTPAttributes) -> ObjectInfo:
+    # st_mtime is set by the server when it writes the file: the server's clock
+    mtime = datetime.fromtimestamp(attrs.st_mtime, UTC) if attrs.st_mtime is not None else None
+    return ObjectInfo(key, attrs.st_size or 0, _version(attrs), mtime)
 
 
 class SFTPStore(Store):
@@ -279,7 +286,7 @@ class SFTPStore(Store):
         attrs = self._run("stat", key, lambda c: c.stat(self._path(key)))
         if stat_mod.S_ISDIR(attrs.st_mode or 0):
             raise ObjectNotFound(f"object {key} not found (a directory)")
-        return ObjectInfo(key, attrs.st_size or 0, _version(attrs))
+        return _info(key, attrs)
 
     def put(self, key: str, data: bytes | bytearray) -> None:
         path = self._path(key)
@@ -379,7 +386,7 @@ class SFTPStore(Store):
                         if not top_tmp and key.startswith(prefix[: len(key)]):
                             stack.append((posixpath.join(directory, attrs.filename), key))
                     elif key.startswith(prefix):
-                        found.append(ObjectInfo(key, attrs.st_size or 0, _version(attrs)))
+                        found.append(_info(key, attrs))
 
         self._run("list", prefix or "/", walk)
         return iter(found)

@@ -290,7 +290,8 @@ def reconstruct(repo: Repository, at: str | datetime, target: str | os.PathLike[
     after = [i for i in scan.journal if i > scan.snapshot_index[snap.id]]
     # verify everything before touching the restored state
     records = list(verified_records(repo, after, when))
-    run_restore(repo, snap, RestoreOptions(target_path))
+    with repo.lock():  # shared: prune cannot remove the packs being read
+        run_restore(repo, snap, RestoreOptions(target_path))
     inner = database_path(repo, snap, db)
     db_file = target_path / inner
     apply_fn = load_applier(applier, target_path) if isinstance(applier, str) else applier
