@@ -46,7 +46,3 @@ def mount(
     serve(fs, target, allow_other=allow_other, debug=debug)
     if not quiet:
         err_console.print(f"deltavault: unmounted {target}", highlight=False)
-
-
-def register(app: typer.Typer) -> None:
-    app.command()(mount)

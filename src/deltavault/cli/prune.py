@@ -6,7 +6,6 @@ from typing import Annotated
 
 import typer
 
-from deltavault import api
 from deltavault.cli.common import (
     JsonOpt,
     PasswordFileOpt,
@@ -33,6 +32,8 @@ def forget(
     json_out: JsonOpt = False, quiet: QuietOpt = False,
 ) -> None:
     """Forget snapshots by id or by a retention policy (data is freed by prune)."""
+    from deltavault import api
+
     policy = api.RetentionPolicy(keep_last, keep_hourly, keep_daily, keep_weekly,
                                  keep_monthly, keep_yearly, list(keep_tag or []))
     r = open_repo(repo, password_file)
@@ -53,6 +54,8 @@ def prune(repo: RepoOpt = "", password_file: PasswordFileOpt = None,
           dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show what would go.")]
           = False, json_out: JsonOpt = False, quiet: QuietOpt = False) -> None:
     """Delete data no snapshot needs (keeping every delta base still in use)."""
+    from deltavault import api
+
     r = open_repo(repo, password_file)
     result = api.prune(r, dry_run=dry_run)
     if json_out:
@@ -64,8 +67,3 @@ def prune(repo: RepoOpt = "", password_file: PasswordFileOpt = None,
 def _print_prune(packs: int, size: int, dry_run: bool) -> None:
     verb = "would remove" if dry_run else "removed"
     out_console.print(f"prune {verb} {packs} pack(s), {human_bytes(size)}")
-
-
-def register(app: typer.Typer) -> None:
-    app.command()(forget)
-    app.command()(prune)

@@ -12,7 +12,6 @@ from typing import Annotated
 
 import typer
 
-from deltavault import api
 from deltavault.cli.common import (
     JsonOpt,
     PasswordFileOpt,
@@ -48,6 +47,8 @@ def copy(
     if not from_repo:
         raise UserError("no source given", hint="use --from-repo or DELTAVAULT_REPO")
     src = open_repo(from_repo, password_file)
+    from deltavault import api
+
     with byte_progress(show_progress(json_out, quiet), "copy") as bar:
         on_progress: Callable[[int, int], None] | None = None
         if bar is not None:
@@ -57,7 +58,8 @@ def copy(
                 bar.update(task, completed=done, total=total)
         report = api.copy(src, to_repo, snapshots or None, on_progress=on_progress)
     if json_out:
-        emit_json(report.to_dict())
+        if report.ok:
+            emit_json(report.to_dict())
     elif not quiet:
         what = "a new replica" if report.initialised else "the replica"
         out_console.print(f"copied {report.objects_copied} object(s), "
@@ -70,7 +72,8 @@ def copy(
     if not report.ok:
         raise RepositoryError(f"{len(report.damaged_in_source)} source object(s) failed "
                               "verification and were not copied",
-                              hint="run 'deltavault check --read-data' on the source")
+                              hint="run 'deltavault check --read-data' on the source",
+                              details=report.to_dict())
 
 
 def repair(
@@ -87,9 +90,12 @@ def repair(
     if not from_repo:
         raise UserError("no replica given", hint="use --from-repo PATH-OR-URL")
     r = open_repo(repo, password_file)
+    from deltavault import api
+
     report = api.repair(r, from_repo)
     if json_out:
-        emit_json(report.to_dict())
+        if report.ok:
+            emit_json(report.to_dict())
     elif not quiet:
         out_console.print(f"found {report.problems_before} problem(s); repaired "
                           f"{len(report.repaired)} object(s) from {report.replica}")
@@ -102,9 +108,5 @@ def repair(
     if not report.ok:
         left = len(report.check_after.problems) if report.check_after else 0
         raise RepositoryError(f"repair left {left} problem(s)",
-                              hint="see 'deltavault check --read-data'")
-
-
-def register(app: typer.Typer) -> None:
-    app.command()(copy)
-    app.command()(repair)
+                              hint="see 'deltavault check --read-data'",
+                              details=report.to_dict())
