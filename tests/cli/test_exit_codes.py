@@ -82,6 +82,7 @@ CASES = [
     case(1, "ledger", "verify-proof", "{tmp}/missing.proof", "--key", "{vkey}",
          says="missing.proof"),
     case(1, "ledger", "consistency", "{tmp}/missing.checkpoint", "--repo", "{H}"),
+    case(1, "ledger", "witness-key", "new", "--out", "{proof}", says="already exists"),
     # 2: usage
     case(2, "backup", "--no-such-option"),
     case(2, "restore", "latest", "--repo", "{H}", says="give one of --target"),

@@ -171,3 +171,8 @@ def test_json_error_document_carries_the_report(cli: Cli) -> None:
     assert doc["ok"] is False and doc["exit_code"] == 13 and doc["kind"] == "RepositoryError"
     assert doc["problems"] and doc["snapshots"] == 1  # the check report itself
     assert doc["error"].startswith("check found")
+    # dump -o: a dump stopped by damaged data leaves no file, not even a partial one
+    out_dir = cli.repo.parent / "dumps"
+    out_dir.mkdir()
+    cli("dump", "latest", "stdin", "-o", out_dir / "stdin.out", "--json", expect=13)
+    assert list(out_dir.iterdir()) == []
