@@ -96,6 +96,9 @@ CASES = [
     case(2, "dump", "latest", "state/config/risk.json", "--repo", "{H}", says="--output"),
     case(2, "--object-lock-mode", "sometimes", "snapshots", says="compliance or governance"),
     case(2, "frobnicate", says="No such command"),
+    # 4: status --max-age: the newest snapshot is older than the limit
+    case(4, "status", "--repo", "{H}", "--max-age", "1s", says="older than 1s"),
+    case(4, "status", "--repo", "{S}", "--max-age", "26h", says="no snapshot"),
     # 10: no repository there
     case(10, "audit", "--repo", "{none}"),
     case(10, "ledger", "verify", "--repo", "{none}"),
@@ -158,6 +161,7 @@ REPRESENTATIVE = [
     case(0, "check", "--repo", "{H}"),
     case(1, "restore", "nosuchsnapshot", "--repo", "{H}", "--target", "{tmp}/out"),
     case(2, "frobnicate"),
+    case(4, "status", "--repo", "{H}", "--max-age", "1s"),
     case(10, "snapshots", "--repo", "{none}"),
     case(11, "check", "--repo", "{H}", lock=("{H}", True)),
     case(12, "snapshots", "--repo", "{H}", wrong_password=True),
@@ -240,6 +244,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
         [*entry_argv(), "ledger", "witness-key", "new", "--name", "w.example", "--out",
          str(root / "w.key")], capture_output=True, text=True, check=True).stdout.strip()
     (port,) = free_ports(1)
+    time.sleep(1.1)  # H's newest snapshot is now older than `status --max-age 1s`
     w.places = {
         "H": str(healthy), "D": str(root / "D"), "D2": str(root / "D2"), "R": str(root / "R"),
         "RD": str(root / "RD"), "C": str(root / "C"), "S": str(root / "S"),

@@ -7,8 +7,10 @@ a command added without a ``--json`` that parses fails here.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -124,8 +126,11 @@ def test_every_command_prints_one_json_document(cli: Cli, tmp_path: Path) -> Non
     run("forget", first, "--dry-run")
     assert run("forget", "--keep-last", "1")["forgotten"]  # per host and paths
     run("prune")
+    assert run("status")["groups"]
     assert run("version")["version"]
     ran["serve"] = serve_json(cli, tmp_path / "served")
+    ran["ui"] = ui_json(cli)
+    ran["mount"] = mount_json(cli, tmp_path / "mnt")
 
     missing = leaf_commands() - set(ran) - set(ELSEWHERE)
     assert not missing, f"--json not tested for: {sorted(missing)}"
@@ -138,13 +143,7 @@ def serve_json(cli: Cli, path: Path) -> Any:
                              f"127.0.0.1:{port}", "--json"], env=cli.env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        assert proc.stdout is not None
-        lines = []
-        for line in proc.stdout:
-            lines.append(line)
-            if line.rstrip() == "}":
-                break
-        doc = json.loads("".join(lines))
+        doc = first_document(proc)
         assert doc["url"] == f"rest:http://127.0.0.1:{port}/"
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=60) == 130
@@ -153,6 +152,57 @@ def serve_json(cli: Cli, path: Path) -> Any:
             proc.kill()
             proc.wait()
     return doc
+
+
+def ui_json(cli: Cli) -> Any:
+    """``ui --json``: its document once the port is bound; Ctrl-C stops it (exit 130)."""
+    proc = subprocess.Popen([*entry_argv(), "ui", "--listen", "127.0.0.1:0", "--json"],
+                            env=cli.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        doc = first_document(proc)
+        assert doc["url"].startswith("http://127.0.0.1:") and doc["read_only"] is True
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return doc
+
+
+def mount_json(cli: Cli, mountpoint: Path) -> Any:
+    """``mount --json``: its document as it mounts; SIGTERM unmounts and exits 0."""
+    mountpoint.mkdir()
+    proc = subprocess.Popen([*entry_argv(), "mount", str(mountpoint), "--json"], env=cli.env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        doc = first_document(proc)
+        assert doc["mountpoint"] == str(mountpoint) and doc["snapshots"] >= 1
+        deadline = time.monotonic() + 60
+        while not os.path.ismount(mountpoint):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if os.path.ismount(mountpoint):
+            subprocess.run(["umount", "-l", str(mountpoint)], check=False)
+    return doc
+
+
+def first_document(proc: subprocess.Popen[str]) -> Any:
+    """The JSON document a long-running command prints first (indented, ends with "}")."""
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if line.rstrip() == "}":
+            break
+    return json.loads("".join(lines))
 
 
 def test_json_error_document_carries_the_report(cli: Cli) -> None:
