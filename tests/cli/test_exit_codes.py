@@ -98,7 +98,7 @@ CASES = [
     case(2, "frobnicate", says="No such command"),
     # 4: status --max-age: the newest snapshot is older than the limit
     case(4, "status", "--repo", "{H}", "--max-age", "1s", says="older than 1s"),
-    case(4, "status", "--repo", "{S}", "--max-age", "26h", says="no snapshot"),
+    case(4, "status", "--repo", "{E}", "--max-age", "26h", says="no snapshot"),
     # 10: no repository there
     case(10, "audit", "--repo", "{none}"),
     case(10, "ledger", "verify", "--repo", "{none}"),
@@ -237,6 +237,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     text = cp.read_bytes()
     cp.write_bytes(text[:-10] + bytes([text[-10] ^ 1]) + text[-9:])
     api.init(root / "S", PASSWORD.encode(), **KDF)  # type: ignore[arg-type]
+    api.init(root / "E", PASSWORD.encode(), **KDF)  # type: ignore[arg-type]  # stays empty
     (root / "empty").mkdir()
     write_random(state / "config" / "extra.bin", 1000, seed=1)
 
@@ -248,6 +249,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     w.places = {
         "H": str(healthy), "D": str(root / "D"), "D2": str(root / "D2"), "R": str(root / "R"),
         "RD": str(root / "RD"), "C": str(root / "C"), "S": str(root / "S"),
+        "E": str(root / "E"),
         "none": str(root / "no-repository-here"), "empty": str(root / "empty"),
         "rest": f"rest:http://127.0.0.1:{port}/", "state": str(state), "db": str(db),
         "broken": str(broken), "proof": str(root / "trade.proof"),
