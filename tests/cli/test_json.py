@@ -28,19 +28,20 @@ ELSEWHERE = {
 
 
 def leaf_commands() -> set[str]:
-    """Every runnable command path of the full app, e.g. ``ledger witness-key new``."""
+    """Every runnable command path of the app, e.g. ``ledger witness-key new``."""
     group = typer.main.get_command(build_app())
     found: set[str] = set()
 
     def walk(cmd: Any, path: list[str]) -> None:
-        subs = getattr(cmd, "commands", None)
-        if subs:
-            for name, sub in subs.items():
-                walk(sub, [*path, name])
+        if hasattr(cmd, "list_commands"):  # a group: click's API, lazy groups included
+            ctx = cmd.make_context("deltavault", ["--help"], resilient_parsing=True)
+            for name in cmd.list_commands(ctx):
+                walk(cmd.get_command(ctx, name), [*path, name])
         else:
             found.add(" ".join(path))
 
     walk(group, [])
+    assert len(found) > 40 and "ledger witness-key new" in found
     return found
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import pytest
 
+from deltavault.cli.app import COMMANDS, click_command
 from tests.support.cli import KDF_ARGS, PASSWORD, Cli
 
 #: module prefixes a light command must not import
@@ -60,6 +61,10 @@ def test_help_and_version_skip_the_engine(repo_with_snapshot: Cli) -> None:
     help_modules = imported_modules(cli("--help", env=cli.env(PYTHONPROFILEIMPORTTIME="1")).stderr)
     assert not [m for m in help_modules if m.startswith(("deltavault.repo", "deltavault.ledger",
                                                          "deltavault.api", "rich"))]
+    # the command table is enough: no command module is imported to list them
+    assert not [m for m in help_modules if m.startswith("deltavault.cli.")
+                and m not in ("deltavault.cli.main", "deltavault.cli.outcome",
+                              "deltavault.cli.app", "deltavault.cli.common")]
     version = imported_modules(cli("version", env=cli.env(PYTHONPROFILEIMPORTTIME="1")).stderr)
     assert not [m for m in version if m.startswith(("typer", "click", "rich"))]
 
@@ -71,3 +76,10 @@ def test_data_path_still_imported_where_needed(repo_with_snapshot: Cli) -> None:
     proc = cli("restore", "latest", "--target", target, env=cli.env(PYTHONPROFILEIMPORTTIME="1"))
     modules = imported_modules(proc.stderr)
     assert "numpy" in modules and "deltavault.codec.registry" in modules
+
+
+def test_help_summaries_are_the_commands_own() -> None:
+    """``--help`` lists the table's summaries without importing the commands: each must be
+    what the command's own help says (click's short help of its docstring)."""
+    for name, (_target, summary) in COMMANDS.items():
+        assert click_command(name).get_short_help_str(200) == summary, name

@@ -29,7 +29,7 @@ from deltavault.cli.ledger import ledger_app
 from deltavault.errors import UserError
 
 journal_app = typer.Typer(help="Append and read trade/order/config-change records.",
-                          no_args_is_help=True)
+                          no_args_is_help=True, rich_markup_mode=None)
 _BATCH = 1000
 
 

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from deltavault.store.base import Store
 
 ledger_app = typer.Typer(name="ledger", help="Verify and witness the tamper-evident ledger.",
-                         no_args_is_help=True)  # fmt: skip
+                         no_args_is_help=True, rich_markup_mode=None)  # fmt: skip
 ledger_app.add_typer(witness_key_app, name="witness-key")
 
 RepoOpt = typer.Option("", "--repo", "-r", envvar="DELTAVAULT_REPO",

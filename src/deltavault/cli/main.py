@@ -58,9 +58,9 @@ def _invoke(args: list[str]) -> int:
 
         print_version(as_json="--json" in args)
         return 0
-    from deltavault.cli.app import build_app, command_name
+    from deltavault.cli.app import build_app
 
-    app = build_app(command_name(args))
+    app = build_app()
     # standalone_mode=False: errors reach run() as exceptions, and an Exit's code
     # comes back as the return value (it must not be dropped: issue 11).
     rv = app(args=args, prog_name="deltavault", standalone_mode=False)

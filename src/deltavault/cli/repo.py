@@ -24,7 +24,8 @@ from deltavault.cli.common import (
 )
 from deltavault.errors import RepositoryError, UserError
 
-key_app = typer.Typer(help="Manage the passwords that open the repository.", no_args_is_help=True)
+key_app = typer.Typer(help="Manage the passwords that open the repository.",
+                      no_args_is_help=True, rich_markup_mode=None)
 
 
 def init(repo: RepoOpt = "", password_file: PasswordFileOpt = None, json_out: JsonOpt = False,

@@ -12,7 +12,7 @@ from deltavault.cli.common import JsonOpt, emit_json
 from deltavault.errors import FormatError, UserError
 
 witness_key_app = typer.Typer(help="Witness signing keys (for 'ledger cosign').",
-                              no_args_is_help=True)
+                              no_args_is_help=True, rich_markup_mode=None)
 
 
 @witness_key_app.command("new")
