@@ -6,25 +6,46 @@
   (object missing, already there, locked by retention, unreachable).
 * :class:`UserError` — the caller asked for something impossible
   (bad arguments, unknown snapshot, unsafe path).
+* :class:`BreaksFound` — two states that should agree do not (``reconcile``).
 
 Every class carries the process exit code the CLI uses for it, so the CLI
 maps an exception to one line and one documented exit code without a table
-of its own. The codes follow restic's where restic has one.
+of its own (``deltavault.cli.outcome`` is the one place that does). The codes
+follow restic's where restic has one; README.md's table lists them all.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+#: the command did what was asked
+EXIT_OK = 0
+#: SIGINT / Ctrl-C (128 + SIGINT, as shells report it)
+EXIT_INTERRUPTED = 130
+
 
 class DeltavaultError(Exception):
-    """Base of every error deltavault raises on purpose."""
+    """Base of every error deltavault raises on purpose.
+
+    Attributes:
+        exit_code: the process exit code of this family.
+        hint: what the user can do about it (shown in parentheses).
+        details: the report a command had produced before it failed (a check
+            report, a backup summary); with ``--json`` it is printed as the
+            error document, so a failing command still prints one document.
+    """
 
     exit_code: int = 1
     hint: str = ""
+    details: dict[str, Any] | None = None
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    def __init__(self, message: str, *, hint: str | None = None,
+                 details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         if hint is not None:
             self.hint = hint
+        if details is not None:
+            self.details = details
 
     def one_line(self) -> str:
         """The message and, if any, what to do about it, on one line."""
@@ -179,3 +200,16 @@ class StaleBackup(UserError):
 
     exit_code = 4
     hint = "check the backup job of that host; 'deltavault status' lists every group"
+
+
+# --- the states compared differ ---------------------------------------------
+
+
+class BreaksFound(DeltavaultError):
+    """``reconcile`` found breaks: the two sources do not agree within tolerance.
+
+    Not a failure of deltavault nor of the caller, but a result a cron job
+    must be able to act on, hence a non-zero exit (1, like ``diff``'s).
+    """
+
+    exit_code = 1

@@ -1,4 +1,5 @@
-"""Keyless audit of a fake repository, and the CLI sub-app run as a user would."""
+"""Keyless audit of a fake repository, and the ledger commands run as a user would
+(the installed ``deltavault`` script in a subprocess)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,9 @@ import json
 from pathlib import Path
 
 import pytest
-import typer
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
-from deltavault.cli.ledger import audit_command, ledger_app
 from deltavault.errors import FormatError, LedgerError
 from deltavault.ledger.events import Event, snapshot_event
 from deltavault.ledger.journal import Journal
@@ -25,12 +23,8 @@ from deltavault.repo.layout import pack_key
 from deltavault.repo.snapshot import PACKLIST_MAGIC as PACKLIST_HEADER
 from deltavault.repo.snapshot import decode_packlist, packlist_root
 from deltavault.store.local import LocalStore
+from tests.support.cli import run_cli
 from tests.support.ledger import AesGcmSealer
-
-app = typer.Typer()
-app.add_typer(ledger_app)
-app.command("audit")(audit_command)
-runner = CliRunner()
 
 
 def make_repo(store: LocalStore, ledger: Ledger) -> list[str]:
@@ -91,39 +85,39 @@ def test_cli_verify_audit_cosign_proof(
 ) -> None:
     make_repo(store, ledger)
     repo, vkey = store.location(), ledger.verifier.vkey()
-    r = runner.invoke(app, ["ledger", "verify", "--repo", repo, "--key", vkey, "--json"])
-    assert r.exit_code == 0, r.output
+    r = run_cli("ledger", "verify", "--repo", repo, "--key", vkey, "--json", env={})
+    assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["size"] == 2
-    r = runner.invoke(app, ["audit", "--repo", repo, "--key", vkey])
-    assert r.exit_code == 0 and "audit passed" in r.stdout, r.output
+    r = run_cli("audit", "--repo", repo, "--key", vkey, env={})
+    assert r.returncode == 0 and "audit passed" in r.stdout, r.stderr
     # Require a witness that has not cosigned yet: fails with one line.
     wkey = witness.verifier.vkey()
-    r = runner.invoke(app, ["ledger", "verify", "--repo", repo, "--key", vkey,
-                            "--require-witness", wkey])  # fmt: skip
-    assert r.exit_code == LedgerError.exit_code
+    r = run_cli("ledger", "verify", "--repo", repo, "--key", vkey, "--require-witness", wkey,
+                env={})
+    assert r.returncode == LedgerError.exit_code
     assert "lacks a valid cosignature of witness" in r.stderr
     keyfile = tmp_path / "witness.key"
     keyfile.write_text(witness.skey())
-    r = runner.invoke(app, ["ledger", "cosign", "--repo", repo, "--witness-key", str(keyfile),
-                            "--state", str(tmp_path / "wstate"), "--key", vkey])  # fmt: skip
-    assert r.exit_code == 0, r.output
-    r = runner.invoke(app, ["ledger", "verify", "--repo", repo, "--key", vkey,
-                            "--require-witness", wkey])  # fmt: skip
-    assert r.exit_code == 0, r.output
+    r = run_cli("ledger", "cosign", "--repo", repo, "--witness-key", str(keyfile),
+                "--state", str(tmp_path / "wstate"), "--key", vkey, env={})  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    r = run_cli("ledger", "verify", "--repo", repo, "--key", vkey, "--require-witness", wkey,
+                env={})
+    assert r.returncode == 0, r.stderr
     # Save a checkpoint, append more, check consistency.
     old = tmp_path / "old.checkpoint"
     old.write_bytes(store.get("ledger/checkpoint"))
     journal = Journal(ledger, AesGcmSealer())
     journal.append([{"trade": 1}, {"trade": 2}])
-    r = runner.invoke(app, ["ledger", "consistency", str(old), "--repo", repo, "--key", vkey])
-    assert r.exit_code == 0 and "consistent" in r.stdout, r.output
+    r = run_cli("ledger", "consistency", str(old), "--repo", repo, "--key", vkey, env={})
+    assert r.returncode == 0 and "consistent" in r.stdout, r.stderr
     proof = tmp_path / "r.tlog-proof"
     proof.write_text(journal.prove(3))
-    r = runner.invoke(app, ["ledger", "verify-proof", str(proof), "--key", vkey, "--json"])
-    assert r.exit_code == 0, r.output
+    r = run_cli("ledger", "verify-proof", str(proof), "--key", vkey, "--json", env={})
+    assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["record"] == {"trade": 2}
     proof.write_text(journal.prove(3).replace("index 3", "index 2"))
-    r = runner.invoke(app, ["ledger", "verify-proof", str(proof), "--key", vkey])
-    assert r.exit_code == LedgerError.exit_code and "error:" in r.stderr
-    r = runner.invoke(app, ["ledger", "verify", "--repo", str(tmp_path / "nope"), "--key", vkey])
-    assert r.exit_code == 10 and "no repository" in r.stderr
+    r = run_cli("ledger", "verify-proof", str(proof), "--key", vkey, env={})
+    assert r.returncode == LedgerError.exit_code and "error:" in r.stderr
+    r = run_cli("ledger", "verify", "--repo", str(tmp_path / "nope"), "--key", vkey, env={})
+    assert r.returncode == 10 and "no repository" in r.stderr

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from typer.testing import CliRunner
-
 from deltavault import api
 from deltavault.repo.repository import Repository
+from tests.support.cli import cli_env, entry_argv
 
 PASSWORD = b"sources-test-password"
 
@@ -21,7 +22,7 @@ def make_repo(path: Path) -> Repository:
 
 @dataclass
 class CliResult:
-    """Exit code and output of one CLI run, as ``deltavault.cli.main.run`` reports them."""
+    """Exit code and output of one run of the installed ``deltavault`` script."""
 
     exit_code: int
     stdout: str
@@ -33,20 +34,12 @@ class CliResult:
 
 
 def cli(repo: Path, *args: str, input: str | None = None) -> CliResult:
-    """Run the CLI in-process as a user would, errors mapped to exit codes like ``run()``."""
-    from deltavault.cli.main import app
-    from deltavault.errors import DeltavaultError
-
-    runner = CliRunner()
-    env = {"DELTAVAULT_REPO": str(repo), "DELTAVAULT_PASSWORD": PASSWORD.decode()}
-    res = runner.invoke(app, list(args), env=env, input=input)
-    exc = res.exception
-    if isinstance(exc, DeltavaultError):
-        return CliResult(exc.exit_code, res.stdout,
-                         res.stderr + f"deltavault: error: {exc.one_line()}\n")
-    if exc is not None and not isinstance(exc, SystemExit):
-        raise exc
-    return CliResult(res.exit_code, res.stdout, res.stderr)
+    """Run the installed ``deltavault`` script as a user would (a subprocess, never in-process)."""
+    env = cli_env(repo, Path(os.devnull), DELTAVAULT_PASSWORD=PASSWORD.decode())
+    del env["DELTAVAULT_PASSWORD_FILE"]
+    proc = subprocess.run([*entry_argv(), *args], input=input, capture_output=True, text=True,
+                          env=env, timeout=240, check=False)
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
 
 def table_rows(db: Path, table: str) -> list[tuple[object, ...]]:

@@ -1,8 +1,11 @@
 """Run deltavault as a user's shell or cron job would: a subprocess of the real entry point.
 
-Exit codes are only ever asserted on these subprocesses, never on an
-in-process runner (an in-process runner cannot see what the console script
-does with an exit code).
+The real entry point is the installed ``deltavault`` console script (beside
+the test interpreter, ``.venv/bin/deltavault``); ``python -m deltavault`` is
+the other one users have. Exit codes are only ever asserted on these
+subprocesses, never on an in-process runner: an in-process runner cannot see
+what the console script does with an exit code, which is how a failed audit
+exited 0 unnoticed (issue 11).
 """
 
 from __future__ import annotations
@@ -18,6 +21,10 @@ from typing import Any
 from deltavault import sampledata
 
 SRC = Path(__file__).resolve().parents[2] / "src"
+#: the console script pip installed for this interpreter (``pip install -e .``)
+SCRIPT = Path(sys.executable).with_name("deltavault")
+#: the two ways a user runs deltavault
+ENTRY_POINTS = ("script", "module")
 PASSWORD = "correct horse battery staple"
 #: cheap Argon2id so every test can create repositories
 KDF_ARGS = ["--kdf-memory", "8192", "--kdf-time", "1"]
@@ -33,6 +40,15 @@ def cli_env(repo: Path, password_file: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+def entry_argv(entry: str = "script") -> list[str]:
+    """The argv prefix of an entry point: the installed script or ``python -m deltavault``."""
+    if entry == "module":
+        return [sys.executable, "-m", "deltavault"]
+    if not SCRIPT.exists():
+        raise AssertionError(f"{SCRIPT} is missing: install the package (pip install -e .)")
+    return [str(SCRIPT)]
+
+
 @dataclass
 class Cli:
     """Runs ``deltavault`` commands against one repository."""
@@ -45,10 +61,10 @@ class Cli:
 
     def __call__(self, *args: str | os.PathLike[str], input: bytes | None = None,
                  expect: int | None = 0, env: dict[str, str] | None = None,
-                 cwd: Path | None = None,
-                 timeout: float = 240) -> subprocess.CompletedProcess[bytes]:
+                 cwd: Path | None = None, timeout: float = 240,
+                 entry: str = "script") -> subprocess.CompletedProcess[bytes]:
         """Run one command; check its exit code unless ``expect`` is None."""
-        argv = [sys.executable, "-m", "deltavault", *map(os.fspath, args)]
+        argv = [*entry_argv(entry), *map(os.fspath, args)]
         proc = subprocess.run(argv, input=input, capture_output=True, env=env or self.env(),
                               cwd=cwd, timeout=timeout, check=False)
         if expect is not None and proc.returncode != expect:
@@ -61,9 +77,10 @@ class Cli:
     def json(self, *args: str | os.PathLike[str], **kw: Any) -> Any:
         return json.loads(self(*args, "--json", **kw).stdout)
 
-    def popen(self, *args: str | os.PathLike[str]) -> subprocess.Popen[bytes]:
-        argv = [sys.executable, "-m", "deltavault", *map(os.fspath, args)]
-        return subprocess.Popen(argv, env=self.env(), stdout=subprocess.DEVNULL,
+    def popen(self, *args: str | os.PathLike[str], stdin: int | None = None,
+              stdout: int | None = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
+        argv = [*entry_argv(), *map(os.fspath, args)]
+        return subprocess.Popen(argv, env=self.env(), stdin=stdin, stdout=stdout,
                                 stderr=subprocess.PIPE)
 
 
@@ -73,12 +90,13 @@ API_PASSWORD = b"e2e password"
 KDF = {"kdf_memory_kib": 8192, "kdf_time_cost": 1}
 
 
-def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """``python -m deltavault ARGS`` with the API password; text output."""
+def run_cli(*args: str, env: dict[str, str],
+            entry: str = "script") -> subprocess.CompletedProcess[str]:
+    """``deltavault ARGS`` (the installed script) with the API password; text output."""
     src = str(SRC)
     full_env = {**os.environ, "PYTHONPATH": src, "DELTAVAULT_PASSWORD": API_PASSWORD.decode(),
                 **env}
-    return subprocess.run([sys.executable, "-m", "deltavault", *args], capture_output=True,
+    return subprocess.run([*entry_argv(entry), *args], capture_output=True,
                           text=True, env=full_env, timeout=120)
 
 

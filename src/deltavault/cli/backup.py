@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from deltavault import api
 from deltavault.cli.common import (
     JsonOpt,
     PasswordFileOpt,
@@ -25,7 +24,6 @@ from deltavault.cli.common import (
     show_progress,
 )
 from deltavault.errors import SourceError, UserError
-from deltavault.sources.dsn import redact
 
 if TYPE_CHECKING:
     from deltavault.api import BackupRun, Progress
@@ -69,6 +67,8 @@ def backup(
     quiet: QuietOpt = False,
 ) -> None:
     """Take a snapshot. Exit 3 if some files could not be read."""
+    from deltavault import api
+
     labels = _metric_labels(repo, host, paths or [], stdin, stdin_filename, sqlite or [],
                             postgres or [], redis or [])
     with api.backup_metrics(metrics_file, labels) as run:
@@ -80,6 +80,8 @@ def backup(
 def _metric_labels(repo: str, host: str, paths: list[Path], stdin: bool, stdin_filename: str,
                    sqlite: list[Path], postgres: list[str], redis: list[str]) -> dict[str, str]:
     """Labels naming the job from its arguments, so success and failure share one series."""
+    from deltavault.sources.dsn import redact
+
     what = [os.path.abspath(p) for p in paths]
     what += [f"<stdin>/{stdin_filename}"] if stdin else []
     what += [f"sqlite:{os.path.abspath(p)}" for p in sqlite]
@@ -119,7 +121,9 @@ def _backup(paths: list[Path] | None, repo: str, password_file: Path | None,
                        codec=codec, json_out=json_out, quiet=quiet,  # type: ignore[arg-type]
                        on_saved=run.saved)
         return
-    r = open_repo(repo, password_file)
+    r = open_repo(repo, password_file)  # the key first: Argon2id's memory is freed here
+    from deltavault import api
+
     with byte_progress(show_progress(json_out, quiet), "backup") as bar:
         on_progress = None
         if bar is not None:
@@ -139,12 +143,12 @@ def _backup(paths: list[Path] | None, repo: str, password_file: Path | None,
     snap = result.snapshot
     s = snap.summary
     run.saved(snap.type, s)
-    if json_out:
-        emit_json({"snapshot_id": snap.id, "type": snap.type, "parent": snap.parent,
-                   "base": snap.base, "tags": snap.tags, "time": snap.time,
-                   "bytes_added": s.get("bytes_added", 0), "summary": s,
-                   "errors": result.errors})
-    elif not quiet:
+    doc = {"snapshot_id": snap.id, "type": snap.type, "parent": snap.parent,
+           "base": snap.base, "tags": snap.tags, "time": snap.time,
+           "bytes_added": s.get("bytes_added", 0), "summary": s, "errors": result.errors}
+    if json_out and not result.errors:
+        emit_json(doc)
+    elif not quiet and not json_out:
         out_console.print(
             f"snapshot {snap.id[:12]} ({snap.type}) saved: {s['files_new']} new, "
             f"{s['files_changed']} changed, {s['files_unmodified']} unmodified files; "
@@ -154,8 +158,4 @@ def _backup(paths: list[Path] | None, repo: str, password_file: Path | None,
         err_console.print(f"warning: {e}")
     if result.errors:
         raise SourceError(f"{len(result.errors)} file(s) could not be read; "
-                          f"snapshot {snap.id[:12]} is incomplete")
-
-
-def register(app: typer.Typer) -> None:
-    app.command()(backup)
+                          f"snapshot {snap.id[:12]} is incomplete", details=doc)

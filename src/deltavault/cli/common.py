@@ -1,4 +1,8 @@
-"""Options, password handling, output and progress shared by every command."""
+"""Options, password handling, output and progress shared by every command.
+
+Cheap to import (start-up, issue 14): Rich and the engine are imported the
+first time a command prints or opens a repository, not when the CLI starts.
+"""
 
 from __future__ import annotations
 
@@ -12,20 +16,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 
-from deltavault import api
 from deltavault.errors import UserError
 
 if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
+
     from deltavault.api import Repository
 
 RepoOpt = Annotated[str, typer.Option("--repo", "-r", envvar="DELTAVAULT_REPO",
@@ -37,8 +34,30 @@ PasswordFileOpt = Annotated[Path | None, typer.Option(
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summaries.")]
 
-err_console = Console(stderr=True, highlight=False)
-out_console = Console(highlight=False)
+
+
+class _LazyConsole:
+    """A Rich console made on first use, so that importing Rich is paid only by
+    commands that print through it."""
+
+    def __init__(self, *, stderr: bool) -> None:
+        self._stderr = stderr
+        self._console: Console | None = None
+
+    def get(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(stderr=self._stderr, highlight=False)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.get(), name)
+
+
+err_console = _LazyConsole(stderr=True)
+out_console = _LazyConsole(stderr=False)
+_json_printed = False
 
 
 def read_password(password_file: Path | None, *, confirm: bool = False) -> bytes:
@@ -71,19 +90,38 @@ def require_repo(repo: str) -> str:
 
 
 def open_repo(repo: str, password_file: Path | None) -> Repository:
-    """Open the repository named by the common options."""
+    """Open the repository named by the common options.
+
+    The key is derived (Argon2id, 64 MiB by default) here, before the command
+    imports its data path (numpy, codecs, pipeline): that memory is returned
+    to the system before those imports and buffers add to the peak.
+    """
+    from deltavault import api
+
     return api.open(require_repo(repo), read_password(password_file))
 
 
 def emit_json(obj: Any) -> None:
-    """One JSON document on stdout."""
+    """The command's one JSON document on stdout.
+
+    A command that fails after building its report does not print it: it
+    raises its error with ``details=report`` and :mod:`deltavault.cli.outcome`
+    prints the report as the error document, so stdout holds one document.
+    """
+    global _json_printed
     sys.stdout.write(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
     sys.stdout.flush()
+    _json_printed = True
+
+
+def json_printed() -> bool:
+    """Whether this process printed its JSON document already."""
+    return _json_printed
 
 
 def show_progress(json_out: bool, quiet: bool) -> bool:
     """Progress bars only for a person watching a terminal."""
-    return not (json_out or quiet) and err_console.is_terminal
+    return not (json_out or quiet) and sys.stderr.isatty() and bool(err_console.get().is_terminal)
 
 
 @contextmanager
@@ -92,9 +130,18 @@ def byte_progress(enabled: bool, description: str) -> Iterator[Progress | None]:
     if not enabled:
         yield None
         return
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                         DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
-                        TextColumn("{task.fields[detail]}"), console=err_console,
+                        TextColumn("{task.fields[detail]}"), console=err_console.get(),
                         transient=True)
     with progress:
         yield progress

@@ -39,7 +39,3 @@ def demo_data(
     except (FileExistsError, FileNotFoundError, ValueError) as exc:
         raise UserError(str(exc)) from exc
     emit_json(doc) if json_out else out_console.print(text)
-
-
-def register(app: typer.Typer) -> None:
-    app.command("demo-data")(demo_data)

@@ -15,9 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from deltavault import api
 from deltavault.cli.common import (
     JsonOpt,
     PasswordFileOpt,
@@ -29,29 +27,37 @@ from deltavault.cli.common import (
 )
 from deltavault.cli.ledger import ledger_app
 from deltavault.errors import UserError
-from deltavault.ledger.journal import Journal
-from deltavault.ledger.state import events
 
 journal_app = typer.Typer(help="Append and read trade/order/config-change records.",
-                          no_args_is_help=True)
+                          no_args_is_help=True, rich_markup_mode=None)
 _BATCH = 1000
 
 
 @ledger_app.command("key")
-def key_command(repo: RepoOpt = "") -> None:
+def key_command(repo: RepoOpt = "", json_out: JsonOpt = False) -> None:
     """Print the ledger's verifier key (give it to auditors and counterparties)."""
-    typer.echo(api.ledger_verifier_key(require_repo(repo)))
+    from deltavault.cli.ledger import config_vkey, open_store
+
+    vkey = config_vkey(open_store(repo))
+    if json_out:
+        emit_json({"verifier_key": vkey, "origin": vkey.split("+", 1)[0]})
+    else:
+        typer.echo(vkey)
 
 
 @ledger_app.command("events")
 def events_command(repo: RepoOpt = "", password_file: PasswordFileOpt = None,
                    json_out: JsonOpt = False) -> None:
     """List every event in the log (snapshots, forgets, restores, journal leaves, ...)."""
+    from deltavault.ledger.state import events
+
     r = open_repo(repo, password_file)
     rows = [(i, e.type, e.fields) for i, e in events(r.ledger)]
     if json_out:
         emit_json([{"index": i, "type": t, **f} for i, t, f in rows])
         return
+    from rich.table import Table
+
     table = Table("#", "type", "time", "details")
     for i, t, f in rows:
         details = {k: v for k, v in f.items() if k not in ("time", "summary")}
@@ -67,14 +73,21 @@ def prove_command(
                                              help="Write the proof file here (else stdout).")]
     = None,
     repo: RepoOpt = "", password_file: PasswordFileOpt = None,
+    json_out: JsonOpt = False,
 ) -> None:
     """Write a tlog-proof file disclosing one journal record and nothing else."""
+    from deltavault.ledger.journal import Journal
+
     r = open_repo(repo, password_file)
     text = Journal(r.ledger, r.crypto).prove(index)
-    if out is None:
+    if out is not None:
+        out.write_text(text)
+    if json_out:  # the proof is text: without --out it travels inside the document
+        emit_json({"index": index, "path": str(out)} if out is not None
+                  else {"index": index, "proof": text})
+    elif out is None:
         sys.stdout.write(text)
     else:
-        out.write_text(text)
         out_console.print(f"wrote proof of entry {index} to {out}")
 
 
@@ -88,6 +101,8 @@ def mirror_command(
     Incremental: write-once objects already there are skipped; the checkpoint
     is replaced last, after every tile and bundle it commits to.
     """
+    from deltavault import api
+
     copied = api.mirror_ledger(require_repo(repo), target)
     dst = api.open_store(target)
     if json_out:
@@ -104,6 +119,8 @@ ledger_app.command("export")(mirror_command)
 def journal_append(repo: RepoOpt = "", password_file: PasswordFileOpt = None,
                    json_out: JsonOpt = False) -> None:
     """Append JSON records (one object per line on stdin) to the journal."""
+    from deltavault.ledger.journal import Journal
+
     r = open_repo(repo, password_file)
     journal = Journal(r.ledger, r.crypto)
     indexes: list[int] = []
@@ -132,13 +149,15 @@ def journal_append(repo: RepoOpt = "", password_file: PasswordFileOpt = None,
 
 @journal_app.command("show")
 def journal_show(index: Annotated[int, typer.Argument(help="Leaf index.")],
-                 repo: RepoOpt = "", password_file: PasswordFileOpt = None) -> None:
-    """Print one journal record (decrypted, commitment checked)."""
+                 repo: RepoOpt = "", password_file: PasswordFileOpt = None,
+                 json_out: JsonOpt = False) -> None:
+    """Print one journal record (decrypted, commitment checked) as JSON.
+
+    With ``--json`` the record comes wrapped with its index:
+    ``{"index": N, "record": {...}}``.
+    """
+    from deltavault.ledger.journal import Journal
+
     r = open_repo(repo, password_file)
     record, _salt = Journal(r.ledger, r.crypto).read(index)
-    emit_json(record)
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(ledger_app, name="ledger")
-    app.add_typer(journal_app, name="journal")
+    emit_json({"index": index, "record": record} if json_out else record)

@@ -1,39 +1,39 @@
-"""Keyless ledger commands: verify, verify-proof, consistency, cosign, audit.
+"""Keyless ledger commands: verify, verify-proof, consistency, cosign, witness-key, audit.
 
 Thin: parse options, call :mod:`deltavault.ledger`, render with Rich or as
-JSON. Every failure is one line on stderr and the exit code of its
-:class:`~deltavault.errors.DeltavaultError` class; a log that does not verify
-exits with :class:`~deltavault.errors.LedgerError`'s code (13).
+JSON. A log, proof or audit that does not verify raises
+:class:`~deltavault.errors.LedgerError` (exit 13) with the result as its
+``details``; :mod:`deltavault.cli.outcome` turns it into one stderr line and,
+with ``--json``, the result document with ``"ok": false``.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.console import Console
 
-from deltavault import api
-from deltavault.cli.common import read_password, require_repo
-from deltavault.errors import DeltavaultError, LedgerError, UserError
-from deltavault.ledger.log import Ledger
-from deltavault.ledger.note import parse_skey, parse_vkey
-from deltavault.ledger.proof import verify_proof
-from deltavault.ledger.verify import VerifyResult, check_old_checkpoint, verify_log
-from deltavault.ledger.witness import cosign
+from deltavault.cli.common import emit_json, out_console, read_password, require_repo
+from deltavault.cli.witness import witness_key_app
+from deltavault.errors import (
+    DeltavaultError,
+    IntegrityError,
+    LedgerError,
+    ObjectNotFound,
+    RepositoryNotFound,
+    UserError,
+)
 
 if TYPE_CHECKING:
+    from deltavault.ledger.log import Ledger
     from deltavault.store.base import Store
 
 ledger_app = typer.Typer(name="ledger", help="Verify and witness the tamper-evident ledger.",
-                         no_args_is_help=True)  # fmt: skip
-_out = Console()
-_err = Console(stderr=True)
+                         no_args_is_help=True, rich_markup_mode=None)  # fmt: skip
+ledger_app.add_typer(witness_key_app, name="witness-key")
 
 RepoOpt = typer.Option("", "--repo", "-r", envvar="DELTAVAULT_REPO",
                        help="Repository location (path or URL).")
@@ -44,41 +44,35 @@ OptionalKeyOpt = typer.Option(
 JsonOpt = typer.Option(False, "--json", help="Print a JSON object instead of text.")
 
 
-def _fail(message: str, code: int) -> NoReturn:
-    _err.print(f"deltavault: error: {message}", highlight=False, soft_wrap=True, markup=False)
-    raise typer.Exit(code)
+def open_store(repo: str) -> Store:
+    """The store of ``--repo`` (no password: ledger commands are keyless)."""
+    from deltavault import api
 
-
-def _run(action: Callable[[], None]) -> None:
-    try:
-        action()
-    except DeltavaultError as exc:
-        _fail(exc.one_line(), exc.exit_code)
-    except OSError as exc:
-        _fail(str(exc), 1)
-
-
-def _open_store(repo: str) -> Store:
     return api.open_store(require_repo(repo))
 
 
 def _origin(store: Store) -> str:
+    from deltavault import api
+
     origin = api.ledger_origin(store)
     if not origin:
+        config_vkey(store)  # no config either: not a repository (exit 10)
         raise LedgerError("the repository has no ledger checkpoint")
     return origin
 
 
-def _emit(as_json: bool, data: dict[str, Any], lines: list[str], ok: bool, what: str) -> None:
-    if as_json:
-        sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    else:
+def _emit(as_json: bool, data: dict[str, Any], lines: list[str], ok: bool, what: str,
+          error: type[DeltavaultError] = LedgerError) -> None:
+    """The result as text or JSON; a failed one raises ``error`` carrying it."""
+    if not as_json:
         for line in lines:
-            _out.print(line, highlight=False)
+            out_console.print(line, highlight=False)
     if not ok:
         problems = data.get("problems") or []
         first = problems[0] if problems else "see above"
-        _fail(f"{what} failed: {first}", LedgerError.exit_code)
+        raise error(f"{what} failed: {first}", details=data)
+    if as_json:
+        emit_json(data)
 
 
 @ledger_app.command("verify")
@@ -94,28 +88,27 @@ def verify_command(
     as_json: bool = JsonOpt,
 ) -> None:
     """Recompute the whole log from its bundles and tiles and check the signatures."""
+    from deltavault.ledger.note import parse_vkey
+    from deltavault.ledger.verify import verify_log
 
-    def action() -> None:
-        _store, ledger = _open_log(repo, key)
-        witnesses = [parse_vkey(w) for w in require_witness]
-        old = old_checkpoint.read_bytes() if old_checkpoint else None
-        names = [w.name for w in witnesses]
-        r = verify_log(ledger, witnesses=witnesses, required_witnesses=names, old_checkpoint=old)
-        lines = [
-            f"log [bold]{r.origin}[/]: size {r.size}, root {r.root}",
-            f"signature: {'ok' if r.signature else 'FAILED'}; "
-            f"{r.entries_checked} entries, {r.tiles_checked} tiles, "
-            f"{r.blobs_checked} blobs checked",
-            *(f"cosigned by {n} at {t}" for n, t in r.witnesses.items()),
-            *([f"consistent with old checkpoint of size {r.consistent_with}"]
-              if r.consistent_with is not None else []),
-            *(f"[red]problem:[/] {p}" for p in r.problems),
-        ]  # fmt: skip
-        if r.ok:
-            lines.append("[green]ledger verified[/]")
-        _emit(as_json, r.to_dict(), lines, r.ok, "ledger verification")
-
-    _run(action)
+    _store, ledger = _open_log(repo, key)
+    witnesses = [parse_vkey(w) for w in require_witness]
+    old = old_checkpoint.read_bytes() if old_checkpoint else None
+    names = [w.name for w in witnesses]
+    r = verify_log(ledger, witnesses=witnesses, required_witnesses=names, old_checkpoint=old)
+    lines = [
+        f"log [bold]{r.origin}[/]: size {r.size}, root {r.root}",
+        f"signature: {'ok' if r.signature else 'FAILED'}; "
+        f"{r.entries_checked} entries, {r.tiles_checked} tiles, "
+        f"{r.blobs_checked} blobs checked",
+        *(f"cosigned by {n} at {t}" for n, t in r.witnesses.items()),
+        *([f"consistent with old checkpoint of size {r.consistent_with}"]
+          if r.consistent_with is not None else []),
+        *(f"[red]problem:[/] {p}" for p in r.problems),
+    ]  # fmt: skip
+    if r.ok:
+        lines.append("[green]ledger verified[/]")
+    _emit(as_json, r.to_dict(), lines, r.ok, "ledger verification")
 
 
 @ledger_app.command("verify-proof")
@@ -126,18 +119,17 @@ def verify_proof_command(
     as_json: bool = JsonOpt,
 ) -> None:
     """Verify an inclusion proof file offline (and the record it discloses)."""
+    from deltavault.ledger.note import parse_vkey
+    from deltavault.ledger.proof import verify_proof
 
-    def action() -> None:
-        witnesses = [parse_vkey(w) for w in witness]
-        r = verify_proof(file.read_bytes(), key, witnesses=witnesses,
-                         required_witnesses=[w.name for w in witnesses])  # fmt: skip
-        lines = [*(f"ok: {c}" for c in r.checks), f"log {r.origin}, size {r.size}, root {r.root}"]
-        if r.record is not None:
-            lines.append(f"record: {json.dumps(r.record, sort_keys=True)}")
-        lines.append("[green]proof verified[/]")
-        _emit(as_json, r.to_dict(), lines, True, "proof verification")
-
-    _run(action)
+    witnesses = [parse_vkey(w) for w in witness]
+    r = verify_proof(file.read_bytes(), key, witnesses=witnesses,
+                     required_witnesses=[w.name for w in witnesses])  # fmt: skip
+    lines = [*(f"ok: {c}" for c in r.checks), f"log {r.origin}, size {r.size}, root {r.root}"]
+    if r.record is not None:
+        lines.append(f"record: {json.dumps(r.record, sort_keys=True)}")
+    lines.append("[green]proof verified[/]")
+    _emit(as_json, r.to_dict(), lines, True, "proof verification")
 
 
 @ledger_app.command("consistency")
@@ -148,20 +140,17 @@ def consistency_command(
     as_json: bool = JsonOpt,
 ) -> None:
     """Prove the current log extends an old checkpoint (no history rewritten)."""
+    from deltavault.ledger.verify import VerifyResult, check_old_checkpoint
 
-    def action() -> None:
-        _store, ledger = _open_log(repo, key)
-        ledger.refresh()
-
-        r = VerifyResult(origin=ledger.origin, size=ledger.size, root=ledger.root.hex(),
-                         signature=True)  # fmt: skip
-        check_old_checkpoint(ledger, old_checkpoint.read_bytes(), r)
-        lines = [f"[red]problem:[/] {p}" for p in r.problems] or [
-            f"[green]consistent[/]: size {r.consistent_with} → {r.size}, root {r.root}"
-        ]
-        _emit(as_json, r.to_dict(), lines, r.ok, "consistency check")
-
-    _run(action)
+    _store, ledger = _open_log(repo, key)
+    ledger.refresh()
+    r = VerifyResult(origin=ledger.origin, size=ledger.size, root=ledger.root.hex(),
+                     signature=True)  # fmt: skip
+    check_old_checkpoint(ledger, old_checkpoint.read_bytes(), r)
+    lines = [f"[red]problem:[/] {p}" for p in r.problems] or [
+        f"[green]consistent[/]: size {r.consistent_with} → {r.size}, root {r.root}"
+    ]
+    _emit(as_json, r.to_dict(), lines, r.ok, "consistency check")
 
 
 @ledger_app.command("cosign")
@@ -175,31 +164,39 @@ def cosign_command(
     as_json: bool = JsonOpt,
 ) -> None:
     """As a witness: check the log grew consistently, then cosign its checkpoint."""
+    from deltavault.ledger.note import parse_skey, parse_vkey
+    from deltavault.ledger.witness import cosign
 
-    def action() -> None:
-        store = _open_store(repo)
-        vkey = key or _config_vkey(store)
-        signer = parse_skey(witness_key.read_text())
-        r = cosign(store, parse_vkey(vkey), signer, state)
-        since = "first sight" if r.old_size is None else f"consistent since size {r.old_size}"
-        _emit(as_json, r.to_dict(),
-              [f"[green]cosigned[/] {r.origin} at size {r.size} as {signer.name} ({since})"],
-              True, "cosign")  # fmt: skip
-
-    _run(action)
+    store = open_store(repo)
+    vkey = key or config_vkey(store)
+    signer = parse_skey(witness_key.read_text())
+    r = cosign(store, parse_vkey(vkey), signer, state)
+    since = "first sight" if r.old_size is None else f"consistent since size {r.old_size}"
+    _emit(as_json, r.to_dict(),
+          [f"[green]cosigned[/] {r.origin} at size {r.size} as {signer.name} ({since})"],
+          True, "cosign")  # fmt: skip
 
 
 def _open_log(repo: str, key: str | None) -> tuple[Store, Ledger]:
     """The store and its ledger, read-only, with the given or the configured key."""
-    store = _open_store(repo)
-    return store, Ledger(store, _origin(store), None, parse_vkey(key or _config_vkey(store)))
+    from deltavault.ledger.log import Ledger
+    from deltavault.ledger.note import parse_vkey
+
+    store = open_store(repo)
+    return store, Ledger(store, _origin(store), None, parse_vkey(key or config_vkey(store)))
 
 
-def _config_vkey(store: Store) -> str:
+def config_vkey(store: Store) -> str:
+    """The verifier key the repository's plaintext config names (exit 10 without config)."""
+    from deltavault import api
+
     try:
-        return api.ledger_verifier_key(store)
-    except DeltavaultError as exc:
-        raise UserError("no --key given and config names no ledger verifier key") from exc
+        vkey = api.ledger_verifier_key(store)
+    except ObjectNotFound as exc:
+        raise RepositoryNotFound(f"no repository at {store.location()}") from exc
+    if not vkey:
+        raise UserError("no --key given and config names no ledger verifier key")
+    return vkey
 
 
 AuditPasswordOpt = typer.Option(
@@ -215,36 +212,24 @@ def audit_command(
     password_file: Path | None = AuditPasswordOpt,
 ) -> None:
     """Keyless audit: the ledger, every committed snapshot and every pack it needs."""
+    from deltavault import api
 
-    def action() -> None:
-        store = _open_store(repo)
-        password = (read_password(password_file)
-                    if password_file is not None or os.environ.get("DELTAVAULT_PASSWORD")
-                    else None)
-        r = api.audit(store, key or _config_vkey(store), password=password)
-        lines = [
-            f"ledger {r.origin}: size {r.ledger.size}, "
-            f"{'verified' if r.ledger.ok else '[red]NOT verified[/]'}",
-            f"{r.events} events, {r.snapshots_checked} snapshots, {r.packs_checked} packs checked",
-            *(f"[red]problem:[/] {p}" for p in [*r.ledger.problems, *r.problems]),
-            *(f"[yellow]time flagged:[/] {f}" for f in r.time_flags),
-        ]
-        if r.ok:
-            lines.append("[green]audit passed[/]")
-        data = r.to_dict()
-        data["problems"] = [*r.ledger.problems, *r.problems]
-        _emit(as_json, data, lines, r.ok, "audit")
-
-    _run(action)
-
-
-def main() -> None:  # pragma: no cover - `python -m deltavault.cli.ledger`
-    """Run the sub-app standalone (the lead mounts it in the main CLI)."""
-    app = typer.Typer(no_args_is_help=True)
-    app.add_typer(ledger_app)
-    app.command("audit")(audit_command)
-    app()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()
+    store = open_store(repo)
+    password = (read_password(password_file)
+                if password_file is not None or os.environ.get("DELTAVAULT_PASSWORD")
+                else None)  # fmt: skip
+    r = api.audit(store, key or config_vkey(store), password=password)
+    lines = [
+        f"ledger {r.origin}: size {r.ledger.size}, "
+        f"{'verified' if r.ledger.ok else '[red]NOT verified[/]'}",
+        f"{r.events} events, {r.snapshots_checked} snapshots, {r.packs_checked} packs checked",
+        *(f"[red]problem:[/] {p}" for p in [*r.ledger.problems, *r.problems]),
+        *(f"[yellow]time flagged:[/] {f}" for f in r.time_flags),
+    ]
+    if r.ok:
+        lines.append("[green]audit passed[/]")
+    data = r.to_dict()
+    data["problems"] = [*r.ledger.problems, *r.problems]
+    # a log that does not verify is a ledger failure; a damaged or missing pack is not
+    _emit(as_json, data, lines, r.ok, "audit",
+          LedgerError if not r.ledger.ok else IntegrityError)

@@ -1,67 +1,19 @@
-"""Entry point: the Typer app, and the one place errors become exit codes."""
+"""Entry point of the ``deltavault`` console script and of ``python -m deltavault``.
+
+:func:`run` is the one place a command's outcome becomes an exit code (see
+:mod:`deltavault.cli.outcome`). It imports nothing heavy before it knows the
+command: the Typer app (:mod:`deltavault.cli.app`) registers only the command
+being run, whose module imports the engine inside its functions, and
+``version`` is answered without Typer at all.
+"""
 
 from __future__ import annotations
 
 import sys
 import warnings
-from typing import TextIO
+from typing import NoReturn, TextIO
 
-import typer
-
-from deltavault import __version__
-from deltavault.cli import (
-    backup,
-    demo,
-    journal,
-    mount,
-    prune,
-    replicate,
-    repo,
-    restore,
-    snapshots,
-    sources,
-    status,
-)
-from deltavault.cli.ledger import audit_command
-from deltavault.cli.serve import serve_command
-from deltavault.cli.ui import ui_command
-from deltavault.errors import DeltavaultError
-
-try:  # newer typer vendors click
-    from typer._click.exceptions import (  # type: ignore[import-not-found,unused-ignore]
-        ClickException,
-    )
-except ImportError:  # pragma: no cover - older typer depends on click
-    from click import ClickException  # type: ignore[assignment,unused-ignore]
-
-app = typer.Typer(
-    name="deltavault",
-    help="Full, differential and incremental backups of trading state, with a verifiable ledger.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-repo.register(app)
-backup.register(app)
-restore.register(app)
-snapshots.register(app)
-demo.register(app)
-prune.register(app)
-journal.register(app)
-replicate.register(app)
-sources.register(app)
-mount.register(app)
-status.register(app)
-app.command("audit")(audit_command)
-app.command("serve")(serve_command)
-app.command("ui")(ui_command)
-
-
-@app.command()
-def version() -> None:
-    """Print the version."""
-    typer.echo(f"deltavault {__version__}")
+from deltavault.errors import EXIT_INTERRUPTED
 
 
 def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
@@ -70,32 +22,55 @@ def _show_warning(message: Warning | str, category: type[Warning], filename: str
     sys.stderr.write(f"deltavault: warning: {message}\n")
 
 
-def run() -> None:
-    """Run the CLI; map every error to one line on stderr and an exit code.
+def run(argv: list[str] | None = None) -> NoReturn:
+    """Run one command and exit with its documented code (README "Exit codes").
 
     Exit codes: 0 ok; 1 error; 2 usage; 3 some source files unreadable;
     4 ``status --max-age`` exceeded; 10 no repository; 11 locked; 12 wrong
     password; 13 repository damaged or inconsistent; 14 storage backend
     failed; 130 interrupted.
     """
+    args = sys.argv[1:] if argv is None else list(argv)
     warnings.showwarning = _show_warning
+    from deltavault.cli import outcome
+
+    as_json = outcome.wants_json(args)
     try:
-        code = app(standalone_mode=False)
-        if isinstance(code, int) and code:
-            sys.exit(code)  # a typer.Exit(n) raised in a command comes back as a value
-    except DeltavaultError as exc:
-        sys.stderr.write(f"deltavault: error: {exc.one_line()}\n")
-        sys.exit(exc.exit_code)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except (KeyboardInterrupt, typer.Abort):
-        sys.stderr.write("deltavault: interrupted\n")
-        sys.exit(130)
-    except BrokenPipeError:
-        sys.exit(1)
+        code = _invoke(args)
+    except SystemExit:
+        raise
+    except BaseException as exc:
+        failure = outcome.failure_of(exc)
+        if failure is None:  # a bug: keep the traceback
+            raise
+        code = outcome.report(failure, as_json=as_json, document_printed=_printed())
+    else:
+        if code == EXIT_INTERRUPTED:  # typer turns KeyboardInterrupt into Exit(130)
+            code = outcome.report(outcome.INTERRUPTED, as_json=as_json,
+                                  document_printed=_printed())
+    sys.exit(code)
+
+
+def _invoke(args: list[str]) -> int:
+    """Parse and run the command; its exit code (0 unless help/usage says otherwise)."""
+    if args and args[0] == "version" and set(args[1:]) <= {"--json"}:
+        from deltavault.cli.version import print_version
+
+        print_version(as_json="--json" in args)
+        return 0
+    from deltavault.cli.app import build_app
+
+    app = build_app()
+    # standalone_mode=False: errors reach run() as exceptions, and an Exit's code
+    # comes back as the return value (it must not be dropped: issue 11).
+    rv = app(args=args, prog_name="deltavault", standalone_mode=False)
+    return rv if isinstance(rv, int) else 0
+
+
+def _printed() -> bool:
+    """Whether the command already printed its JSON document."""
+    common = sys.modules.get("deltavault.cli.common")
+    return bool(common is not None and common.json_printed())
 
 
 if __name__ == "__main__":

@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from deltavault.cli.common import PasswordFileOpt, QuietOpt, RepoOpt, err_console, open_repo
+from deltavault.cli.common import (
+    JsonOpt,
+    PasswordFileOpt,
+    QuietOpt,
+    RepoOpt,
+    emit_json,
+    err_console,
+    open_repo,
+)
 from deltavault.errors import UserError
 
 
@@ -25,10 +33,12 @@ def mount(
     = 10.0,
     debug: Annotated[bool, typer.Option("--debug", help="libfuse's request trace.")] = False,
     quiet: QuietOpt = False,
+    json_out: JsonOpt = False,
 ) -> None:
     """Mount the repository read-only: snapshots/, ids/, tags/, hosts/, latest.
 
-    Runs in the foreground; Ctrl-C or SIGTERM unmounts and exits 0.
+    Runs in the foreground; Ctrl-C or SIGTERM unmounts and exits 0. With
+    ``--json``, ``{"mountpoint", "snapshots"}`` as it mounts.
     """
     # deltavault.mount sits beside the server, above the api (docs/architecture.md)
     from deltavault.mount.fs import SnapshotFS
@@ -40,13 +50,12 @@ def mount(
     target = check_mountpoint(mountpoint)
     source = RepositorySource(open_repo(repo, password_file), refresh_s=refresh_seconds)
     fs = SnapshotFS(source, cache_bytes=cache_mib << 20)
-    if not quiet:
-        err_console.print(f"deltavault: mounting {len(source.snapshots())} snapshot(s) read-only "
+    count = len(source.snapshots())
+    if json_out:
+        emit_json({"mountpoint": str(target), "snapshots": count})
+    elif not quiet:
+        err_console.print(f"deltavault: mounting {count} snapshot(s) read-only "
                           f"at {target}; Ctrl-C or SIGTERM unmounts", highlight=False)
     serve(fs, target, allow_other=allow_other, debug=debug)
-    if not quiet:
+    if not quiet and not json_out:
         err_console.print(f"deltavault: unmounted {target}", highlight=False)
-
-
-def register(app: typer.Typer) -> None:
-    app.command()(mount)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from deltavault import api
 from deltavault.cli.common import (
     JsonOpt,
     PasswordFileOpt,
@@ -23,6 +22,9 @@ from deltavault.cli.common import (
     show_progress,
 )
 from deltavault.errors import UserError
+
+if TYPE_CHECKING:
+    from deltavault import api
 
 KeepOpt = Annotated[int, typer.Option(min=0)]
 MaxUnusedOpt = Annotated[str, typer.Option(
@@ -87,6 +89,8 @@ def forget(
     json_out: JsonOpt = False, quiet: QuietOpt = False,
 ) -> None:
     """Forget snapshots by id or by a retention policy (data is freed by prune)."""
+    from deltavault import api
+
     policy = api.RetentionPolicy(keep_last, keep_hourly, keep_daily, keep_weekly,
                                  keep_monthly, keep_yearly, list(keep_tag or []))
     share, budget = parse_share(max_unused), parse_size(max_repack_size)
@@ -112,6 +116,8 @@ def prune(repo: RepoOpt = "", password_file: PasswordFileOpt = None,
               "--dry-run", help="Only report what would be deleted and reclaimed.")] = False,
           json_out: JsonOpt = False, quiet: QuietOpt = False) -> None:
     """Delete data no snapshot needs and repack mostly-unused packs (keeping every delta base)."""
+    from deltavault import api
+
     share, budget = parse_share(max_unused), parse_size(max_repack_size)
     r = open_repo(repo, password_file)
     with _repack_bar(show_progress(json_out, quiet)) as bar:
@@ -144,7 +150,3 @@ def _print_prune(result: api.PruneResult) -> None:
                           "snapshot object(s) are under retention (Object Lock) and stay "
                           "until it ends")
 
-
-def register(app: typer.Typer) -> None:
-    app.command()(forget)
-    app.command()(prune)

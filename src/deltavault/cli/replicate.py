@@ -13,7 +13,6 @@ from typing import Annotated
 
 import typer
 
-from deltavault import api
 from deltavault.cli.common import (
     JsonOpt,
     PasswordFileOpt,
@@ -49,6 +48,8 @@ def copy(
     if not from_repo:
         raise UserError("no source given", hint="use --from-repo or DELTAVAULT_REPO")
     src = open_repo(from_repo, password_file)
+    from deltavault import api
+
     with byte_progress(show_progress(json_out, quiet), "copy") as bar:
         on_progress: Callable[[int, int], None] | None = None
         if bar is not None:
@@ -58,7 +59,8 @@ def copy(
                 bar.update(task, completed=done, total=total)
         report = api.copy(src, to_repo, snapshots or None, on_progress=on_progress)
     if json_out:
-        emit_json(report.to_dict())
+        if report.ok:
+            emit_json(report.to_dict())
     elif not quiet:
         what = "a new replica" if report.initialised else "the replica"
         out_console.print(f"copied {report.objects_copied} object(s), "
@@ -71,12 +73,14 @@ def copy(
     if not report.ok:
         raise RepositoryError(f"{len(report.damaged_in_source)} source object(s) failed "
                               "verification and were not copied",
-                              hint="run 'deltavault check --read-data' on the source")
+                              hint="run 'deltavault check --read-data' on the source",
+                              details=report.to_dict())
 
 
 repair_app = typer.Typer(
-    help="Repair a damaged repository: 'repair --from-repo REPLICA' replaces damaged objects "
-         "from a replica; 'repair index' rebuilds the index from the pack headers.")
+    name="repair", rich_markup_mode=None,
+    help="Repair a damaged repository from a replica (--from-repo) or rebuild the index from "
+         "the pack headers (repair index).")
 
 
 @repair_app.callback(invoke_without_command=True)
@@ -97,9 +101,12 @@ def repair(
     if not from_repo:
         raise UserError("no replica given", hint="use --from-repo PATH-OR-URL")
     r = open_repo(repo, password_file)
+    from deltavault import api
+
     report = api.repair(r, from_repo)
     if json_out:
-        emit_json(report.to_dict())
+        if report.ok:
+            emit_json(report.to_dict())
     elif not quiet:
         out_console.print(f"found {report.problems_before} problem(s); repaired "
                           f"{len(report.repaired)} object(s) from {report.replica}")
@@ -112,7 +119,8 @@ def repair(
     if not report.ok:
         left = len(report.check_after.problems) if report.check_after else 0
         raise RepositoryError(f"repair left {left} problem(s)",
-                              hint="see 'deltavault check --read-data'")
+                              hint="see 'deltavault check --read-data'",
+                              details=report.to_dict())
 
 
 @repair_app.command("index")
@@ -125,10 +133,13 @@ def repair_index(
 ) -> None:
     """Rebuild the index from the packs' own headers (no replica needed)."""
     r = open_repo(repo, password_file)
+    from deltavault import api
+
     progress = _count_progress("read pack headers") if show_progress(json_out, quiet) else None
     report = api.repair_index(r, on_progress=progress)
     if json_out:
-        emit_json(report.to_dict())
+        if report.ok:
+            emit_json(report.to_dict())
     elif not quiet:
         out_console.print(f"indexed {report.blobs} blob(s) in {report.packs} pack(s) into "
                           f"{len(report.indexes_written)} index file(s); removed "
@@ -139,7 +150,8 @@ def repair_index(
     if not report.ok:
         raise RepositoryError(f"{len(report.unreadable)} pack header(s) could not be read",
                               hint="see 'deltavault check --read-data' and 'deltavault repair "
-                                   "--from-repo REPLICA'")
+                                   "--from-repo REPLICA'",
+                              details=report.to_dict())
 
 
 def _count_progress(what: str) -> Callable[[int, int], None]:
@@ -147,7 +159,3 @@ def _count_progress(what: str) -> Callable[[int, int], None]:
         err_console.print(f"{what}: {done}/{total}", end="\r")
     return cb
 
-
-def register(app: typer.Typer) -> None:
-    app.command()(copy)
-    app.add_typer(repair_app, name="repair")

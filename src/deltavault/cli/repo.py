@@ -1,4 +1,4 @@
-"""init, key, unlock, check, stats."""
+"""init, key, unlock, check, stats, maintenance."""
 
 from __future__ import annotations
 
@@ -7,9 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from deltavault import api
 from deltavault.cli.common import (
     JsonOpt,
     PasswordFileOpt,
@@ -26,7 +24,8 @@ from deltavault.cli.common import (
 )
 from deltavault.errors import RepositoryError, UserError
 
-key_app = typer.Typer(help="Manage the passwords that open the repository.", no_args_is_help=True)
+key_app = typer.Typer(help="Manage the passwords that open the repository.",
+                      no_args_is_help=True, rich_markup_mode=None)
 
 
 def init(repo: RepoOpt = "", password_file: PasswordFileOpt = None, json_out: JsonOpt = False,
@@ -40,6 +39,8 @@ def init(repo: RepoOpt = "", password_file: PasswordFileOpt = None, json_out: Js
          kdf_time: Annotated[int | None, typer.Option(help="Argon2id passes (default 3).")] =
          None) -> None:
     """Create a new repository."""
+    from deltavault import api
+
     location = require_repo(repo)
     password = read_password(password_file, confirm=True)
     chunker = api.ChunkerParams(min_size=max(64, chunk_avg // 4), avg_size=chunk_avg,
@@ -58,6 +59,8 @@ def init(repo: RepoOpt = "", password_file: PasswordFileOpt = None, json_out: Js
 def key_list(repo: RepoOpt = "", password_file: PasswordFileOpt = None,
              json_out: JsonOpt = False) -> None:
     """List key files."""
+    from rich.table import Table
+
     r = open_repo(repo, password_file)
     keys = [dict(k.summary, current=k.id == r.key_id) for k in r.list_keys()]
     if json_out:
@@ -115,6 +118,8 @@ def unlock(repo: RepoOpt = "", password_file: PasswordFileOpt = None,
                "--remove-all", help="Remove every lock, not only stale ones.")] = False,
            json_out: JsonOpt = False) -> None:
     """Remove stale locks left by crashed processes."""
+    from deltavault import api
+
     r = open_repo(repo, password_file)
     removed, left = api.unlock(r, remove_all=remove_all)
     if json_out:
@@ -134,12 +139,15 @@ def check(repo: RepoOpt = "", password_file: PasswordFileOpt = None,
               "--read-data-subset", help="Read only this share of packs, e.g. 10%.")] = None,
           json_out: JsonOpt = False, quiet: QuietOpt = False) -> None:
     """Verify the repository; exit 13 if anything is damaged."""
+    from deltavault import api
+
     share = _parse_share(subset) if subset else None
     r = open_repo(repo, password_file)
     report = api.check(r, read_data=read_data, subset=share,
                        on_progress=_pack_progress() if show_progress(json_out, quiet) else None)
     if json_out:
-        emit_json(report.to_dict())
+        if report.ok:
+            emit_json(report.to_dict())
     elif not quiet:
         out_console.print(f"checked {report.indexes} index files, {report.packs} packs, "
                           f"{report.snapshots} snapshots"
@@ -163,7 +171,8 @@ def check(repo: RepoOpt = "", password_file: PasswordFileOpt = None,
         if report.ok:
             out_console.print("no errors were found")
     if not report.ok:
-        raise RepositoryError(f"check found {len(report.problems)} problem(s)")
+        raise RepositoryError(f"check found {len(report.problems)} problem(s)",
+                              details=report.to_dict())
 
 
 def _parse_share(text: str) -> float:
@@ -185,6 +194,10 @@ def _pack_progress() -> Callable[[int, int], None]:
 def stats(repo: RepoOpt = "", password_file: PasswordFileOpt = None,
           json_out: JsonOpt = False) -> None:
     """Repository totals: snapshots, packs, blobs, stored bytes."""
+    from rich.table import Table
+
+    from deltavault import api
+
     doc = api.stats(open_repo(repo, password_file))
     if json_out:
         emit_json(doc)
@@ -202,6 +215,8 @@ def maintenance(repo: RepoOpt = "", password_file: PasswordFileOpt = None,
                          "many days from now.")] = 0,
                 json_out: JsonOpt = False) -> None:
     """Extend S3 Object Lock retention of every object a kept snapshot needs."""
+    from deltavault import api
+
     if retention_days <= 0:
         raise UserError("give --retention-days N (N > 0)")
     count = api.extend_retention(open_repo(repo, password_file), retention_days)
@@ -210,12 +225,3 @@ def maintenance(repo: RepoOpt = "", password_file: PasswordFileOpt = None,
     else:
         out_console.print(f"retention of {count} objects now ends no earlier than "
                           f"{retention_days} days from now")
-
-
-def register(app: typer.Typer) -> None:
-    app.command()(init)
-    app.add_typer(key_app, name="key")
-    app.command()(unlock)
-    app.command()(check)
-    app.command()(stats)
-    app.command()(maintenance)

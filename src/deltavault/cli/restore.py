@@ -1,14 +1,15 @@
-"""restore, dump."""
+"""restore, dump, rollback."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from deltavault import api
 from deltavault.cli.common import (
     JsonOpt,
     PasswordFileOpt,
@@ -21,7 +22,10 @@ from deltavault.cli.common import (
     out_console,
     show_progress,
 )
-from deltavault.errors import UserError
+from deltavault.errors import UsageError, UserError
+
+if TYPE_CHECKING:
+    from deltavault.api import Repository
 
 SnapshotArg = Annotated[str, typer.Argument(help="Snapshot id, unique prefix, or 'latest'.")]
 
@@ -54,7 +58,9 @@ def restore(
         return
     if sqlite_to or postgres or redis:
         raise UserError("give --target or one of --sqlite-to/--postgres/--redis, not both")
-    r = open_repo(repo, password_file)
+    r = open_repo(repo, password_file)  # the key first: Argon2id's memory is freed here
+    from deltavault import api
+
     snap = api.find_snapshot(r, snapshot)
     with byte_progress(show_progress(json_out, quiet), "restore") as bar:
         cb = None
@@ -77,13 +83,52 @@ def restore(
 def dump(
     snapshot: SnapshotArg,
     path: Annotated[str, typer.Argument(help="Path of a file inside the snapshot.")],
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Write the file here instead of standard output "
+        "(required with --json).")] = None,
     repo: RepoOpt = "",
     password_file: PasswordFileOpt = None,
+    json_out: JsonOpt = False,
 ) -> None:
-    """Write one file of a snapshot to standard output."""
+    """Write one file of a snapshot to standard output (or --output FILE)."""
+    if json_out and output is None:
+        # stdout cannot carry both the file's bytes and the JSON document
+        raise UsageError("dump --json needs --output FILE (the JSON document goes to stdout)")
     r = open_repo(repo, password_file)
-    api.dump(r, snapshot, path, sys.stdout.buffer)
-    sys.stdout.buffer.flush()
+    from deltavault import api
+
+    snap = api.find_snapshot(r, snapshot)
+    if output is None:
+        api.dump(r, snap.id, path, sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+        return
+    size = _dump_to_file(r, snap.id, path, output)
+    if json_out:
+        emit_json({"snapshot": snap.id, "path": path, "size": size, "output": str(output)})
+
+
+def _dump_to_file(r: Repository, snapshot_id: str, path: str, output: Path) -> int:
+    """Dump into a temporary file beside ``output``, renamed over it once complete.
+
+    A dump stopped by damaged data leaves no partial file under the name.
+    """
+    import tempfile
+
+    from deltavault import api
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent or Path("."))
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            size = api.dump(r, snapshot_id, path, fh)
+            umask = os.umask(0o022)
+            os.umask(umask)
+            os.fchmod(fh.fileno(), 0o666 & ~umask)  # as `> FILE` would create it
+        os.replace(tmp, output)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return size
 
 
 def rollback(
@@ -99,6 +144,8 @@ def rollback(
     quiet: QuietOpt = False,
 ) -> None:
     """Put a directory back to a snapshot atomically (restore beside it, then swap)."""
+    from deltavault import api
+
     r = open_repo(repo, password_file)
     result = api.rollback(r, snapshot, tag=tag, target=target, keep_previous=keep_previous)
     snap = result.snapshot
@@ -110,9 +157,3 @@ def rollback(
     elif not quiet:
         out_console.print(f"rolled {result.target} back to snapshot {snap.id[:12]} "
                           f"({snap.time[:19]}) in {result.duration_s:.2f}s")
-
-
-def register(app: typer.Typer) -> None:
-    app.command()(restore)
-    app.command()(dump)
-    app.command()(rollback)

@@ -7,10 +7,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
-from rich.tree import Tree
 
-from deltavault import api
 from deltavault.cli.common import (
     JsonOpt,
     PasswordFileOpt,
@@ -24,6 +21,8 @@ from deltavault.cli.restore import SnapshotArg
 from deltavault.errors import UserError
 
 if TYPE_CHECKING:
+    from rich.tree import Tree
+
     from deltavault.api import Snapshot
     from deltavault.ledger.state import LiveSnapshot
 
@@ -48,6 +47,8 @@ def snapshots(repo: RepoOpt = "", password_file: PasswordFileOpt = None,
                   "--tree", help="Show each full snapshot with its diffs and incrs.")] = False,
               json_out: JsonOpt = False) -> None:
     """List snapshots, oldest first."""
+    from deltavault import api
+
     r = open_repo(repo, password_file)
     snaps = api.snapshots(r, tags=tag or ())
     live = api.ledger_times(r)
@@ -57,6 +58,8 @@ def snapshots(repo: RepoOpt = "", password_file: PasswordFileOpt = None,
     if tree:
         out_console.print(snapshot_tree(snaps))
         return
+    from rich.table import Table
+
     table = Table("id", "time", "type", "host", "tags", "paths", "size", "added")
     flagged = [s for s in snaps if s.id in live and live[s.id].flag]
     flagged_ids = {s.id for s in flagged}
@@ -77,6 +80,8 @@ def snapshots(repo: RepoOpt = "", password_file: PasswordFileOpt = None,
 
 def snapshot_tree(snaps: list[Snapshot]) -> Tree:
     """Fulls as roots; each diff under its full, each incr under its parent."""
+    from rich.tree import Tree
+
     root = Tree("snapshots")
     branches: dict[str, Tree] = {}
     for s in snaps:
@@ -94,6 +99,8 @@ def ls(snapshot: SnapshotArg,
        repo: RepoOpt = "", password_file: PasswordFileOpt = None,
        json_out: JsonOpt = False) -> None:
     """List the files of a snapshot."""
+    from deltavault import api
+
     r = open_repo(repo, password_file)
     entries = list(api.ls(r, snapshot, path))
     if json_out:
@@ -119,6 +126,8 @@ def diff(a: Annotated[str, typer.Argument(help="Older snapshot.")],
          repo: RepoOpt = "", password_file: PasswordFileOpt = None,
          json_out: JsonOpt = False) -> None:
     """Files added, removed and changed between two snapshots."""
+    from deltavault import api
+
     r = open_repo(repo, password_file)
     sa, sb, result = api.diff(r, a, b)
     doc = result.to_dict()
@@ -149,6 +158,8 @@ def tag(snapshot: SnapshotArg,
     """Change a snapshot's tags (writes a new snapshot object that supersedes it)."""
     if not (add or remove or set_):
         raise UserError("give --add, --remove or --set")
+    from deltavault import api
+
     r = open_repo(repo, password_file)
     old, new = api.tag(r, snapshot, add=add or (), remove=remove or (), set_to=set_)
     if json_out:
@@ -156,10 +167,3 @@ def tag(snapshot: SnapshotArg,
     else:
         out_console.print(f"snapshot {old.id[:12]} is now {new.id[:12]} with tags "
                           f"{', '.join(new.tags) or '(none)'}")
-
-
-def register(app: typer.Typer) -> None:
-    app.command()(snapshots)
-    app.command()(ls)
-    app.command()(diff)
-    app.command()(tag)

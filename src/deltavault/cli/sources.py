@@ -24,8 +24,7 @@ from deltavault.cli.common import (
     open_repo,
     out_console,
 )
-from deltavault.errors import SourceError, UsageError
-from deltavault.sources.base import SourceOptions
+from deltavault.errors import BreaksFound, SourceError, UsageError
 
 if TYPE_CHECKING:
     from deltavault.api import BackupResult
@@ -37,8 +36,10 @@ def backup_sources(repo: str, password_file: Path | None, *, sqlite: list[Path],
                    host: str, codec: Policy, json_out: bool, quiet: bool,
                    on_saved: Callable[[str, dict[str, Any]], None] | None = None) -> None:
     """``backup --sqlite/--postgres/--redis``: one snapshot per source."""
+    r = open_repo(repo, password_file)  # the key first: Argon2id's memory is freed here
+    from deltavault.sources.base import SourceOptions
+
     opts = SourceOptions(snapshot_type=snapshot_type, tags=tags, hostname=host, codec=codec)
-    r = open_repo(repo, password_file)
     results: list[tuple[str, BackupResult]] = []
     with r.lock():
         for db in sqlite:
@@ -66,13 +67,15 @@ def backup_sources(repo: str, password_file: Path | None, *, sqlite: list[Path],
             out_console.print(f"{what}: snapshot {snap.id[:12]} ({snap.type}) of "
                               f"{snap.paths[0]}: read {human_bytes(s['bytes_read'])}, added "
                               f"{human_bytes(s['bytes_added'])} in {s['duration_s']:.1f}s")
-    if json_out:
-        emit_json(docs[0] if len(docs) == 1 else docs)
     errors = [e for _w, res in results for e in res.errors]
+    doc: Any = docs[0] if len(docs) == 1 else docs
+    if json_out and not errors:
+        emit_json(doc)
     for e in errors:
         err_console.print(f"warning: {e}")
     if errors:
-        raise SourceError(f"{len(errors)} staged file(s) could not be read")
+        raise SourceError(f"{len(errors)} staged file(s) could not be read",
+                          details=doc if isinstance(doc, dict) else {"snapshots": doc})
 
 
 def restore_sources(repo: str, password_file: Path | None, snapshot: str, *,
@@ -119,9 +122,9 @@ def reconstruct_command(
     quiet: QuietOpt = False,
 ) -> None:
     """Restore the newest snapshot at or before --at, then replay proven journal records."""
+    r = open_repo(repo, password_file)  # the key first: Argon2id's memory is freed here
     from deltavault.trading.reconstruct import reconstruct
 
-    r = open_repo(repo, password_file)
     result = reconstruct(r, at, target, applier=applier, db=db, tag=tag)
     if json_out:
         emit_json(result.to_dict())
@@ -152,8 +155,6 @@ def reconcile_command(
     quiet: QuietOpt = False,
 ) -> None:
     """Compare positions and collateral of two sources; exit 0 only when there is no break."""
-    from rich.table import Table
-
     from deltavault.trading.reconcile import Tolerances, needs_repository, reconcile
 
     r = None
@@ -163,8 +164,11 @@ def reconcile_command(
     if csv_file is not None:
         csv_file.write_text(report.to_csv())
     if json_out:
-        emit_json(report.to_dict())
+        if report.ok:
+            emit_json(report.to_dict())
     elif not quiet and report.breaks:
+        from rich.table import Table
+
         table = Table("table", "account", "key", "break", "left", "right", "diff",
                       title=f"{report.left} ↔ {report.right}")
         for b in report.breaks:
@@ -175,15 +179,8 @@ def reconcile_command(
         if not json_out and not quiet:
             out_console.print(report.summary())
         return
-    err_console.print(f"deltavault: {report.summary()}", soft_wrap=True)
-    raise typer.Exit(1)
+    raise BreaksFound(report.summary(), details=report.to_dict())
 
 
 def _fmt(x: float | None) -> str:
     return "—" if x is None else f"{x:.10g}"
-
-
-def register(app: typer.Typer) -> None:
-    """Add reconstruct and reconcile (backup/restore options live in their commands)."""
-    app.command("reconstruct")(reconstruct_command)
-    app.command("reconcile")(reconcile_command)

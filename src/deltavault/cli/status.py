@@ -11,9 +11,7 @@ import re
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
-from deltavault import api
 from deltavault.cli.common import (
     JsonOpt,
     PasswordFileOpt,
@@ -85,10 +83,13 @@ def status(
     json_out: JsonOpt = False,
 ) -> None:
     """Newest snapshot per host and paths, its age and type, ledger size, last check."""
+    from deltavault import api
+
     limit = parse_duration(max_age) if max_age is not None else None
     report = api.status(open_repo(repo, password_file), max_age_s=limit)
     if json_out:
-        emit_json(report.to_dict())
+        if report.ok:  # a stale report travels as the error document's details
+            emit_json(report.to_dict())
     else:
         _print(report)
     if not report.ok:
@@ -96,10 +97,12 @@ def status(
                 for g in report.stale]
         what = (f"{len(late)} of {len(report.groups)} backup(s) older than {max_age}: "
                 + ", ".join(late[:5])) if late else "the repository has no snapshot"
-        raise StaleBackup(what)
+        raise StaleBackup(what, details=report.to_dict())
 
 
 def _print(report: RepositoryStatus) -> None:
+    from rich.table import Table
+
     out_console.print(f"ledger: {report.ledger_size} entries, checkpoint verified "
                       f"(root {report.ledger_root[:16]}…)", highlight=False)
     out_console.print(_check_line(report), highlight=False)
@@ -112,7 +115,3 @@ def _print(report: RepositoryStatus) -> None:
                       g.last_time[:19].replace("T", " "), age, g.last_type, g.last_id[:12],
                       human_bytes(g.bytes_added))
     out_console.print(table)
-
-
-def register(app: typer.Typer) -> None:
-    app.command()(status)

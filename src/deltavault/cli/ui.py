@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from deltavault.cli.common import PasswordFileOpt, RepoOpt, open_repo
+from deltavault.cli.common import JsonOpt, PasswordFileOpt, RepoOpt, emit_json, open_repo
 from deltavault.errors import UserError
 
 
@@ -26,8 +28,12 @@ def ui_command(
     require_witness: Annotated[list[str] | None, typer.Option(
         "--require-witness", help="Witness verifier key whose cosignature Verify requires.")]
     = None,
+    json_out: JsonOpt = False,
 ) -> None:
-    """Serve the web console: timeline, snapshots, diff, ledger, repository."""
+    """Serve the web console: timeline, snapshots, diff, ledger, repository.
+
+    With ``--json``, ``{"url", "read_only", "token"}`` once the port is bound.
+    """
     try:
         from deltavault.server.run import parse_listen
         from deltavault.ui.auth import check_listen, read_token
@@ -41,5 +47,14 @@ def ui_command(
     token = read_token(token_file) if token_file is not None else None
     check_listen(host, token)  # before asking for a password
     witnesses = [parse_vkey(w) for w in require_witness or []]
+
+    def announce(line: str) -> None:
+        sys.stderr.write(line + "\n")  # the line a person reads, with or without --json
+        sys.stderr.flush()
+        found = re.search(r"(https?://\S+/)", line)
+        if json_out and found:
+            emit_json({"url": found.group(1), "read_only": not allow_actions,
+                       "token": token is not None})
+
     serve_console(open_repo(repo, password_file), host, port, token=token,
-                  allow_actions=allow_actions, witnesses=witnesses)
+                  allow_actions=allow_actions, witnesses=witnesses, announce=announce)

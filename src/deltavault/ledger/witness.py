@@ -136,3 +136,18 @@ def last_cosigned(state_dir: Path, origin: str) -> tuple[int, bytes] | None:
         return None
     cp = parse_checkpoint(parse_note(path.read_bytes()).text)
     return cp.size, cp.root
+
+
+def new_witness_key(name: str) -> NoteSigner:
+    """A fresh Ed25519 cosigning key (type 0x04) under ``name``.
+
+    Its ``skey()`` is the witness's secret (``ledger cosign --witness-key``);
+    its ``verifier.vkey()`` is what a log's auditors pass to
+    ``--require-witness``.
+
+    Raises:
+        FormatError: ``name`` is not a valid key name (empty, spaces or ``+``).
+    """
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    return NoteSigner(name, Ed25519PrivateKey.generate(), SIG_COSIGNATURE)

@@ -23,6 +23,11 @@ from deltavault.errors import FormatError, IntegrityError
 from deltavault.repo.canonical import canonical_json, field, parse_json_object
 from deltavault.repo.crypto import KEY_SIZE, MasterKey, open_with, seal_with
 
+#: keys derived in this process: (parameters, BLAKE2b of the password) → wrapping key.
+#: Argon2id costs 64 MiB and ~0.3 s by design; a process that opens the same
+#: repository again (the web console, a script, copy) pays it once.
+_DERIVED: dict[tuple[bytes, int, int, int, bytes], bytes] = {}
+_DERIVED_MAX = 8
 _MAX_MEMORY_KIB = 4 * 1024 * 1024
 _MAX_TIME_COST = 64
 _MIN_MEMORY_KIB = 8 * 1024
@@ -53,10 +58,18 @@ class KdfParams:
             raise FormatError("key file: Argon2 parallelism or salt out of range")
 
     def derive(self, password: bytes) -> bytes:
-        """The wrapping key from a password."""
+        """The wrapping key from a password (derived once per process and parameters)."""
         self.check()
-        return bytes(hash_secret_raw(password, self.salt, self.time_cost, self.memory_kib,
-                                     self.parallelism, KEY_SIZE, Type.ID))
+        memo = (self.salt, self.time_cost, self.memory_kib, self.parallelism,
+                hashlib.blake2b(password, digest_size=32).digest())
+        key = _DERIVED.get(memo)
+        if key is None:
+            key = bytes(hash_secret_raw(password, self.salt, self.time_cost, self.memory_kib,
+                                        self.parallelism, KEY_SIZE, Type.ID))
+            if len(_DERIVED) >= _DERIVED_MAX:
+                _DERIVED.pop(next(iter(_DERIVED)))
+            _DERIVED[memo] = key
+        return key
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -14,9 +14,8 @@ import hashlib
 import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from deltavault.codec.registry import decode as codec_decode
 from deltavault.errors import (
     BackendError,
     FormatError,
@@ -38,7 +37,6 @@ from deltavault.repo import layout, refs
 from deltavault.repo.blobcache import BlobCache
 from deltavault.repo.config import ChunkerParams, Config, parse_config, verify_config_mac
 from deltavault.repo.crypto import AAD_INDEX, AAD_SNAPSHOT, Crypto, MasterKey
-from deltavault.repo.index import BlobLocation, IndexFile, MasterIndex
 from deltavault.repo.keys import (
     KdfParams,
     KeyFile,
@@ -59,6 +57,9 @@ from deltavault.repo.objects import RepositoryObjects
 from deltavault.repo.snapshot import Snapshot, now_rfc3339
 from deltavault.store.base import ByteRange, Store
 
+if TYPE_CHECKING:  # numpy and the codecs load on first use, not at start-up (issue 14)
+    from deltavault.repo.index import BlobLocation, IndexFile, MasterIndex
+
 
 class Repository:
     """An opened repository: decrypted keys, config and the blob index."""
@@ -69,7 +70,7 @@ class Repository:
         self.config = config
         self.crypto = crypto
         self.key_id = key_id
-        self.index = MasterIndex()
+        self._index: MasterIndex | None = None
         self.cache = BlobCache()
         self.damaged_indexes: list[str] = []
         self._index_loaded = False
@@ -183,8 +184,27 @@ class Repository:
 
     # --- index -----------------------------------------------------------------
 
+    @property
+    def index(self) -> MasterIndex:
+        """The in-memory blob index (empty until :meth:`load_index`).
+
+        Made on first use: it is numpy arrays, and commands that never look a
+        blob up (``snapshots``, ``ledger verify``) should not import numpy.
+        """
+        if self._index is None:
+            from deltavault.repo.index import MasterIndex
+
+            self._index = MasterIndex()
+        return self._index
+
+    @index.setter
+    def index(self, value: MasterIndex) -> None:
+        self._index = value
+
     def load_index_file(self, index_id: str) -> IndexFile:
         """One index file: read, check its SHA-256 name, decrypt, parse."""
+        from deltavault.repo.index import IndexFile
+
         return IndexFile.decode(self._open_named(layout.index_key(index_id), index_id,
                                                  self.objects.read_index, AAD_INDEX),
                                 f"index {index_id[:12]}")
@@ -204,6 +224,8 @@ class Repository:
                 self.damaged_indexes.append(f"{layout.index_key(iid)}: {exc}")
                 warnings.warn(f"skipping damaged index/{iid[:12]}: {exc}", stacklevel=2)
                 return None
+
+        from deltavault.repo.index import MasterIndex
 
         self.damaged_indexes = []
         with ThreadPoolExecutor(max_workers=8) as pool:
@@ -258,6 +280,8 @@ class Repository:
 
     def decode_blob(self, loc: BlobLocation, envelope: bytes | memoryview) -> bytes:
         """Decrypt and decode a stored blob (following delta bases); verify its id."""
+        from deltavault.codec.registry import decode as codec_decode
+
         payload = self.crypto.open_blob(loc.id, envelope)
         base = self.load_blob(loc.base) if loc.base is not None else None
         plain = codec_decode(loc.codec, payload, base, loc.raw_length)

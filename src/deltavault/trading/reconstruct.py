@@ -30,7 +30,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from deltavault.errors import LedgerError, ProofError, UserError
+from deltavault.errors import FormatError, LedgerError, ProofError, UserError
 from deltavault.ledger.events import Event
 from deltavault.ledger.journal import Journal
 from deltavault.ledger.merkle import leaf_hash
@@ -52,6 +52,16 @@ _FRACTION = re.compile(r"(\.\d{6})\d+")
 def parse_at(text: str) -> datetime:
     """A user's or an event's RFC 3339 time (``Z`` or offset; naive = UTC; ns truncated)."""
     return parse_time(_FRACTION.sub(r"\1", text.strip()))
+
+
+def _user_time(text: str) -> datetime:
+    """``--at`` as the user typed it: a bad one is the caller's mistake (exit 1), not
+    damaged data (a stored time that does not parse stays a FormatError, exit 13)."""
+    try:
+        return parse_at(text)
+    except FormatError as exc:
+        raise UserError(f"time {text!r} is not RFC 3339",
+                        hint="give e.g. 2026-11-20T14:03:00Z") from exc
 
 
 @dataclass(frozen=True)
@@ -279,7 +289,7 @@ def reconstruct(repo: Repository, at: str | datetime, target: str | os.PathLike[
         RepositoryError: a record failed its inclusion proof or commitment
             (nothing is applied then), or stored data is damaged.
     """
-    when = at if isinstance(at, datetime) else parse_at(at)
+    when = at if isinstance(at, datetime) else _user_time(at)
     target_path = Path(os.path.abspath(target))
     if target_path.exists() and (not target_path.is_dir() or any(target_path.iterdir())):
         raise UserError(f"{target_path} is not an empty directory")
