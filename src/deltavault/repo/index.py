@@ -102,18 +102,7 @@ class MasterIndex:
         """Merge index files held in memory (replacing what was loaded), sorted by blob id."""
         files = list(files)
         superseded = {s.hex() for _, f in files for s in f.supersedes}
-        kept = [(iid, f) for iid, f in files if iid not in superseded]
-        tables = [np.frombuffer(b"".join(f.pack_ids), dtype="S32") for _, f in kept]
-        table = np.unique(np.concatenate(tables)) if tables else np.zeros(0, "S32")
-        parts = []
-        for (_, f), t in zip(kept, tables, strict=True):
-            rec = f.records.copy()
-            if len(rec):
-                rec["pack"] = np.searchsorted(table, t).astype(np.uint32)[rec["pack"]]
-            parts.append(rec)
-        merged = np.concatenate(parts) if parts else np.zeros(0, dtype=RECORD_DTYPE)
-        seg = ArraySegment(merged, table, frozenset(iid for iid, _ in kept),
-                           frozenset(superseded))
+        seg = ArraySegment.from_files([(iid, f) for iid, f in files if iid not in superseded])
         self.use([seg], seg.sources)
 
     def attach(self, segment: Segment, packs: Iterable[str]) -> None:

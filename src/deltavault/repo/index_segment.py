@@ -27,7 +27,7 @@ import struct
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import blake3
@@ -35,7 +35,7 @@ import numpy as np
 import numpy.typing as npt
 
 from deltavault.errors import FormatError
-from deltavault.repo.indexfile import RECORD_DTYPE, RECORD_SIZE, id_prefix, prefixes
+from deltavault.repo.indexfile import RECORD_DTYPE, RECORD_SIZE, IndexFile, id_prefix, prefixes
 
 SEG_MAGIC = b"DVXSEG1\0"
 _SEG_HEAD = struct.Struct("<8s32sQIIII")
@@ -104,6 +104,21 @@ class ArraySegment(Segment):
         self.packs = packs
         self.sources = sources
         self.supersedes = supersedes
+
+    @classmethod
+    def from_files(cls, files: Sequence[tuple[str, IndexFile]]) -> ArraySegment:
+        """One segment of index files held in memory (their packs merged into one table)."""
+        tables = [np.frombuffer(b"".join(f.pack_ids), dtype="S32") for _, f in files]
+        table = np.unique(np.concatenate(tables)) if tables else np.zeros(0, "S32")
+        parts = []
+        for (_, f), t in zip(files, tables, strict=True):
+            rec = f.records.copy()
+            if len(rec):
+                rec["pack"] = np.searchsorted(table, t).astype(np.uint32)[rec["pack"]]
+            parts.append(rec)
+        merged = np.concatenate(parts) if parts else np.zeros(0, dtype=RECORD_DTYPE)
+        return cls(merged, table, frozenset(iid for iid, _ in files),
+                   frozenset(s.hex() for _, f in files for s in f.supersedes))
 
     def records(self, lo: int, hi: int) -> npt.NDArray[np.void]:
         return self.rec[lo:hi]

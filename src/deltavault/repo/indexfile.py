@@ -196,7 +196,7 @@ class IndexFile:
         """This file as several of at most ``max_records`` records each.
 
         One pack's records stay in one file (a pack with more records than
-        the limit makes a bigger file). Only the last file names
+        the limit makes a file of its own, bigger than the limit). Only the last file names
         ``supersedes``: written last, it retires the old files only once
         every new one exists.
         """
@@ -210,8 +210,11 @@ class IndexFile:
         start, n = 0, len(rec)
         while start < n:
             end = min(start + max_records, n)
-            if end < n:
-                end = int(np.searchsorted(col, col[end - 1], side="right"))
+            if end < n and col[end] == col[end - 1]:
+                # a pack would straddle the cut: end before it, or after it if it is
+                # the only pack left in this file
+                cut = int(np.searchsorted(col, col[end], side="left"))
+                end = cut if cut > start else int(np.searchsorted(col, col[end], side="right"))
             chunk = rec[start:end].copy()
             used = np.unique(chunk["pack"])
             remap = np.zeros(len(self.pack_ids), dtype=np.uint32)
