@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import os
 import shutil
@@ -236,7 +237,7 @@ def test_many_small_index_files_keep_few_segments(repo: Repository) -> None:
     segs = sorted((s.n for s in repo.index_cache().segments()), reverse=True)
     assert len(segs) <= MAX_SEGMENTS
     # sizes fall geometrically: each is under a quarter of the one above
-    assert all(small * FANOUT < big for big, small in zip(segs, segs[1:], strict=False))
+    assert all(small * FANOUT < big for big, small in itertools.pairwise(segs))
     assert sum(segs) == sum(5 + i for i in range(24))
 
 

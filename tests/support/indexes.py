@@ -42,7 +42,8 @@ def expected(packs: Entries) -> dict[bytes, BlobLocation]:
 def assert_finds(repo: Repository, packs: Entries) -> None:
     """Every blob of ``packs`` is found at exactly its location."""
     for bid, loc in expected(packs).items():
-        assert repo.index.locations(bid) == [loc], bid.hex()
+        got = repo.index.locations(bid)
+        assert got == [loc], (bid.hex(), got, loc)
         assert repo.index.get(bid) == loc
 
 

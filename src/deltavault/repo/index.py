@@ -28,9 +28,10 @@ from deltavault.repo.indexfile import (
     BlobLocation,
     IndexFile,
     IndexStream,
+    Record,
     full_id,
 )
-from deltavault.repo.packs import PackEntry
+from deltavault.repo.packs import ZERO_ID, PackEntry
 
 __all__ = ["INDEX_MAGIC", "RECORD_DTYPE", "BlobLocation", "IndexFile", "IndexStream",
            "MasterIndex"]
@@ -50,10 +51,9 @@ class _View:
     pending: Pending
 
 
-def _location(blob_id: bytes, r: np.void, pack_id: str) -> BlobLocation:
-    base = full_id(bytes(r["base"])) if r["base"] != b"" else None
-    return BlobLocation(blob_id, pack_id, int(r["offset"]), int(r["length"]),
-                        int(r["raw_length"]), int(r["type"]), int(r["codec"]), base)
+def _location(r: Record, pack_id: str) -> BlobLocation:
+    return BlobLocation(r[0], pack_id, r[3], r[4], r[5], r[6], r[7],
+                        None if r[1] == ZERO_ID else r[1])
 
 
 def _view(segments: Sequence[Segment], pending: Pending) -> _View:
@@ -134,21 +134,17 @@ class MasterIndex:
 
     # --- lookups -------------------------------------------------------------------
 
-    def _stored(self, blob_id: bytes) -> list[tuple[int, np.void, str]]:
+    def _stored(self, blob_id: bytes) -> list[tuple[int, Record, str]]:
         """(position, record, pack id) of every loaded record of ``blob_id``."""
         while True:
             v = self._v
             try:
                 out = []
                 for seg, off in zip(v.segments, v.offsets, strict=True):
-                    lo, hi = seg.span(blob_id)
-                    if hi == lo:
-                        continue
-                    for i, r in enumerate(seg.records(lo, hi)):
-                        if full_id(bytes(r["id"])) == blob_id:
-                            out.append((off + lo + i, r, seg.pack_hex(int(r["pack"]))))
+                    for pos, r in seg.find(blob_id):
+                        out.append((off + pos, r, seg.pack_hex(r[2])))
                 if len(out) > 1:  # self-contained copies first: readers prefer them
-                    out.sort(key=lambda t: t[1]["base"] != b"")
+                    out.sort(key=lambda t: t[1][1] != ZERO_ID)
                 return out
             except DamagedSegment as exc:
                 self._repair(v, exc)
@@ -166,7 +162,7 @@ class MasterIndex:
 
     def _pending(self, blob_id: bytes) -> list[BlobLocation]:
         p = self._v.pending
-        out = [_location(blob_id, r, p.packs[int(r["pack"])]) for r in p.find(blob_id)]
+        out = [_location(r, p.packs[r[2]]) for r in p.find(blob_id)]
         if len(out) > 1:
             out.sort(key=lambda loc: loc.base is not None)
         return out
@@ -179,12 +175,12 @@ class MasterIndex:
         stored = self._stored(blob_id)
         if stored:
             _, r, pid = stored[0]
-            return _location(blob_id, r, pid)
+            return _location(r, pid)
         return pending[0] if pending else None
 
     def locations(self, blob_id: bytes) -> list[BlobLocation]:
         """Every known location of a blob (it may be stored more than once)."""
-        out = [_location(blob_id, r, pid) for _, r, pid in self._stored(blob_id)]
+        out = [_location(r, pid) for _, r, pid in self._stored(blob_id)]
         return out + self._pending(blob_id)
 
     def locate_many(self, blob_ids: list[bytes]) -> list[BlobLocation | None]:
@@ -198,7 +194,7 @@ class MasterIndex:
                 out.append(None)
             else:
                 _, r, pid = stored[0]
-                out.append(_location(blob_id, r, pid))
+                out.append(_location(r, pid))
         return out
 
     def slot(self, blob_id: bytes) -> tuple[int, int]:
@@ -210,7 +206,7 @@ class MasterIndex:
         """
         stored = self._stored(blob_id)
         if stored:
-            return stored[0][0], int(stored[0][1]["length"])
+            return stored[0][0], stored[0][1][4]
         return -1, 0
 
     def __contains__(self, blob_id: bytes) -> bool:

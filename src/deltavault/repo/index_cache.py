@@ -227,9 +227,18 @@ class IndexCache:
             builder.close()
         return SyncResult(final, sorted(damaged.items()), len(fetched))
 
-    def add_files(self, files: Sequence[tuple[str, IndexFile]]) -> FileSegment:
-        """Cache index files this process just wrote (no download on the next open)."""
+    def add_files(self, files: Sequence[tuple[str, IndexFile]]) -> FileSegment | None:
+        """Cache index files this process just wrote (no download on the next open).
+
+        Returns the new segment, or None if another process (reading the
+        store meanwhile) has cached every one of them already.
+        """
         with self.locked():
+            segs = self.segments()
+            known, _ = _summary(segs)
+            files = [(iid, f) for iid, f in files if iid not in known]
+            if not files:
+                return None
             builder = SegmentBuilder(self.dir, secrets.token_hex(8))
             try:
                 for iid, f in files:
@@ -239,8 +248,7 @@ class IndexCache:
                 builder.close()
             # segments this write supersedes entirely are gone; one superseded in part
             # stays until the next open finds it stale and reads its files again
-            keep = [s for s in self.segments() if not s.sources <= new.supersedes]
-            self._commit([*keep, new])
+            self._commit([*(s for s in segs if not s.sources <= new.supersedes), new])
         return new
 
     def _new_segment(self, builder: SegmentBuilder, fold: Sequence[Segment] = ()

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from deltavault.repo.indexfile import RECORD_DTYPE, id_prefix, prefixes
+from deltavault.repo.indexfile import RECORD, RECORD_DTYPE, Record, id_prefix, prefixes
 from deltavault.repo.packs import ZERO_ID, PackEntry
 
 #: a level is merged into the one above while it is at least this fraction of it
@@ -51,7 +51,7 @@ class Pending:
     def __len__(self) -> int:
         return sum(len(lv.rec) for lv in self.levels)
 
-    def find(self, blob_id: bytes) -> list[np.void]:
+    def find(self, blob_id: bytes) -> list[Record]:
         """Every added record of ``blob_id``."""
         if not self.levels:
             return []
@@ -60,8 +60,8 @@ class Pending:
         for lv in self.levels:
             lo = int(lv.pfx.searchsorted(p, "left"))
             while lo < len(lv.pfx) and lv.pfx[lo] == p:
-                r = lv.rec[lo]
-                if bytes(r["id"]).ljust(32, b"\0") == blob_id:
+                r: Record = RECORD.unpack(lv.rec[lo: lo + 1].tobytes())  # type: ignore[assignment]
+                if r[0] == blob_id:
                     out.append(r)
                 lo += 1
         return out

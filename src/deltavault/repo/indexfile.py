@@ -28,6 +28,11 @@ RECORD_DTYPE = np.dtype([
 ])
 RECORD_SIZE = RECORD_DTYPE.itemsize
 assert RECORD_SIZE == 82
+#: one record as Python values (a lookup's hit path: no numpy scalars, full 32-byte ids)
+RECORD = struct.Struct("<32s32sIIIIBB")
+assert RECORD.size == RECORD_SIZE
+#: (id, base, pack, offset, length, raw_length, type, codec); base is 32 zero bytes if none
+Record = tuple[bytes, bytes, int, int, int, int, int, int]
 #: the first 8 bytes of a record's id as one big-endian integer: the sort key of every
 #: sorted record array (ids are keyed hashes, so equal prefixes are almost always equal ids)
 PREFIX_VIEW = np.dtype({"names": ["p"], "formats": [">u8"], "offsets": [0],

@@ -135,7 +135,9 @@ class RepositoryIndex:
         except OSError as exc:
             warnings.warn(f"could not update the index cache: {exc}", stacklevel=3)
             return
-        packs = {p.hex() for _, f in files for p in f.pack_ids}
+        if seg is None:
+            return
+        packs = {p.hex() for iid, f in files if iid in seg.sources for p in f.pack_ids}
         if self._index_loaded and not seg.supersedes and self.index.holds_pending(packs):
             self.index.attach(seg, packs)
 
