@@ -83,3 +83,21 @@ def test_written_index_moves_session_blobs_out_of_ram(repo: Repository) -> None:
     again.load_index()
     assert again.index_sync is not None and again.index_sync.fetched == 0
     assert_finds(again, first)
+
+
+def test_locate_many_answers_like_locations(repo: Repository) -> None:
+    a, b = entries(4, 60, seed=3), entries(1, 10, seed=4)
+    repo.save_index_files(a, max_records=100)
+    repo.save_index_files(b)
+    again = same_host(repo)
+    again.load_index()
+    twice = next(iter(b.values()))[0]
+    again.index.add("ff" * 32, [twice])  # also added in this session: ambiguous
+    want = expected(a)
+    ids = [*want, b"\0" * 32, twice.id, *list(expected(b))[1:]]
+    got = again.index.locate_many(ids)
+    for bid, loc in zip(ids, got, strict=True):
+        if bid == twice.id or bid == b"\0" * 32:
+            assert loc is None
+        else:
+            assert loc is not None and again.index.locations(bid) == [loc]

@@ -29,7 +29,9 @@ from deltavault.repo.indexfile import (
     IndexFile,
     IndexStream,
     Record,
+    concat,
     full_id,
+    take,
 )
 from deltavault.repo.packs import ZERO_ID, PackEntry
 
@@ -183,18 +185,42 @@ class MasterIndex:
         out = [_location(r, pid) for _, r, pid in self._stored(blob_id)]
         return out + self._pending(blob_id)
 
-    def locate_many(self, blob_ids: list[bytes]) -> list[BlobLocation | None]:
+    def locate_many(self, blob_ids: Sequence[bytes]) -> list[BlobLocation | None]:
         """The stored location of each blob; None where it is unknown, stored more than
-        once or only added in this session (the caller then asks :meth:`locations`)."""
-        out: list[BlobLocation | None] = []
-        pending = self._v.pending
-        for blob_id in blob_ids:
-            stored = self._stored(blob_id)
-            if len(stored) != 1 or pending.find(blob_id):
-                out.append(None)
-            else:
-                _, r, pid = stored[0]
-                out.append(_location(r, pid))
+        once or only added in this session (the caller then asks :meth:`locations`).
+
+        One vectorised search per segment; the records are then read in
+        position order, so blobs that share a block of the cache cost one read.
+        """
+        v = self._v
+        n = len(blob_ids)
+        out: list[BlobLocation | None] = [None] * n
+        if not n or not v.segments:
+            return out
+        q = np.frombuffer(b"".join(b[:8] for b in blob_ids), dtype=">u8").astype(np.uint64)
+        count = np.zeros(n, dtype=np.int64)
+        where = np.zeros(n, dtype=np.int64)
+        seg_of = np.zeros(n, dtype=np.int64)
+        for k, seg in enumerate(v.segments):
+            lo = seg.pfx.searchsorted(q, "left")
+            c = seg.pfx.searchsorted(q, "right") - lo
+            hit = c > 0
+            count += c
+            where[hit] = lo[hit]
+            seg_of[hit] = k
+        single = np.flatnonzero(count == 1)
+        single = single[np.lexsort((where[single], seg_of[single]))]
+        pending = v.pending
+        try:
+            for i, k, pos in zip(single.tolist(), seg_of[single].tolist(),
+                                 where[single].tolist(), strict=True):
+                seg = v.segments[k]
+                r = seg.record(pos)
+                if r[0] == blob_ids[i] and not (pending.levels and pending.find(r[0])):
+                    out[i] = _location(r, seg.pack_hex(r[2]))
+        except DamagedSegment as exc:
+            self._repair(v, exc)
+            return self.locate_many(blob_ids)
         return out
 
     def slot(self, blob_id: bytes) -> tuple[int, int]:
@@ -256,9 +282,9 @@ class MasterIndex:
                 part = rec.copy()
                 part["pack"] = remap[part["pack"]]
                 parts.append(part)
-        merged = np.concatenate(parts) if parts else np.zeros(0, dtype=RECORD_DTYPE)
+        merged = concat(parts)
         # a blob stored both as a delta and self-contained: the self-contained record
         # sorts first, so leftmost matches prefer it
-        merged = merged[np.lexsort((merged["base"] != b"", merged["id"]))]
+        merged = take(merged, np.lexsort((merged["base"] != b"", merged["id"])))
         return [t.hex() for t in np.frombuffer(table.tobytes(), "V32").tolist()], merged
 

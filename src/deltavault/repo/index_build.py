@@ -23,7 +23,15 @@ import numpy as np
 import numpy.typing as npt
 
 from deltavault.repo.index_segment import FileSegment, Segment, SegmentWriter
-from deltavault.repo.indexfile import RECORD_DTYPE, RECORD_SIZE, IndexFile, IndexStream, prefixes
+from deltavault.repo.indexfile import (
+    RECORD_DTYPE,
+    RECORD_SIZE,
+    IndexFile,
+    IndexStream,
+    concat,
+    prefixes,
+    take,
+)
 
 #: records sorted in memory before a run is spilled (about 42 MiB)
 RUN_RECORDS = 1 << 19
@@ -87,9 +95,9 @@ def merge_sorted(inputs: list[Iterator[npt.NDArray[np.void]]]
                 live.append((it, w, p))
             else:
                 pull(it)
-        out = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        out = concat(parts)
         if len(parts) > 1:
-            out = out[np.argsort(prefixes(out), kind="stable")]
+            out = take(out, np.argsort(prefixes(out), kind="stable"))
         yield out
 
 
@@ -155,13 +163,14 @@ class SegmentBuilder:
                 if len(self._buf) < RUN_RECORDS:
                     grown = np.empty(min(RUN_RECORDS, max(4096, 2 * len(self._buf))),
                                      dtype=RECORD_DTYPE)
-                    grown[: self._used] = self._buf[: self._used]
+                    np.copyto(grown[: self._used].view(np.uint8),
+                              self._buf[: self._used].view(np.uint8))
                     self._buf = grown
                 else:
                     self._spill()
             k = min(len(batch), len(self._buf) - self._used)
             dst = self._buf[self._used: self._used + k]
-            dst[...] = batch[:k]
+            np.copyto(dst.view(np.uint8), np.ascontiguousarray(batch[:k]).view(np.uint8))
             dst["pack"] += np.uint32(base)
             self._used += k
             self.records += k
@@ -169,7 +178,7 @@ class SegmentBuilder:
 
     def _sorted_buffer(self) -> npt.NDArray[np.void]:
         rec = self._buf[: self._used]
-        return rec[np.argsort(prefixes(rec), kind="stable")]
+        return take(rec, np.argsort(prefixes(rec), kind="stable"))
 
     def _spill(self) -> None:
         path = self._scratch / f"tmp-run-{self._tag}-{len(self._runs)}"

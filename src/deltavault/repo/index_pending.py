@@ -16,7 +16,15 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from deltavault.repo.indexfile import RECORD, RECORD_DTYPE, Record, id_prefix, prefixes
+from deltavault.repo.indexfile import (
+    RECORD,
+    RECORD_DTYPE,
+    Record,
+    concat,
+    id_prefix,
+    prefixes,
+    take,
+)
 from deltavault.repo.packs import ZERO_ID, PackEntry
 
 #: a level is merged into the one above while it is at least this fraction of it
@@ -34,7 +42,7 @@ class Level:
     def of(cls, rec: npt.NDArray[np.void]) -> Level:
         pfx = prefixes(rec)
         order = np.argsort(pfx, kind="stable")
-        return cls(rec[order], pfx[order])
+        return cls(take(rec, order), pfx[order])
 
 
 @dataclass(frozen=True)
@@ -80,10 +88,10 @@ class Pending:
         levels = [*self.levels, Level.of(np.array(batch, dtype=RECORD_DTYPE))]
         while len(levels) >= 2 and len(levels[-1].rec) * _FANOUT >= len(levels[-2].rec):
             top, new = levels[-2], levels[-1]
-            rec = np.concatenate([top.rec, new.rec])
+            rec = concat([top.rec, new.rec])
             pfx = np.concatenate([top.pfx, new.pfx])
             order = np.argsort(pfx, kind="stable")  # two sorted runs: a linear merge
-            levels[-2:] = [Level(rec[order], pfx[order])]
+            levels[-2:] = [Level(take(rec, order), pfx[order])]
         return Pending(self.packs, tuple(levels))
 
     def without_packs(self, positions: Iterable[int]) -> Pending:

@@ -26,7 +26,6 @@ import os
 import struct
 import threading
 import weakref
-from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -41,8 +40,10 @@ from deltavault.repo.indexfile import (
     RECORD_SIZE,
     IndexFile,
     Record,
+    concat,
     id_prefix,
     prefixes,
+    take,
 )
 
 SEG_MAGIC = b"DVXSEG1\0"
@@ -128,7 +129,7 @@ class ArraySegment(Segment):
                  supersedes: frozenset[str] = frozenset()) -> None:
         pfx = prefixes(records)
         order = np.argsort(pfx, kind="stable")
-        self.rec = records[order]
+        self.rec = take(records, order)
         self.pfx = pfx[order]
         self.n = len(self.rec)
         self.packs = packs
@@ -147,7 +148,7 @@ class ArraySegment(Segment):
             if len(rec):
                 rec["pack"] = np.searchsorted(table, t).astype(np.uint32)[rec["pack"]]
             parts.append(rec)
-        merged = np.concatenate(parts) if parts else np.zeros(0, dtype=RECORD_DTYPE)
+        merged = concat(parts)
         return cls(merged, table, frozenset(iid for iid, _ in files),
                    frozenset(s.hex() for _, f in files for s in f.supersedes))
 
@@ -201,7 +202,7 @@ class FileSegment(Segment):
         if n > 1 and not bool(np.all(self.pfx[1:] >= self.pfx[:-1])):
             raise FormatError("index cache: segment is not sorted")
         self._hashes = view[pos: pos + 32 * self._n_blocks()]
-        self._cache: OrderedDict[int, bytes] = OrderedDict()
+        self._cache: dict[int, bytes] = {}
         self._lock = threading.Lock()
 
     def _n_blocks(self) -> int:
@@ -250,23 +251,22 @@ class FileSegment(Segment):
             raise DamagedSegment(f"index cache: {self.name}: {exc}", self) from exc
 
     def _block(self, b: int) -> bytes:
-        """Block ``b``'s bytes, checked against its hash (a few recent ones are kept)."""
-        with self._lock:
-            hit = self._cache.get(b)
-            if hit is not None:
-                self._cache.move_to_end(b)
-                return hit
-        lo = b * self.block
-        buf = bytearray(min(self.block, self.n - lo) * RECORD_SIZE)
-        self._read(buf, lo)
-        if not hmac.compare_digest(blake3.blake3(buf).digest(),
-                                   self._hashes[32 * b: 32 * (b + 1)]):
+        """Block ``b``'s bytes, checked against its hash (the last few read are kept)."""
+        hit = self._cache.get(b)  # a dict read is atomic: no lock on the hot path
+        if hit is not None:
+            return hit
+        size = min(self.block, self.n - b * self.block) * RECORD_SIZE
+        try:
+            data = os.pread(self._fd, size, _SEG_HEAD.size + b * self.block * RECORD_SIZE)
+        except OSError as exc:
+            raise DamagedSegment(f"index cache: {self.name}: {exc}", self) from exc
+        if len(data) != size or not hmac.compare_digest(
+                blake3.blake3(data).digest(), self._hashes[32 * b: 32 * (b + 1)]):
             raise DamagedSegment(f"index cache: block {b} of {self.name} was changed", self)
-        data = bytes(buf)
-        with self._lock:
+        with self._lock:  # first in, first out: random lookups gain nothing from LRU order
             self._cache[b] = data
-            while len(self._cache) > _BLOCKS_KEPT:
-                self._cache.popitem(last=False)
+            if len(self._cache) > _BLOCKS_KEPT:
+                del self._cache[next(iter(self._cache))]
         return data
 
     def record(self, pos: int) -> Record:
