@@ -285,3 +285,18 @@ def test_concurrent_writer_processes_share_one_cache(repo: Repository, tmp_path:
                    for s in range(3)]
         assert [f.result() for f in futures] == [5] * 3
     _check_all_written(repo, tmp_path, 3, 5)
+
+
+def test_reread_verifies_every_file_again(repo: Repository) -> None:
+    a, b = entries(2, 20, seed=18), entries(2, 20, seed=19)
+    ia = repo.save_index_files(a)[0]
+    repo.save_index_files(b)
+    repo.load_index()
+    assert repo.index_sync is not None and repo.index_sync.fetched == 0
+    _flip(Path(repo.store.location()) / layout.index_key(ia), 100)
+    with pytest.warns(UserWarning, match="skipping damaged index"):
+        repo.load_index(reread=True)  # what check needs: nothing taken from the cache
+    assert repo.index_sync is not None and repo.index_sync.fetched == 2
+    assert [iid for iid, _ in repo.index_sync.damaged] == [ia]
+    assert_absent(repo, a)
+    assert_finds(repo, b)

@@ -176,14 +176,20 @@ class IndexCache:
 
     # --- bringing it up to date ---------------------------------------------------------
 
-    def sync(self, listing: Sequence[str], fetch: Fetch) -> SyncResult:
+    def sync(self, listing: Sequence[str], fetch: Fetch, *, reread: bool = False
+             ) -> SyncResult:
         """Segments covering exactly the index files in ``listing`` that count.
 
         Without changes this reads the manifest and the segments and takes
         no lock; otherwise it reads the new (or no longer covered) index
-        files under the lock and commits a new manifest.
+        files under the lock and commits a new manifest. ``reread`` trusts
+        nothing cached: every listed file is downloaded and verified again
+        and the cache rebuilt from them (``check``).
         """
         present = set(listing)
+        if reread:
+            with self.locked():
+                return self._update([], present, fetch)
         segs = self.segments()
         if _current(segs, present):
             return SyncResult(segs)
@@ -225,7 +231,9 @@ class IndexCache:
             final = self._commit([*keep, *new])
         finally:
             builder.close()
-        return SyncResult(final, sorted(damaged.items()), len(fetched))
+        # a damaged file that a readable one supersedes is ignored by every reader
+        return SyncResult(final, sorted((k, v) for k, v in damaged.items() if k not in sup),
+                          len(fetched))
 
     def add_files(self, files: Sequence[tuple[str, IndexFile]]) -> FileSegment | None:
         """Cache index files this process just wrote (no download on the next open).

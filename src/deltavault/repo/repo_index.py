@@ -61,18 +61,22 @@ class RepositoryIndex:
                 self.config.id, self.store.location(), self.crypto.master.secret)
         return self._index_cache
 
-    def load_index(self, *, force: bool = False) -> MasterIndex:
+    def load_index(self, *, force: bool = False, reread: bool = False) -> MasterIndex:
         """Bring the index cache up to date with the stored index files and use it.
 
         With a warm cache nothing is downloaded; new index files extend it,
         vanished or superseded ones make the segments that named them be
         rebuilt. A damaged index file is skipped with a warning (and listed
         in ``damaged_indexes``): one bad file must not block every restore;
-        what it named is reported by ``check`` and repairable.
+        what it named is reported by ``check`` and repairable. ``reread``
+        (implies ``force``) downloads and verifies every index file again
+        and rebuilds the cache from them, for a check that trusts nothing
+        local; ``index_sync.damaged`` then lists every unreadable file.
         """
-        if self._index_loaded and not force:
+        if self._index_loaded and not force and not reread:
             return self.index
-        result = self.index_cache().sync(self.objects.index_ids(), self._index_plaintext)
+        result = self.index_cache().sync(self.objects.index_ids(), self._index_plaintext,
+                                         reread=reread)
         self._note_damage(result)
         index = MasterIndex()
         index.use(result.segments, result.index_ids, heal=self._heal_index)
