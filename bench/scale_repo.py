@@ -166,7 +166,7 @@ def probe_blobs(repo_path: Path, ids_path: Path, lookups: int) -> dict[str, Any]
     if found != lookups or false:
         raise SystemExit(f"lookup check failed: {found}/{lookups} present ids found, "
                          f"{false} absent ids found")
-    sync = repo.index_sync
+    sync = getattr(repo, "index_sync", None)
     return {"open_s": t1 - t0, "index_load_s": t3 - t2, "open_total_s": (t1 - t0) + (t3 - t2),
             "rss_after_imports_bytes": rss0, "rss_after_open_bytes": rss_open,
             "rss_after_index_bytes": rss_loaded, "peak_rss_bytes": peak,

@@ -171,7 +171,7 @@ class MasterIndex:
 
     def get(self, blob_id: bytes) -> BlobLocation | None:
         """The location of a blob (a self-contained one if any), or None if unknown."""
-        pending = self._pending(blob_id)
+        pending = self._pending(blob_id) if self._v.pending.levels else []
         if pending and pending[0].base is None:
             return pending[0]
         stored = self._stored(blob_id)
