@@ -2,15 +2,18 @@
 
 ``blobs``: a repository whose index names ``n`` blobs in ``n / 2,048`` packs
 (4 KiB blobs in 8 MiB packs), written as index files of ``--blobs-per-index``
-records through the repository's own classes (``PackEntry`` ->
-``IndexFile.from_packs`` -> ``Repository.save_index``), without pack data:
-building it costs seconds per million blobs, not a backup of millions of
-files. A fresh process (``probe-blobs``) then opens the repository, loads
-the index and looks up ids, reporting open time, index-load time, RSS before
-and after, and lookups per second for present and absent ids. It runs twice
-with the same (initially empty) cache directory: ``cold`` (first open) and
-``warm`` (second open; the OS page cache is warm for both, which the
-benchmark cannot drop without disturbing other work on the machine).
+records through the repository's own classes (records of
+``repo.index.RECORD_DTYPE`` in an ``IndexFile`` -> ``Repository.save_index_files``),
+without pack data: building it costs seconds per million blobs, not a backup
+of millions of files. The writer's own index cache goes to a scratch
+directory that is deleted, so the probes start cold. A fresh process
+(``probe-blobs``) then opens the repository, loads the index and looks up
+ids, reporting open time, index-load time, RSS before and after the load and
+after the lookups, and lookups per second for present and absent ids. It
+runs twice with the same (initially empty) cache directory: ``cold`` (first
+open: every index file downloaded and the local cache built) and ``warm``
+(second open; the OS page cache is warm for both, which the benchmark cannot
+drop without disturbing other work on the machine).
 
 ``journal``: two repositories with one small backup each; ``n`` journal
 records (trade-like JSON objects) appended in batches through
@@ -59,40 +62,56 @@ def cache_env(cache: Path) -> dict[str, str]:
 def build_blob_repo(path: Path, n: int, seed: int, *, per_index: int,
                     sample: int = 100_000) -> dict[str, Any]:
     """Create the repository and its index files; save ``sample`` present ids beside it."""
+    import shutil
+
     from deltavault import api
     from deltavault.codec.registry import CodecId
-    from deltavault.repo.index import IndexFile
-    from deltavault.repo.packs import BLOB_DATA, PackEntry
+    from deltavault.repo.index import RECORD_DTYPE, IndexFile
+    from deltavault.repo.packs import BLOB_DATA
 
     t0 = time.perf_counter()
-    repo = api.init(path / "repo", PASSWORD)
-    g = rng(seed, "blobs")
-    keep = np.sort(g.choice(n, size=min(sample, n), replace=False))
-    kept: list[bytes] = []
-    written = pack_no = 0
-    index_files = 0
-    while written < n:
-        count = min(per_index, n - written)
-        packs: dict[str, list[PackEntry]] = {}
-        ids = g.bytes(32 * count)
-        lengths = g.integers(BLOB_BYTES // 2, BLOB_BYTES * 3 // 2, count)
-        for start in range(0, count, BLOBS_PER_PACK):
-            pack_id = g.bytes(32).hex()
-            offset = 0
-            entries = []
-            for k in range(start, min(start + BLOBS_PER_PACK, count)):
-                length = int(lengths[k])
-                entries.append(PackEntry(BLOB_DATA, int(CodecId.ZSTD), offset, length + 28,
-                                         length * 2, ids[32 * k:32 * k + 32]))
-                offset += length + 28
-            packs[pack_id] = entries
-            pack_no += 1
-        lo, hi = np.searchsorted(keep, [written, written + count])
-        kept += [ids[32 * (int(i) - written):32 * (int(i) - written) + 32]
-                 for i in keep[lo:hi]]
-        repo.save_index(IndexFile.from_packs(packs))
-        index_files += 1
-        written += count
+    scratch = path / "writer-cache"
+    old = os.environ.get("DELTAVAULT_CACHE_DIR")
+    os.environ["DELTAVAULT_CACHE_DIR"] = str(scratch)  # the probes' caches start empty
+    try:
+        repo = api.init(path / "repo", PASSWORD)
+        g = rng(seed, "blobs")
+        keep = np.sort(g.choice(n, size=min(sample, n), replace=False))
+        kept: list[bytes] = []
+        written = pack_no = 0
+        index_files = 0
+        while written < n:
+            count = min(per_index, n - written)
+            ids = g.bytes(32 * count)
+            lengths = g.integers(BLOB_BYTES // 2, BLOB_BYTES * 3 // 2, count).astype(np.int64)
+            rec = np.zeros(count, dtype=RECORD_DTYPE)
+            rec["id"] = np.frombuffer(ids, dtype="S32")
+            local = np.arange(count) // BLOBS_PER_PACK
+            n_packs = int(local[-1]) + 1
+            rec["pack"] = local
+            stored = lengths + 28
+            ends = np.cumsum(stored)
+            starts = ends - stored
+            first = np.searchsorted(local, local, side="left")  # first record of each pack
+            rec["offset"] = starts - starts[first]
+            rec["length"] = stored
+            rec["raw_length"] = lengths * 2
+            rec["type"] = BLOB_DATA
+            rec["codec"] = int(CodecId.ZSTD)
+            packs = [g.bytes(32) for _ in range(n_packs)]
+            pack_no += n_packs
+            lo, hi = np.searchsorted(keep, [written, written + count])
+            kept += [ids[32 * (int(i) - written):32 * (int(i) - written) + 32]
+                     for i in keep[lo:hi]]
+            index_files += len(repo.save_index_files(IndexFile(packs, rec, []),
+                                                     max_records=per_index))
+            written += count
+    finally:
+        if old is None:
+            os.environ.pop("DELTAVAULT_CACHE_DIR", None)
+        else:
+            os.environ["DELTAVAULT_CACHE_DIR"] = old
+        shutil.rmtree(scratch, ignore_errors=True)
     np.save(path / "ids.npy", np.frombuffer(b"".join(kept), np.uint8).reshape(-1, 32))
     return {"blobs": n, "packs": pack_no, "index_files": index_files,
             "build_s": time.perf_counter() - t0,
@@ -109,7 +128,14 @@ def _rss() -> tuple[int, int]:
     return vals.get("VmRSS", 0), vals.get("VmHWM", 0)
 
 
-def probe_blobs(repo_path: Path, ids_path: Path, lookups: int) -> dict[str, float]:
+def _trimmed_rss() -> int:
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # glibc: give freed heap back
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    return _rss()[0]
+
+
+def probe_blobs(repo_path: Path, ids_path: Path, lookups: int) -> dict[str, Any]:
     """In this process: open, load the index, look ids up. Prints nothing; returns figures."""
     from deltavault import api
 
@@ -117,36 +143,41 @@ def probe_blobs(repo_path: Path, ids_path: Path, lookups: int) -> dict[str, floa
     t0 = time.perf_counter()
     repo = api.open(repo_path, PASSWORD)
     t1 = time.perf_counter()
-    rss_open, _ = _rss()
-    with contextlib.suppress(OSError):  # reset the peak (VmHWM) so it excludes Argon2's
-        Path("/proc/self/clear_refs").write_text("5")
-    index = repo.load_index()
-    t2 = time.perf_counter()
-    rss_loaded, peak = _rss()
-    gc.collect()
-    with contextlib.suppress(OSError, AttributeError):  # glibc: give freed heap back
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    rss_trimmed, _ = _rss()
+    # the queries exist before the baseline, so the RSS figures are the index's alone
     present = np.load(ids_path)
     g = rng(0, "probe")
     hits = [bytes(present[i]) for i in g.integers(0, len(present), lookups)]
     misses = [g.bytes(32) for _ in range(lookups)]
+    del present
+    rss_open = _trimmed_rss()
+    with contextlib.suppress(OSError):  # reset the peak (VmHWM) so it excludes Argon2's
+        Path("/proc/self/clear_refs").write_text("5")
+    t2 = time.perf_counter()
+    index = repo.load_index()
     t3 = time.perf_counter()
-    found = sum(index.get(b) is not None for b in hits)
+    rss_loaded, peak = _rss()
+    rss_trimmed = _trimmed_rss()
     t4 = time.perf_counter()
-    false = sum(index.get(b) is not None for b in misses)
+    found = sum(index.get(b) is not None for b in hits)
     t5 = time.perf_counter()
+    false = sum(index.get(b) is not None for b in misses)
+    t6 = time.perf_counter()
+    rss_looked_up = _trimmed_rss()
     if found != lookups or false:
         raise SystemExit(f"lookup check failed: {found}/{lookups} present ids found, "
                          f"{false} absent ids found")
-    return {"open_s": t1 - t0, "index_load_s": t2 - t1, "open_total_s": t2 - t0,
+    sync = getattr(repo, "index_sync", None)
+    return {"open_s": t1 - t0, "index_load_s": t3 - t2, "open_total_s": (t1 - t0) + (t3 - t2),
             "rss_after_imports_bytes": rss0, "rss_after_open_bytes": rss_open,
             "rss_after_index_bytes": rss_loaded, "peak_rss_bytes": peak,
             "rss_after_index_trimmed_bytes": rss_trimmed,
             "index_rss_bytes": rss_trimmed - rss_open,
+            "index_rss_after_lookups_bytes": rss_looked_up - rss_open,
             "index_load_peak_bytes": peak - rss_open,
-            "lookups_present_per_s": lookups / (t4 - t3),
-            "lookups_absent_per_s": lookups / (t5 - t4)}
+            "index_files_fetched": getattr(sync, "fetched", None),
+            "cache_segments": len(getattr(sync, "segments", []) or []),
+            "lookups_present_per_s": lookups / (t5 - t4),
+            "lookups_absent_per_s": lookups / (t6 - t5)}
 
 
 def run_probe(path: Path, cache: Path, lookups: int) -> dict[str, float]:
@@ -173,9 +204,12 @@ def bench_blobs(work: Path, n: int, seed: int, *, per_index: int, lookups: int,
         out[phase] = run_probe(path, cache, lookups)
         p = out[phase]
         say(f"  {phase}: open {p['open_total_s']:.2f} s (index {p['index_load_s']:.2f} s), "
-            f"index RSS {p['index_rss_bytes'] / n:.1f} B/blob, "
-            f"{p['lookups_present_per_s']:,.0f} lookups/s")
+            f"index RSS {p['index_rss_bytes'] / n:.1f} B/blob "
+            f"({p['index_rss_after_lookups_bytes'] / n:.1f} after lookups), "
+            f"{p['lookups_present_per_s']:,.0f} / {p['lookups_absent_per_s']:,.0f} "
+            "lookups/s present / absent")
     out["index_rss_per_blob"] = out["warm"]["index_rss_bytes"] / n
+    out["index_rss_after_lookups_per_blob"] = out["warm"]["index_rss_after_lookups_bytes"] / n
     return out
 
 

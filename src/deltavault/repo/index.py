@@ -1,259 +1,290 @@
-"""Index files and the compact in-memory index (docs/format.md §6).
+"""The index a session looks blobs up in (docs/format.md §6, §13).
 
-The in-memory index is a few numpy arrays sorted by blob id, not a dict of
-Python objects: 82 bytes a blob, so ten million chunks fit in under 1 GiB and
-load with one ``frombuffer`` per index file.
+:class:`MasterIndex` answers "where is blob X" from a few sorted segments
+— normally files of the client's verified index cache, of which only the
+8-byte id prefixes live in RAM — plus the blobs this session added. A
+lookup that misses (most of a backup's) costs one binary search per
+segment; a hit reads one verified block of records.
+
+The wire format of ``index/<id>`` objects lives in
+:mod:`deltavault.repo.indexfile`; its names are re-exported here.
 """
 
 from __future__ import annotations
 
-import struct
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-import zstandard
 
-from deltavault.codec.registry import CODECS_ALLOWING_BASE, CODECS_REQUIRING_BASE, KNOWN_CODECS
-from deltavault.errors import FormatError
+from deltavault.errors import IntegrityError
+from deltavault.repo.index_pending import Pending
+from deltavault.repo.index_segment import ArraySegment, DamagedSegment, Segment
+from deltavault.repo.indexfile import (
+    INDEX_MAGIC,
+    RECORD_DTYPE,
+    BlobLocation,
+    IndexFile,
+    IndexStream,
+    Record,
+    concat,
+    full_id,
+    take,
+)
 from deltavault.repo.packs import ZERO_ID, PackEntry
 
-INDEX_MAGIC = b"DVI1"
-RECORD_DTYPE = np.dtype([
-    ("id", "S32"), ("base", "S32"), ("pack", "<u4"), ("offset", "<u4"),
-    ("length", "<u4"), ("raw_length", "<u4"), ("type", "u1"), ("codec", "u1"),
-])
-assert RECORD_DTYPE.itemsize == 82
-_HEAD = struct.Struct("<4sIII")
-_MAX_INDEX_PLAINTEXT = 1 << 31
+__all__ = ["INDEX_MAGIC", "RECORD_DTYPE", "BlobLocation", "IndexFile", "IndexStream",
+           "MasterIndex"]
 
+#: how often a session rebuilds damaged cache segments before it gives up
+_MAX_HEALS = 3
 
-def _full_id(raw: bytes) -> bytes:
-    # numpy's S32 strips trailing NULs on element access; put them back.
-    return raw.ljust(32, b"\0")
+Heal = Callable[[Segment], Sequence[Segment]]
 
 
 @dataclass(frozen=True)
-class BlobLocation:
-    """Where a blob is stored and how it is encoded."""
+class _View:
+    """Everything a lookup reads, replaced whole (never mutated) by writers."""
 
-    id: bytes
-    pack_id: str
-    offset: int
-    length: int
-    raw_length: int
-    type: int
-    codec: int
-    base: bytes | None
+    segments: tuple[Segment, ...]
+    offsets: tuple[int, ...]
+    pending: Pending
 
 
-@dataclass
-class IndexFile:
-    """One ``index/<id>`` object's content."""
+def _location(r: Record, pack_id: str) -> BlobLocation:
+    return BlobLocation(r[0], pack_id, r[3], r[4], r[5], r[6], r[7],
+                        None if r[1] == ZERO_ID else r[1])
 
-    pack_ids: list[bytes]
-    records: npt.NDArray[np.void]
-    supersedes: list[bytes]
 
-    @classmethod
-    def from_packs(cls, packs: dict[str, list[PackEntry]],
-                   supersedes: Iterable[bytes] = ()) -> IndexFile:
-        """Index records for freshly written packs."""
-        pack_ids = sorted(packs)
-        n = sum(len(v) for v in packs.values())
-        rec = np.zeros(n, dtype=RECORD_DTYPE)
-        i = 0
-        for p, pid in enumerate(pack_ids):
-            for e in packs[pid]:
-                rec[i] = (e.id, e.base or ZERO_ID, p, e.offset, e.length, e.raw_length, e.type,
-                          e.codec)
-                i += 1
-        return cls([bytes.fromhex(p) for p in pack_ids], rec, list(supersedes))
-
-    def encode(self) -> bytes:
-        """Plaintext, zstd-compressed (the caller encrypts)."""
-        body = b"".join([
-            _HEAD.pack(INDEX_MAGIC, len(self.supersedes), len(self.pack_ids), len(self.records)),
-            *self.supersedes, *self.pack_ids, self.records.tobytes(),
-        ])
-        return bytes(zstandard.ZstdCompressor(level=3).compress(body))
-
-    @classmethod
-    def decode(cls, compressed: bytes, what: str = "index") -> IndexFile:
-        """Parse hostile bytes; FormatError for anything malformed."""
-        # Stream in pieces: decompress() allocates the size a (hostile) frame header
-        # declares up front, so one flipped bit could demand gigabytes (MemoryError).
-        parts: list[bytes] = []
-        total = 0
-        try:
-            reader = zstandard.ZstdDecompressor().stream_reader(compressed)
-            while piece := reader.read(1 << 20):
-                total += len(piece)
-                if total > _MAX_INDEX_PLAINTEXT:
-                    raise FormatError(f"{what}: decompresses beyond the index size limit")
-                parts.append(piece)
-        except zstandard.ZstdError as exc:
-            raise FormatError(f"{what}: not a zstd frame ({exc})") from exc
-        body = b"".join(parts)
-        if len(body) < _HEAD.size:
-            raise FormatError(f"{what}: truncated")
-        magic, n_sup, n_packs, n_blobs = _HEAD.unpack_from(body)
-        if magic != INDEX_MAGIC:
-            raise FormatError(f"{what}: bad magic")
-        expect = _HEAD.size + 32 * (n_sup + n_packs) + RECORD_DTYPE.itemsize * n_blobs
-        if len(body) != expect:
-            raise FormatError(f"{what}: length does not match its counts")
-        pos = _HEAD.size
-        sup = [body[pos + 32 * i : pos + 32 * (i + 1)] for i in range(n_sup)]
-        pos += 32 * n_sup
-        packs = [body[pos + 32 * i : pos + 32 * (i + 1)] for i in range(n_packs)]
-        pos += 32 * n_packs
-        rec = np.frombuffer(body, dtype=RECORD_DTYPE, count=n_blobs, offset=pos).copy()
-        if n_blobs:
-            if int(rec["pack"].max()) >= n_packs:
-                raise FormatError(f"{what}: record names a pack out of range")
-            if int(rec["type"].max()) > 1:
-                raise FormatError(f"{what}: record has an unknown blob type")
-            codecs = set(np.unique(rec["codec"]).tolist())
-            if not codecs <= KNOWN_CODECS:
-                raise FormatError(f"{what}: record has an unknown codec")
-            has_base = rec["base"] != b""
-            may = np.isin(rec["codec"], list(CODECS_ALLOWING_BASE))
-            must = np.isin(rec["codec"], list(CODECS_REQUIRING_BASE))
-            if bool(np.any((has_base & ~may) | (must & ~has_base))):
-                raise FormatError(f"{what}: record base does not fit its codec")
-        return cls(packs, rec, sup)
+def _view(segments: Sequence[Segment], pending: Pending) -> _View:
+    offsets, pos = [], 0
+    for seg in segments:
+        offsets.append(pos)
+        pos += seg.n
+    return _View(tuple(segments), tuple(offsets), pending)
 
 
 class MasterIndex:
-    """Every known blob location, loaded from all index files, plus new ones.
+    """Every known blob location: loaded segments plus this session's additions.
 
-    Thread-safe for the backup pipeline: lookups of loaded records are
-    lock-free reads of immutable arrays; additions go to a small pending
-    table under a lock until the backup writes its index file.
+    Thread-safe for the backup pipeline: lookups read an immutable view
+    without locking; :meth:`add` and :meth:`attach` replace the view under
+    a lock.
     """
 
     def __init__(self) -> None:
-        self._pack_ids: list[str] = []
-        self._records = np.zeros(0, dtype=RECORD_DTYPE)
-        self._pending: dict[bytes, BlobLocation] = {}
         self._lock = threading.Lock()
+        self._packs: dict[str, int] = {}
+        self._v = _view((), Pending([]))
+        self._heal: Heal | None = None
+        self._heals = 0
         self.index_ids: set[str] = set()
 
     def __len__(self) -> int:
-        return len(self._records) + len(self._pending)
+        v = self._v
+        return sum(s.n for s in v.segments) + len(v.pending)
+
+    # --- loading -------------------------------------------------------------------
+
+    def use(self, segments: Sequence[Segment], index_ids: Iterable[str],
+            heal: Heal | None = None) -> None:
+        """Look up in ``segments`` (replacing what was loaded; additions are kept).
+
+        ``heal`` rebuilds the segments when one turns out damaged after it
+        was opened (a changed block of the cache file) and returns the new set.
+        """
+        with self._lock:
+            self._v = _view(segments, self._v.pending)
+            self._heal = heal
+            self.index_ids = set(index_ids)
 
     def load(self, files: Iterable[tuple[str, IndexFile]]) -> None:
-        """Merge index files (replacing what was loaded), sorted by blob id."""
-        pack_pos: dict[str, int] = {}
-        pack_ids: list[str] = []
-        parts = []
-        superseded: set[str] = set()
+        """Merge index files held in memory (replacing what was loaded), sorted by blob id."""
         files = list(files)
-        for _, f in files:
-            superseded.update(s.hex() for s in f.supersedes)
-        for index_id, f in files:
-            if index_id in superseded:
-                continue
-            self.index_ids.add(index_id)
-            remap = np.zeros(max(len(f.pack_ids), 1), dtype="<u4")
-            for i, raw in enumerate(f.pack_ids):
-                pid = raw.hex()
-                if pid not in pack_pos:
-                    pack_pos[pid] = len(pack_ids)
-                    pack_ids.append(pid)
-                remap[i] = pack_pos[pid]
-            rec = f.records.copy()
-            if len(rec):
-                rec["pack"] = remap[rec["pack"]]
-            parts.append(rec)
-        merged = np.concatenate(parts) if parts else np.zeros(0, dtype=RECORD_DTYPE)
-        # A blob stored both as a delta and self-contained: the self-contained
-        # record sorts first, so lookups (leftmost match) prefer it.
-        order = np.lexsort((merged["base"] != b"", merged["id"]))
-        self._records = merged[order]
-        self._pack_ids = pack_ids
+        superseded = {s.hex() for _, f in files for s in f.supersedes}
+        seg = ArraySegment.from_files([(iid, f) for iid, f in files if iid not in superseded])
+        self.use([seg], seg.sources)
+
+    def attach(self, segment: Segment, packs: Iterable[str]) -> None:
+        """Add a segment that now indexes some of this session's packs.
+
+        Their pending records are dropped in the same step, so a blob is
+        never missing in between and RAM holds only what no file names yet.
+        """
+        with self._lock:
+            pos = [self._packs[p] for p in packs if p in self._packs]
+            v = self._v
+            self._v = _view((*v.segments, segment), v.pending.without_packs(pos))
+            self.index_ids |= segment.sources
+
+    def holds_pending(self, packs: Iterable[str]) -> bool:
+        """Whether every one of ``packs`` was added in this session (and there is one)."""
+        packs = list(packs)
+        return bool(packs) and all(p in self._packs for p in packs)
 
     def add(self, pack_id: str, entries: Iterable[PackEntry]) -> None:
         """Record blobs of a pack written in this session."""
         with self._lock:
-            for e in entries:
-                old = self._pending.get(e.id)
-                if old is not None and old.base is None:
-                    continue  # keep the self-contained copy
-                self._pending[e.id] = BlobLocation(e.id, pack_id, e.offset, e.length,
-                                                   e.raw_length, e.type, e.codec, e.base)
+            pos = self._packs.get(pack_id)
+            if pos is None:
+                pos = self._packs[pack_id] = len(self._packs)
+                self._v.pending.packs.append(pack_id)
+            v = self._v
+            self._v = _View(v.segments, v.offsets, v.pending.with_entries(pos, entries))
+
+    # --- lookups -------------------------------------------------------------------
+
+    def _stored(self, blob_id: bytes) -> list[tuple[int, Record, str]]:
+        """(position, record, pack id) of every loaded record of ``blob_id``."""
+        while True:
+            v = self._v
+            try:
+                out = []
+                for seg, off in zip(v.segments, v.offsets, strict=True):
+                    for pos, r in seg.find(blob_id):
+                        out.append((off + pos, r, seg.pack_hex(r[2])))
+                if len(out) > 1:  # self-contained copies first: readers prefer them
+                    out.sort(key=lambda t: t[1][1] != ZERO_ID)
+                return out
+            except DamagedSegment as exc:
+                self._repair(v, exc)
+
+    def _repair(self, seen: _View, exc: DamagedSegment) -> None:
+        """Rebuild the segments after a damaged block was found (once per damage)."""
+        with self._lock:
+            if self._v is not seen:
+                return  # another thread already replaced them
+            if self._heal is None or self._heals >= _MAX_HEALS:
+                raise IntegrityError(f"{exc} (the index cache could not be rebuilt)") from exc
+            self._heals += 1
+            fresh = self._heal(exc.segment)
+            self._v = _view(fresh, seen.pending)
+
+    def _pending(self, blob_id: bytes) -> list[BlobLocation]:
+        p = self._v.pending
+        out = [_location(r, p.packs[r[2]]) for r in p.find(blob_id)]
+        if len(out) > 1:
+            out.sort(key=lambda loc: loc.base is not None)
+        return out
 
     def get(self, blob_id: bytes) -> BlobLocation | None:
         """The location of a blob (a self-contained one if any), or None if unknown."""
-        loc = self._pending.get(blob_id)
-        if loc is not None and loc.base is None:
-            return loc
-        stored = self._get_loaded(blob_id)
-        if stored is not None and (loc is None or stored.base is None):
-            return stored
-        return loc
+        pending = self._pending(blob_id) if self._v.pending.levels else []
+        if pending and pending[0].base is None:
+            return pending[0]
+        stored = self._stored(blob_id)
+        if stored:
+            _, r, pid = stored[0]
+            return _location(r, pid)
+        return pending[0] if pending else None
 
     def locations(self, blob_id: bytes) -> list[BlobLocation]:
         """Every known location of a blob (it may be stored more than once)."""
-        rec = self._records
-        lo = int(np.searchsorted(rec["id"], blob_id, side="left"))
-        hi = int(np.searchsorted(rec["id"], blob_id, side="right"))
-        out = [self._location(blob_id, rec[i]) for i in range(lo, hi)
-               if _full_id(bytes(rec["id"][i])) == blob_id]
-        pending = self._pending.get(blob_id)
-        if pending is not None:
-            out.append(pending)
+        out = [_location(r, pid) for _, r, pid in self._stored(blob_id)]
+        return out + self._pending(blob_id)
+
+    def locate_many(self, blob_ids: Sequence[bytes]) -> list[BlobLocation | None]:
+        """The stored location of each blob; None where it is unknown, stored more than
+        once or only added in this session (the caller then asks :meth:`locations`).
+
+        One vectorised search per segment; the records are then read in
+        position order, so blobs that share a block of the cache cost one read.
+        """
+        v = self._v
+        n = len(blob_ids)
+        out: list[BlobLocation | None] = [None] * n
+        if not n or not v.segments:
+            return out
+        q = np.frombuffer(b"".join(b[:8] for b in blob_ids), dtype=">u8").astype(np.uint64)
+        count = np.zeros(n, dtype=np.int64)
+        where = np.zeros(n, dtype=np.int64)
+        seg_of = np.zeros(n, dtype=np.int64)
+        for k, seg in enumerate(v.segments):
+            lo = seg.pfx.searchsorted(q, "left")
+            c = seg.pfx.searchsorted(q, "right") - lo
+            hit = c > 0
+            count += c
+            where[hit] = lo[hit]
+            seg_of[hit] = k
+        single = np.flatnonzero(count == 1)
+        single = single[np.lexsort((where[single], seg_of[single]))]
+        pending = v.pending
+        try:
+            for i, k, pos in zip(single.tolist(), seg_of[single].tolist(),
+                                 where[single].tolist(), strict=True):
+                seg = v.segments[k]
+                r = seg.record(pos)
+                if r[0] == blob_ids[i] and not (pending.levels and pending.find(r[0])):
+                    out[i] = _location(r, seg.pack_hex(r[2]))
+        except DamagedSegment as exc:
+            self._repair(v, exc)
+            return self.locate_many(blob_ids)
         return out
-
-    def _location(self, blob_id: bytes, r: np.void) -> BlobLocation:
-        base = _full_id(bytes(r["base"])) if r["base"] != b"" else None
-        return BlobLocation(blob_id, self._pack_ids[int(r["pack"])], int(r["offset"]),
-                            int(r["length"]), int(r["raw_length"]), int(r["type"]),
-                            int(r["codec"]), base)
-
-    def _get_loaded(self, blob_id: bytes) -> BlobLocation | None:
-        rec = self._records
-        i = int(np.searchsorted(rec["id"], blob_id))
-        if i < len(rec) and _full_id(bytes(rec["id"][i])) == blob_id:
-            return self._location(blob_id, rec[i])
-        return None
 
     def slot(self, blob_id: bytes) -> tuple[int, int]:
         """(position, stored length) of the blob's preferred loaded record; (-1, 0) if none.
 
         Positions run from 0 to ``len(self)`` and stay put until the next
-        :meth:`load`, so a caller that marks blobs (counted, visited) keeps
-        one byte a blob in an array instead of a set of ids.
+        :meth:`use` or :meth:`load`, so a caller that marks blobs (counted,
+        visited) keeps one byte a blob in an array instead of a set of ids.
         """
-        rec = self._records
-        i = int(np.searchsorted(rec["id"], blob_id))
-        if i < len(rec) and _full_id(bytes(rec["id"][i])) == blob_id:
-            return i, int(rec["length"][i])
+        stored = self._stored(blob_id)
+        if stored:
+            return stored[0][0], stored[0][1][4]
         return -1, 0
 
     def __contains__(self, blob_id: bytes) -> bool:
         return self.get(blob_id) is not None
 
+    # --- whole-index views -----------------------------------------------------------
+
     def pack_ids(self) -> set[str]:
-        """Every pack named by a loaded or pending record."""
-        out = set(self._pack_ids)
-        out.update(loc.pack_id for loc in self._pending.values())
+        """Every pack named by a loaded index file or added in this session."""
+        v = self._v
+        out: set[str] = set(v.pending.packs)
+        for seg in v.segments:
+            out.update(p.hex() for p in np.frombuffer(seg.packs.tobytes(), "V32").tolist())
         return out
+
+    def _batches(self) -> Iterator[tuple[npt.NDArray[np.void], Callable[[int], str]]]:
+        v = self._v
+        for seg in v.segments:
+            for _, rec in seg.batches():
+                yield rec, seg.pack_hex
+        for rec in v.pending.records():
+            yield rec, v.pending.packs.__getitem__
 
     def all_locations(self) -> Iterable[BlobLocation]:
         """Every known location of every blob (a blob stored twice appears twice)."""
-        rec = self._records
-        for i in range(len(rec)):
-            yield self._location(_full_id(bytes(rec["id"][i])), rec[i])
-        yield from list(self._pending.values())
+        for rec, pack_of in self._batches():
+            cols = [rec[f].tolist() for f in ("id", "base", "pack", "offset", "length",
+                                                "raw_length", "type", "codec")]
+            for bid, base, pack, off, length, raw, typ, codec in zip(*cols, strict=True):
+                yield BlobLocation(full_id(bid), pack_of(pack), off, length, raw, typ, codec,
+                                   full_id(base) if base else None)
 
     def arrays(self) -> tuple[list[str], npt.NDArray[np.void]]:
         """The loaded records (sorted by blob id) and the pack ids their ``pack`` field indexes.
 
         For whole-index planning (prune, repair) without a Python object per
-        blob; blobs added in this session (pending) are not included.
+        blob; blobs added in this session (pending) are not included. This
+        materialises every record (82 bytes a blob).
         """
-        return list(self._pack_ids), self._records
+        v = self._v
+        tables = [s.packs for s in v.segments]
+        table = np.unique(np.concatenate(tables)) if tables else np.zeros(0, "S32")
+        parts = []
+        for seg in v.segments:
+            remap = np.searchsorted(table, seg.packs).astype(np.uint32)
+            for _, rec in seg.batches():
+                part = rec.copy()
+                part["pack"] = remap[part["pack"]]
+                parts.append(part)
+        merged = concat(parts)
+        # a blob stored both as a delta and self-contained: the self-contained record
+        # sorts first, so leftmost matches prefer it
+        merged = take(merged, np.lexsort((merged["base"] != b"", merged["id"])))
+        return [t.hex() for t in np.frombuffer(table.tobytes(), "V32").tolist()], merged
+

@@ -24,7 +24,6 @@ from deltavault.errors import (
     ObjectLocked,
     ObjectNotFound,
     PermissionDenied,
-    RepositoryError,
     RepositoryNotFound,
     UserError,
     WrongPassword,
@@ -36,7 +35,7 @@ from deltavault.ledger.state import LiveSnapshot
 from deltavault.repo import layout, refs
 from deltavault.repo.blobcache import BlobCache
 from deltavault.repo.config import ChunkerParams, Config, parse_config, verify_config_mac
-from deltavault.repo.crypto import AAD_INDEX, AAD_SNAPSHOT, Crypto, MasterKey
+from deltavault.repo.crypto import AAD_SNAPSHOT, Crypto, MasterKey
 from deltavault.repo.keys import (
     KdfParams,
     KeyFile,
@@ -54,14 +53,15 @@ from deltavault.repo.ledger_link import (
 )
 from deltavault.repo.locks import DEFAULT_TIMING, Lock, LockTiming, locked
 from deltavault.repo.objects import RepositoryObjects
+from deltavault.repo.repo_index import RepositoryIndex
 from deltavault.repo.snapshot import Snapshot, now_rfc3339
 from deltavault.store.base import ByteRange, Store
 
 if TYPE_CHECKING:  # numpy and the codecs load on first use, not at start-up (issue 14)
-    from deltavault.repo.index import BlobLocation, IndexFile, MasterIndex
+    from deltavault.repo.index import BlobLocation
 
 
-class Repository:
+class Repository(RepositoryIndex):
     """An opened repository: decrypted keys, config and the blob index."""
 
     def __init__(self, store: Store, config: Config, crypto: Crypto, key_id: str) -> None:
@@ -70,13 +70,10 @@ class Repository:
         self.config = config
         self.crypto = crypto
         self.key_id = key_id
-        self._index: MasterIndex | None = None
         self.cache = BlobCache()
-        self.damaged_indexes: list[str] = []
-        self._index_loaded = False
+        self._init_index()
         self._ledger: Ledger | None = None
         self._client: LedgerClient | None = None
-        self._depths: dict[tuple[str, int], int] = {}
         #: whether operations append their events to the ledger
         self.record_events = True
         #: how this process keeps its locks (tests shorten it)
@@ -182,66 +179,6 @@ class Repository:
         self.key_id = new
         return new, old
 
-    # --- index -----------------------------------------------------------------
-
-    @property
-    def index(self) -> MasterIndex:
-        """The in-memory blob index (empty until :meth:`load_index`).
-
-        Made on first use: it is numpy arrays, and commands that never look a
-        blob up (``snapshots``, ``ledger verify``) should not import numpy.
-        """
-        if self._index is None:
-            from deltavault.repo.index import MasterIndex
-
-            self._index = MasterIndex()
-        return self._index
-
-    @index.setter
-    def index(self, value: MasterIndex) -> None:
-        self._index = value
-
-    def load_index_file(self, index_id: str) -> IndexFile:
-        """One index file: read, check its SHA-256 name, decrypt, parse."""
-        from deltavault.repo.index import IndexFile
-
-        return IndexFile.decode(self._open_named(layout.index_key(index_id), index_id,
-                                                 self.objects.read_index, AAD_INDEX),
-                                f"index {index_id[:12]}")
-
-    def load_index(self, *, force: bool = False) -> MasterIndex:
-        """Load every index file into the compact in-memory index."""
-        if self._index_loaded and not force:
-            return self.index
-        ids = self.objects.index_ids()
-
-        def one(iid: str) -> tuple[str, IndexFile] | None:
-            try:
-                return iid, self.load_index_file(iid)
-            except (IntegrityError, FormatError, ObjectNotFound) as exc:
-                # One damaged index must not block every restore: what it named
-                # is reported by check (blobs "not in any index") and repairable.
-                self.damaged_indexes.append(f"{layout.index_key(iid)}: {exc}")
-                warnings.warn(f"skipping damaged index/{iid[:12]}: {exc}", stacklevel=2)
-                return None
-
-        from deltavault.repo.index import MasterIndex
-
-        self.damaged_indexes = []
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            files = [f for f in pool.map(one, ids) if f is not None]
-        self.index = MasterIndex()
-        self.index.load(files)
-        self._index_loaded = True
-        return self.index
-
-    def save_index(self, index_file: IndexFile) -> str:
-        """Encrypt and store an index file; returns its id."""
-        data = self.crypto.seal(AAD_INDEX, index_file.encode())
-        iid = hashlib.sha256(data).hexdigest()
-        self.objects.write_index(iid, data)
-        return iid
-
     def _open_named(self, key: str, oid: str, read: Callable[[str], bytes], aad: bytes) -> bytes:
         """Read a hash-named object, check the name against the SHA-256, decrypt."""
         data = read(oid)
@@ -250,33 +187,6 @@ class Repository:
         return self.crypto.open(aad, data, key)
 
     # --- blobs -----------------------------------------------------------------
-
-    def locate(self, blob_id: bytes) -> BlobLocation:
-        """The blob's location with the shortest delta chain (a blob may be stored twice)."""
-        locs = self.index.locations(blob_id)
-        if not locs:
-            raise RepositoryError(f"blob {blob_id.hex()[:16]} is not in any index")
-        if len(locs) == 1:
-            return locs[0]
-        return min(locs, key=self.depth_of)
-
-    def depth_of(self, loc: BlobLocation) -> int:
-        """Delta chain length under a stored blob (0: self-contained; huge: broken)."""
-        depth, cur, seen = 0, loc, {loc.id}
-        while cur.base is not None:
-            cached = self._depths.get((cur.pack_id, cur.offset))
-            if cached is not None:
-                depth += cached
-                break
-            locs = self.index.locations(cur.base)
-            if not locs or cur.base in seen or depth > 64:
-                return 1 << 30  # missing or cyclic base: never build on it
-            seen.add(cur.base)
-            cur = min(locs, key=lambda x: x.base is not None)
-            depth += 1
-        if loc.base is not None:
-            self._depths[(loc.pack_id, loc.offset)] = depth
-        return depth
 
     def decode_blob(self, loc: BlobLocation, envelope: bytes | memoryview) -> bytes:
         """Decrypt and decode a stored blob (following delta bases); verify its id."""
