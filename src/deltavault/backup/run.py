@@ -21,6 +21,7 @@ from deltavault import __version__
 from deltavault.backup.blobwriter import BlobWriter
 from deltavault.backup.lineage import find_lineage, resolve_type
 from deltavault.backup.options import BackupOptions, BackupResult, Progress
+from deltavault.backup.packset import PackSet
 from deltavault.backup.planner import DeltaPlanner
 from deltavault.backup.walker import Walker
 from deltavault.errors import DeltavaultError, UserError
@@ -53,9 +54,11 @@ def run_backup(repo: Repository, opts: BackupOptions, *,
     opts.snapshot_type = snap_type
     parent = lineage.parent
     planner = DeltaPlanner(repo, snap_type, delta_base)
+    packset = PackSet(repo)
     writer = BlobWriter(repo, workers=opts.workers or max(2, os.cpu_count() or 2),
-                        codec_policy=opts.codec, may_reuse=planner.may_reuse)
-    walker = Walker(repo, writer, opts, progress or Progress(), on_progress, planner)
+                        codec_policy=opts.codec, may_reuse=planner.may_reuse,
+                        on_reuse=packset.note)
+    walker = Walker(repo, writer, opts, progress or Progress(), on_progress, planner, packset)
     try:
         if opts.stdin is not None:
             root = walker.save_stdin(opts.stdin, opts.stdin_filename)
@@ -67,7 +70,7 @@ def run_backup(repo: Repository, opts: BackupOptions, *,
         raise
     if index_file is not None:
         repo.save_index(index_file)
-    packs = _packs_of(repo, walker.referenced)
+    packs = packset.packs | set(writer.stats.pack_ids)
     s = writer.stats
     summary: dict[str, Any] = dict(walker.summary)
     summary.update({
@@ -106,20 +109,6 @@ def clean_uncommitted(repo: Repository, older_than: timedelta = timedelta(minute
         repo.delete_snapshot_objects(sid)
         removed += 1
     return removed
-
-
-def _packs_of(repo: Repository, blobs: set[bytes]) -> set[str]:
-    """Every pack a snapshot needs: its blobs' packs and their bases' packs."""
-    packs: set[str] = set()
-    todo = list(blobs)
-    seen = set(blobs)
-    while todo:
-        loc = repo.locate(todo.pop())  # the shortest-chain copy: restore reads that one
-        packs.add(loc.pack_id)
-        if loc.base is not None and loc.base not in seen:
-            seen.add(loc.base)
-            todo.append(loc.base)
-    return packs
 
 
 def _username() -> str:
