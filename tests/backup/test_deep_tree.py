@@ -8,6 +8,7 @@ ancestor's descriptor.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 from deltavault import api
@@ -43,9 +44,21 @@ def _write(dir_fd: int, name: str, data: bytes) -> None:
         os.close(fd)
 
 
-def test_ten_thousand_levels_back_up(cli: Cli, tmp_path: Path) -> None:
-    src = tmp_path / "deep"
-    _chain(src, DEPTH)
+def test_ten_thousand_levels_back_up(cli: Cli) -> None:
+    # outside pytest's tmp_path: its clean-up of old runs recurses per level and
+    # would fail on a chain left behind by an interrupted run
+    top = Path(tempfile.mkdtemp(prefix="deltavault-deep-"))
+    src = top / "deep"
+    try:
+        _chain(src, DEPTH)
+        _backs_up(cli, src)
+    finally:
+        if src.exists():
+            remove_chain(src)
+        top.rmdir()
+
+
+def _backs_up(cli: Cli, src: Path) -> None:
     cli("init", *KDF_ARGS)
     first = cli.json("backup", src)
     assert first["errors"] == [] and first["summary"]["dirs"] == DEPTH + 1
@@ -74,3 +87,27 @@ def test_ten_thousand_levels_back_up(cli: Cli, tmp_path: Path) -> None:
         node = tree.find(b"d")
         assert node is not None and node.subtree is not None
 
+
+
+def remove_chain(root: Path) -> None:
+    """Delete a ``d/d/d/...`` chain bottom-up through descriptors.
+
+    ``shutil.rmtree`` recurses once per level and fails on such a tree (it
+    would break pytest's clean-up of old temporary directories).
+    """
+    fds = [os.open(root, _DIR)]
+    try:
+        while "d" in os.listdir(fds[-1]):
+            fds.append(os.open("d", _DIR, dir_fd=fds[-1]))
+        while fds:
+            fd = fds.pop()
+            for name in os.listdir(fd):
+                if name != "d":
+                    os.unlink(name, dir_fd=fd)
+            os.close(fd)
+            if fds:
+                os.rmdir("d", dir_fd=fds[-1])
+    finally:
+        for fd in fds:
+            os.close(fd)
+    root.rmdir()
