@@ -40,6 +40,8 @@ Task = tuple[Callable[[Any], None], Any, int]
 #: index checkpoint defaults (issue 13): a killed backup loses at most this much
 INDEX_EVERY_PACKS = 64
 INDEX_EVERY_BYTES = 512 * 1024 * 1024
+#: bytes of chunks and small files queued or being encoded, at most
+INFLIGHT_BYTES = 16 * 1024 * 1024
 
 
 def _env_int(name: str, default: int) -> int:
@@ -91,9 +93,11 @@ class BlobWriter:
         self._claimed: set[bytes] = set()
         self._builder = PackBuilder()
         self._error: BaseException | None = None
-        # 4 chunks of read-ahead per worker (at least 32 MiB): enough that no
-        # worker waits on the reader, little enough for the 100 MiB target.
-        self.budget = ByteBudget(inflight_bytes or max(32 << 20, 4 * workers * (1 << 20)))
+        # a few chunks of read-ahead per worker: enough that no worker waits on
+        # the reader, little enough for the 100 MiB target (docs/benchmark.md)
+        self.budget = ByteBudget(inflight_bytes or _env_int("DELTAVAULT_INFLIGHT_BYTES",
+                                                            max(INFLIGHT_BYTES,
+                                                                4 * workers << 20)))
         self._tasks: queue.SimpleQueue[Task | None] = queue.SimpleQueue()
         self._workers = [threading.Thread(target=self._work_loop, name=f"dv-blob-{i}",
                                           daemon=True) for i in range(max(1, workers))]

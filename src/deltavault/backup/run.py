@@ -38,6 +38,7 @@ def run_backup(repo: Repository, opts: BackupOptions, *,
     if not opts.paths and opts.stdin is None:
         raise UserError("nothing to back up: give paths or --stdin")
     started = time.monotonic()
+    return_large_buffers_to_the_os()
     clean_uncommitted(repo)
     repo.load_index()
     hostname = opts.hostname or socket.gethostname()
@@ -109,6 +110,28 @@ def clean_uncommitted(repo: Repository, older_than: timedelta = timedelta(minute
         repo.delete_snapshot_objects(sid)
         removed += 1
     return removed
+
+
+def return_large_buffers_to_the_os(threshold: int = 1 << 20) -> None:
+    """Serve allocations of ``threshold`` bytes and more by mmap, freed back at once.
+
+    The pipeline allocates and frees megabyte buffers (chunks, codec
+    temporaries, pack buffers) on several threads. glibc raises its mmap
+    threshold after the first such free and then serves them from per-thread
+    heaps, where freed megabytes stay resident: a full backup of the mixed
+    workload peaked 30 MiB higher (139 vs 109 MiB). Fixing the threshold
+    (which also turns off glibc's dynamic adjustment) keeps peak RSS near
+    what is really in use. A no-op where ``mallopt`` does not exist.
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return
+    m_mmap_threshold = -3
+    mallopt(m_mmap_threshold, threshold)
 
 
 def _username() -> str:

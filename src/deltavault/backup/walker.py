@@ -75,6 +75,11 @@ class _Frame:
     subdirs: list[tuple[int, str, bytes | None]] = field(default_factory=list)
     next_sub: int = 0
     waiting: int = 1
+    #: the parent snapshot's tree of this directory, and whether every entry
+    #: so far equals its node there (then that tree is reused as it is)
+    old_tree: bytes | None = None
+    old: dict[bytes, Node] = field(default_factory=dict)
+    same: bool = False
 
     def child(self, name: str) -> tuple[str, int | None]:
         """How to reach the entry ``name`` of this directory."""
@@ -215,12 +220,16 @@ class Walker:
                 raise UserError(f"cannot read {frame.display()}: {exc.strerror}") from exc
             self.errors.append(f"{frame.display()}: cannot list: {exc.strerror}")
             parent.nodes[slot] = None
+            parent.same = False
             parent.waiting -= 1
             return None
         old_nodes = self._old_nodes(old_sub)
+        frame.old_tree, frame.old = old_sub, old_nodes
+        frame.same = bool(old_nodes) and len(old_nodes) == len(entries)
         for name_b, sname, st in entries:
             if isinstance(st, OSError):
                 self.errors.append(f"{frame.display(sname)}: {st.strerror}")
+                frame.same = False
                 continue
             self._entry(frame, name_b, sname, st, old_nodes.get(name_b), frame.child(sname))
         if self.on_progress is not None:
@@ -270,14 +279,26 @@ class Walker:
                old: Node | None, where: tuple[str, int | None]) -> None:
         """Add one directory entry to ``frame`` (files and subdirectories may finish later)."""
         mode = st.st_mode
+        if (old is not None and self.use_cache and stat.S_ISREG(mode)
+                and self._unchanged(old, st)):
+            frame.nodes.append(old)  # the parent's node, as it is: nothing to encode
+            size = st.st_size
+            self.summary["bytes_total"] += size
+            self.summary["files_unmodified"] += 1
+            self.progress.files_done += 1
+            self.progress.bytes_done += size
+            return
         node = Node(name=name, type="file", mode=stat.S_IMODE(mode), uid=st.st_uid,
                     gid=st.st_gid, user=_user(st.st_uid), group=_group(st.st_gid),
                     mtime_ns=st.st_mtime_ns, ctime_ns=st.st_ctime_ns)
         slot = len(frame.nodes)
         if stat.S_ISREG(mode):
+            frame.same = False
             self._file(frame, slot, node, sname, st, old, where)
             return
         frame.nodes.append(node)
+        if not stat.S_ISDIR(mode):
+            frame.same = False  # (symlinks and devices: rare; their tree is re-encoded)
         if stat.S_ISDIR(mode):
             node.type = "dir"
             frame.waiting += 1
@@ -295,6 +316,21 @@ class Walker:
         else:
             node.type = _TYPE_BY_MODE.get(stat.S_IFMT(mode), "fifo")
             node.rdev = st.st_rdev
+
+    def _unchanged(self, old: Node, st: os.stat_result) -> bool:
+        """Whether a regular file's parent node describes it exactly, content reusable.
+
+        Compares the stat with the stored node field by field before any new
+        node is built: in a no-change backup almost every file ends here.
+        """
+        size = st.st_size
+        return (old.type == "file" and old.size == size and old.mtime_ns == st.st_mtime_ns
+                and old.ctime_ns == st.st_ctime_ns and old.inode == st.st_ino
+                and old.mode == stat.S_IMODE(st.st_mode) and old.uid == st.st_uid
+                and old.gid == st.st_gid and old.dev == st.st_dev
+                and old.links == st.st_nlink and old.sparse == (st.st_blocks * 512 < size)
+                and not old.extra and old.user == _user(st.st_uid)
+                and old.group == _group(st.st_gid) and self._reuse(old.content))
 
     def _file(self, frame: _Frame, slot: int, node: Node, sname: str, st: os.stat_result,
               old: Node | None, where: tuple[str, int | None]) -> None:
@@ -322,10 +358,11 @@ class Walker:
         locs = []
         index = self.repo.index
         for blob in blobs:
-            found = index.locations(blob)
-            loc = next((x for x in found if x.base is None), None)
-            if loc is None:  # only delta copies (or none): the depth rule decides
-                if not found or not self.planner.may_reuse(found[0]):
+            loc = index.get(blob)  # a self-contained copy when there is one
+            if loc is None:
+                return False
+            if loc.base is not None:  # only delta copies: the depth rule decides
+                if not self.planner.may_reuse(loc):
                     return False
                 loc = self.repo.locate(blob)
             locs.append(loc)
@@ -352,6 +389,7 @@ class Walker:
             if pf.error is not None:
                 self.errors.append(f"{frame.display(os.fsdecode(pf.node.name))}: {pf.error}")
                 frame.nodes[pf.slot] = None
+                frame.same = False
             else:
                 node = pf.node
                 node.content = pf.content  # type: ignore[assignment]  # all ids by now
@@ -369,9 +407,13 @@ class Walker:
         """Write the trees of ``frame`` and of every ancestor it was the last wait of."""
         while frame is not None:
             _close(frame)
-            data = Tree([n for n in frame.nodes if n is not None]).encode()
-            tree_id = self.repo.crypto.blob_id(data)
-            self.writer.submit(self._store_tree, (data, tree_id), len(data))
+            if frame.same and frame.old_tree is not None and self._tree_reusable(frame.old_tree):
+                tree_id = frame.old_tree  # every entry as in the parent: its tree as it is
+            else:
+                data = Tree([n for n in frame.nodes if n is not None]).encode()
+                tree_id = self.repo.crypto.blob_id(data)
+                self.writer.submit(self._store_tree, (data, tree_id), len(data))
+            frame.old = {}
             parent = frame.parent
             if parent is None:
                 self._root = tree_id
@@ -380,10 +422,19 @@ class Walker:
             sub = parent.nodes[frame.slot]
             assert sub is not None
             sub.subtree = tree_id
+            if parent.same and sub != parent.old.get(sub.name):
+                parent.same = False
             parent.waiting -= 1
             if parent.waiting:
                 return
             frame = parent
+
+    def _tree_reusable(self, tree_id: bytes) -> bool:
+        loc = self.repo.index.get(tree_id)
+        if loc is None or loc.base is not None:
+            return False
+        self.packs.note_location(loc)
+        return True
 
     def _store_tree(self, arg: tuple[bytes, bytes]) -> None:
         data, tree_id = arg
