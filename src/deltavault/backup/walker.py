@@ -226,12 +226,14 @@ class Walker:
         old_nodes = self._old_nodes(old_sub)
         frame.old_tree, frame.old = old_sub, old_nodes
         frame.same = bool(old_nodes) and len(old_nodes) == len(entries)
+        known = self._known_content(entries, old_nodes) if self.use_cache else set()
         for name_b, sname, st in entries:
             if isinstance(st, OSError):
                 self.errors.append(f"{frame.display(sname)}: {st.strerror}")
                 frame.same = False
                 continue
-            self._entry(frame, name_b, sname, st, old_nodes.get(name_b), frame.child(sname))
+            self._entry(frame, name_b, sname, st, old_nodes.get(name_b), frame.child(sname),
+                        name_b in known)
         if self.on_progress is not None:
             self.on_progress(self.progress)
         return frame
@@ -275,12 +277,46 @@ class Walker:
                 out.append((name_b, sname, exc))
         return out
 
+    def _known_content(self, entries: list[tuple[bytes, str, os.stat_result | OSError]],
+                       old_nodes: dict[bytes, Node]) -> set[bytes]:
+        """Names of files whose stat matches the parent and whose blobs are all stored
+        self-contained — found with one index search for the whole directory."""
+        names: list[bytes] = []
+        blobs: list[bytes] = []
+        spans: list[int] = []
+        for name_b, _, st in entries:
+            old = old_nodes.get(name_b)
+            if (old is not None and not isinstance(st, OSError) and stat.S_ISREG(st.st_mode)
+                    and self._same_stat(old, st)):
+                names.append(name_b)
+                blobs.extend(old.content)
+                spans.append(len(old.content))
+        if not names:
+            return set()
+        packs = self.repo.index.self_contained_packs(blobs)
+        known: set[bytes] = set()
+        found: set[str] = set()
+        pos = 0
+        for name_b, n in zip(names, spans, strict=True):
+            mine = packs[pos:pos + n]
+            pos += n
+            if all(p is not None for p in mine):
+                known.add(name_b)
+                found.update(mine)  # type: ignore[arg-type]
+        for pack in found:
+            self.packs.add_pack(pack)
+        return known
+
     def _entry(self, frame: _Frame, name: bytes, sname: str, st: os.stat_result,
-               old: Node | None, where: tuple[str, int | None]) -> None:
-        """Add one directory entry to ``frame`` (files and subdirectories may finish later)."""
+               old: Node | None, where: tuple[str, int | None], known: bool = False) -> None:
+        """Add one directory entry to ``frame`` (files and subdirectories may finish later).
+
+        ``known``: the parent's node matches the stat and its blobs are stored
+        self-contained (checked for the whole directory at once).
+        """
         mode = st.st_mode
         if (old is not None and self.use_cache and stat.S_ISREG(mode)
-                and self._unchanged(old, st)):
+                and (known or (self._same_stat(old, st) and self._reuse(old.content)))):
             frame.nodes.append(old)  # the parent's node, as it is: nothing to encode
             size = st.st_size
             self.summary["bytes_total"] += size
@@ -317,8 +353,9 @@ class Walker:
             node.type = _TYPE_BY_MODE.get(stat.S_IFMT(mode), "fifo")
             node.rdev = st.st_rdev
 
-    def _unchanged(self, old: Node, st: os.stat_result) -> bool:
-        """Whether a regular file's parent node describes it exactly, content reusable.
+    @staticmethod
+    def _same_stat(old: Node, st: os.stat_result) -> bool:
+        """Whether a regular file's parent node describes it exactly.
 
         Compares the stat with the stored node field by field before any new
         node is built: in a no-change backup almost every file ends here.
@@ -330,7 +367,7 @@ class Walker:
                 and old.gid == st.st_gid and old.dev == st.st_dev
                 and old.links == st.st_nlink and old.sparse == (st.st_blocks * 512 < size)
                 and not old.extra and old.user == _user(st.st_uid)
-                and old.group == _group(st.st_gid) and self._reuse(old.content))
+                and old.group == _group(st.st_gid))
 
     def _file(self, frame: _Frame, slot: int, node: Node, sname: str, st: os.stat_result,
               old: Node | None, where: tuple[str, int | None]) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import struct
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -233,6 +233,33 @@ class MasterIndex:
         if i < len(rec) and _full_id(bytes(rec["id"][i])) == blob_id:
             return i, int(rec["length"][i])
         return -1, 0
+
+    def self_contained_packs(self, blob_ids: Sequence[bytes]) -> list[str | None]:
+        """For each blob, the pack of a self-contained copy, or None (unknown or only deltas).
+
+        One vectorised search for the whole list: a no-change backup asks
+        this for every unchanged file of a directory at once, where a
+        :meth:`get` per blob cost more than the rest of the walk.
+        """
+        out: list[str | None] = [None] * len(blob_ids)
+        rec = self._records
+        if len(rec) and blob_ids:
+            keys = np.array(blob_ids, dtype="S32")
+            ids = rec["id"]
+            lo = np.searchsorted(ids, keys, side="left")
+            at = np.minimum(lo, len(rec) - 1)
+            # among equal ids the self-contained record sorts first (load())
+            hit = (lo < len(rec)) & (ids[at] == keys) & (rec["base"][at] == b"")
+            packs = rec["pack"][at]
+            for i in np.flatnonzero(hit).tolist():
+                out[i] = self._pack_ids[int(packs[i])]
+        if self._pending:
+            for i, blob in enumerate(blob_ids):
+                if out[i] is None:
+                    loc = self._pending.get(blob)
+                    if loc is not None and loc.base is None:
+                        out[i] = loc.pack_id
+        return out
 
     def __contains__(self, blob_id: bytes) -> bool:
         return self.get(blob_id) is not None
