@@ -21,8 +21,8 @@ from tests.support.trees import differences
 PW = b"pipeline-test"
 
 
-def _init(path: Path) -> Repository:
-    return api.init(path, PW, kdf_memory_kib=8192, kdf_time_cost=1)
+def _init(path: Path, **kw: int) -> Repository:
+    return api.init(path, PW, kdf_memory_kib=8192, kdf_time_cost=1, **kw)  # type: ignore[arg-type]
 
 
 def _tree(root: Path) -> None:
@@ -101,3 +101,28 @@ def test_batched_index_lookup_agrees_with_get(tmp_path: Path) -> None:
     for blob, pack in zip(ids, got, strict=True):
         loc = repo.index.get(blob)
         assert pack == (loc.pack_id if loc is not None and loc.base is None else None)
+
+
+def test_pack_lists_name_every_pack_a_chain_needs(tmp_path: Path) -> None:
+    """A delta's base may sit in a pack nothing else of the snapshot uses.
+
+    The book grows each day: its header and last chunk change, its first
+    chunk gets a tick, so the previous snapshot's pack is needed only as the
+    home of the bases, and the pack list must still name it.
+    """
+    src = tmp_path / "src"
+    src.mkdir()
+    rng = np.random.default_rng(9)
+    book = np.round(rng.normal(100, 1, (4000, 40)), 2)  # 1.2 MiB: two data chunks
+    np.save(src / "book.npy", book)
+    repo = _init(tmp_path / "repo", pack_size=1 << 16)
+    api.backup(repo, [src], snapshot_type="full")
+    for day in range(3):  # deltas on deltas: every base's pack must be listed
+        book[day * 7] += 0.01
+        book = np.vstack([book, np.round(rng.normal(100, 1, (10, 40)), 2)])
+        np.save(src / "book.npy", book)
+        snap = api.backup(repo, [src], snapshot_type="incr").snapshot
+        assert snap.summary["delta_blobs"] > 0
+    report = api.check(repo)
+    assert report.problems == []
+    assert differences(src, _restore(repo, snap.id, tmp_path / "r4")) == []

@@ -185,6 +185,8 @@ class BlobWriter:
                 base_plain = None  # an unreadable base only costs the delta
         enc = choose(data, base_plain, hint, self._policy, level=self._level)
         base_id = base if (enc.base_used and base_plain is not None) else None
+        if base_id is not None and self._on_reuse is not None:
+            self._on_reuse(base_id)  # the snapshot needs the base's pack too
         envelope = repo.crypto.seal_blob(blob_id, enc.payload)
         full: PackBuilder | None = None
         with self._lock:
