@@ -21,6 +21,7 @@ import contextlib
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,6 +64,8 @@ class WriteStats:
     bytes_packed: int = 0
     delta_blobs: int = 0
     index_files_written: int = 0
+    #: seconds the workers together spent waiting for work (the walk behind)
+    worker_idle_s: float = 0.0
     #: packs written and not yet named by an index file this writer saved
     written_packs: dict[str, list[PackEntry]] = field(default_factory=dict)
     #: every pack this writer wrote (ids only; a pack holds thousands of blobs)
@@ -118,9 +121,14 @@ class BlobWriter:
         self._tasks.put((fn, arg, nbytes))
 
     def _work_loop(self) -> None:
+        idle = 0.0
         while True:
+            t0 = time.monotonic()
             task = self._tasks.get()
+            idle += time.monotonic() - t0
             if task is None:
+                with self._lock:
+                    self.stats.worker_idle_s += idle
                 return
             fn, arg, nbytes = task
             try:

@@ -11,6 +11,7 @@ tasks starved the workers on small files).
 from __future__ import annotations
 
 import threading
+import time
 
 
 class ByteBudget:
@@ -26,6 +27,8 @@ class ByteBudget:
         self.limit = limit
         self._used = 0
         self.peak = 0
+        #: seconds producers spent blocked on a spent budget (workers behind)
+        self.waited_s = 0.0
         self._cond = threading.Condition(threading.Lock())
         self._broken = False
 
@@ -37,8 +40,11 @@ class ByteBudget:
     def acquire(self, n: int) -> None:
         """Wait until ``n`` more bytes fit (or the budget is broken by an error)."""
         with self._cond:
-            while self._used and self._used + n > self.limit and not self._broken:
-                self._cond.wait()
+            if self._used and self._used + n > self.limit and not self._broken:
+                t0 = time.monotonic()
+                while self._used and self._used + n > self.limit and not self._broken:
+                    self._cond.wait()
+                self.waited_s += time.monotonic() - t0
             self._used += n
             self.peak = max(self.peak, self._used)
 

@@ -38,6 +38,7 @@ def run_backup(repo: Repository, opts: BackupOptions, *,
     if not opts.paths and opts.stdin is None:
         raise UserError("nothing to back up: give paths or --stdin")
     started = time.monotonic()
+    cpu_started = time.process_time()
     return_large_buffers_to_the_os()
     clean_uncommitted(repo)
     repo.load_index()
@@ -56,9 +57,10 @@ def run_backup(repo: Repository, opts: BackupOptions, *,
     parent = lineage.parent
     planner = DeltaPlanner(repo, snap_type, delta_base)
     packset = PackSet(repo)
-    writer = BlobWriter(repo, workers=opts.workers or max(2, os.cpu_count() or 2),
-                        codec_policy=opts.codec, may_reuse=planner.may_reuse,
-                        on_reuse=packset.note)
+    workers = opts.workers or max(2, os.cpu_count() or 2)
+    writer = BlobWriter(repo, workers=workers, codec_policy=opts.codec,
+                        may_reuse=planner.may_reuse, on_reuse=packset.note)
+    pipeline_started = time.monotonic()
     walker = Walker(repo, writer, opts, progress or Progress(), on_progress, planner, packset)
     try:
         if opts.stdin is not None:
@@ -66,6 +68,7 @@ def run_backup(repo: Repository, opts: BackupOptions, *,
         else:
             root = walker.save_roots(abs_paths, bytes.fromhex(parent.tree) if parent else None)
         index_file = writer.flush()
+        pipeline_s = time.monotonic() - pipeline_started
     except BaseException:
         writer.abort()
         raise
@@ -79,6 +82,16 @@ def run_backup(repo: Repository, opts: BackupOptions, *,
         "delta_blobs": s.delta_blobs, "bytes_added": s.bytes_packed,
         "bytes_plain_added": s.bytes_plain_added, "packs_added": s.packs_written,
         "duration_s": round(time.monotonic() - started, 3), "errors": len(walker.errors),
+    })
+    # how busy the machine was kept (issue 14): process CPU over wall time, and
+    # whose wait it was when it was not — workers short of work, or the walk
+    # and reader held back by the bytes-in-flight bound
+    cpu_s = time.process_time() - cpu_started
+    summary.update({
+        "cpu_s": round(cpu_s, 3),
+        "cores_used": round(cpu_s / max(summary["duration_s"], 1e-6), 2),
+        "workers_idle": round(s.worker_idle_s / max(workers * pipeline_s, 1e-6), 3),
+        "read_wait_s": round(writer.budget.waited_s, 3),
     })
     snap = Snapshot(time=now_rfc3339(), hostname=hostname, username=_username(),
                     paths=path_strs, tree=root.hex(), type=snap_type,
