@@ -70,7 +70,13 @@ def test_npy_tiles_and_aligns(tmp_path: Path, dtype: str, shape: tuple[int, ...]
         assert c.length % arr.dtype.itemsize == 0
         assert c.length == (10_000 // arr.dtype.itemsize) * arr.dtype.itemsize
     expected = {"<f8": "f8", "<f4": "f4"}.get(dtype)
+    if expected and len(shape) > 1 and 1 < shape[-1] <= 4096:
+        expected += f":{shape[-1]}"  # a table: the row length, for column prediction
     assert all(c.hint == expected for c in chunks[1:])
+    # a file held whole in memory is cut exactly the same way
+    in_memory = chunker.split_buffer(data) or []
+    assert [(c.offset, c.length, bytes(c.data), c.hint) for c in in_memory] == \
+        [(c.offset, c.length, bytes(c.data), c.hint) for c in chunks]
 
 
 def test_npy_one_element_change_changes_one_chunk(tmp_path: Path) -> None:
@@ -173,3 +179,18 @@ def test_select_by_magic_not_name(tmp_path: Path) -> None:
     assert select_chunker(tmp_path / "book.dat.npy").name == "npy"
     assert select_chunker(tmp_path / "fake.npy").name == "fastcdc"
     assert select_chunker(tmp_path / "log.jsonl").name == "fastcdc"
+
+
+@pytest.mark.parametrize("size", [0, 1, 4096, 256 * 1024, 600_000, 3_000_000])
+def test_file_held_in_memory_is_cut_like_the_stream(tmp_path: Path, size: int) -> None:
+    from deltavault.chunk.files import FileChunker
+
+    data = os.urandom(size)
+    path = tmp_path / "f.bin"
+    path.write_bytes(data)
+    fc = FileChunker(CdcParams(seed=5))
+    with path.open("rb", buffering=0) as fh:
+        streamed = [(c.offset, c.length, bytes(c.data), c.hint) for c in fc.chunks(fh, str(path))]
+    held = fc.split_buffer(data)
+    assert held is not None
+    assert [(c.offset, c.length, bytes(c.data), c.hint) for c in held] == streamed

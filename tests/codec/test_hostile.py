@@ -33,7 +33,7 @@ def _attempt(codec: int, payload: bytes, base: bytes | None, raw_length: int) ->
 
 
 @settings(max_examples=300, deadline=None)
-@given(codec=st.integers(0, 7), payload=st.binary(max_size=300),
+@given(codec=st.integers(0, 9), payload=st.binary(max_size=300),
        base=st.one_of(st.none(), st.binary(max_size=300)), raw_length=st.integers(-5, 1 << 20))
 def test_random_payloads(codec: int, payload: bytes, base: bytes | None, raw_length: int) -> None:
     if codec in CODECS and not CODECS[codec].uses_base:
@@ -65,7 +65,8 @@ def test_wrong_raw_length(codec: CodecId, delta: int) -> None:
         decode(codec, _valid(codec), base, len(_DATA) + delta)
 
 
-@pytest.mark.parametrize("codec", [CodecId.FLOAT_XOR, CodecId.FLOAT_SUB, CodecId.DECIMAL])
+@pytest.mark.parametrize("codec", [CodecId.FLOAT_XOR, CodecId.FLOAT_SUB, CodecId.DECIMAL,
+                                   CodecId.DECIMAL_COL])
 def test_numeric_needs_its_base(codec: CodecId) -> None:
     with pytest.raises(FormatError):
         decode(codec, _valid(codec), None, len(_DATA))

@@ -30,7 +30,7 @@ def _roundtrip(data: bytes, base: bytes | None, hint: str | None, policy: Policy
 def test_ticked_order_book_change_uses_a_delta_codec(policy: Policy) -> None:
     new, old = _book()
     enc = choose(new, old, "f8", policy)
-    assert enc.codec_id in (CodecId.DECIMAL, CodecId.FLOAT_SUB, CodecId.FLOAT_XOR)
+    assert enc.codec_id in (CodecId.DECIMAL_COL, CodecId.FLOAT_SUB, CodecId.FLOAT_XOR)
     assert enc.base_used
     assert len(enc.payload) < len(new) // 8
     _roundtrip(new, old, "f8", policy)
@@ -44,10 +44,12 @@ def test_random_bytes_are_stored_raw(policy: Policy) -> None:
 
 
 @pytest.mark.parametrize("policy", ["auto", "fast"])
-def test_weights_without_base_raw_with_base_float_delta(policy: Policy) -> None:
+def test_weights_without_base_shuffled_with_base_float_delta(policy: Policy) -> None:
     w = _rng.normal(0, 0.05, 262_144).astype("<f4")
     w2 = (w + _rng.normal(0, 1e-4, w.size)).astype("<f4")
-    assert _roundtrip(w2.tobytes(), None, "f4", policy) == CodecId.RAW
+    # zstd saves ~7 % on float32 weights, their byte planes ~15 %: never raw
+    assert _roundtrip(w2.tobytes(), None, "f4", policy) == CodecId.SHUFFLE
+    assert len(choose(w2.tobytes(), None, "f4", policy).payload) < 0.9 * w2.nbytes
     enc = choose(w2.tobytes(), w.tobytes(), "f4", policy)
     assert enc.codec_id in (CodecId.FLOAT_SUB, CodecId.FLOAT_XOR)
     assert len(enc.payload) < 0.75 * w2.nbytes

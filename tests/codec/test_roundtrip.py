@@ -11,7 +11,7 @@ from hypothesis.extra import numpy as hnp
 from deltavault.codec import CODECS, CodecId, decimals, decode, encode, floats
 
 FLOAT_DTYPES = ["<f2", "<f4", "<f8", ">f8"]
-NUMERIC = [CodecId.FLOAT_XOR, CodecId.FLOAT_SUB, CodecId.DECIMAL]
+NUMERIC = [CodecId.FLOAT_XOR, CodecId.FLOAT_SUB, CodecId.DECIMAL, CodecId.DECIMAL_COL]
 
 
 @st.composite
@@ -52,13 +52,14 @@ def data_and_base(draw: st.DrawFn) -> tuple[bytes, bytes | None]:
 
 @settings(max_examples=300, deadline=None)
 @given(db=data_and_base(), codec=st.sampled_from(list(CodecId)),
-       hint=st.sampled_from(["f8", "f4", None, "sqlite-page"]), level=st.sampled_from([1, 3]))
+       hint=st.sampled_from(["f8", "f4", "f8:4", "f4:3", "f8:4096", None, "sqlite-page"]),
+       level=st.sampled_from([1, 3]))
 def test_every_codec_round_trips(db: tuple[bytes, bytes | None], codec: CodecId,
                                  hint: str | None, level: int) -> None:
     data, base = db
     payload = encode(codec, data, base, level=level, hint=hint)
     if payload is None:
-        assert codec == CodecId.DECIMAL
+        assert codec in (CodecId.DECIMAL, CodecId.DECIMAL_COL)
         return
     used_base = base if CODECS[codec].uses_base else None
     assert decode(codec, payload, used_base, len(data)) == data

@@ -1,22 +1,32 @@
-"""Deduplicate, encode, encrypt and pack blobs on worker threads.
+"""Deduplicate, encode, encrypt and pack blobs on worker threads; upload packs on another.
 
-The backup pipeline hands each chunk to :meth:`BlobWriter.submit`; a pool of
-threads hashes it (BLAKE3), skips it if the repository already has it,
-compresses it (zstd) and encrypts it (AES-GCM) — all native code that
-releases the GIL — and appends it to the open pack. Full packs go to an
-uploader thread through a bounded queue. A semaphore bounds the chunks in
-flight, so memory stays bounded whatever the input size.
+The walker and the reader queue *tasks* (a function, its argument and the
+bytes it holds) on :meth:`BlobWriter.submit`; a pool of plain threads runs
+them. A task calls :meth:`BlobWriter.store` for each chunk: hash it
+(BLAKE3), skip it if the repository already has it, compress it (zstd or a
+delta codec) and encrypt it (AES-GCM) — native code that releases the GIL —
+and append it to the open pack. There is no future and no semaphore per
+chunk: one :class:`~deltavault.backup.budget.ByteBudget` bounds the bytes
+queued, and results go back through the task's own callback.
+
+Full packs go to an uploader thread. Every ``index_every_packs`` packs (or
+``index_every_bytes``) it writes an index file for the packs written so far,
+so a backup killed half-way leaves its packs indexed and the next run
+deduplicates against them instead of storing them again (docs/format.md §11).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
 import threading
+import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
+from deltavault.backup.budget import ByteBudget
 from deltavault.codec.policy import Policy, choose
 from deltavault.errors import DeltavaultError
 from deltavault.repo.index import BlobLocation, IndexFile
@@ -25,6 +35,21 @@ from deltavault.repo.repository import Repository
 
 #: may an existing stored blob be shared by this snapshot? (delta depth rules)
 ReusePolicy = Callable[[BlobLocation], bool]
+#: a queued unit of work: function, its argument, bytes it holds
+Task = tuple[Callable[[Any], None], Any, int]
+
+#: index checkpoint defaults (issue 13): a killed backup loses at most this much
+INDEX_EVERY_PACKS = 64
+INDEX_EVERY_BYTES = 512 * 1024 * 1024
+#: bytes of chunks and small files queued or being encoded, at most
+INFLIGHT_BYTES = 16 * 1024 * 1024
+
+
+def _env_int(name: str, default: int) -> int:
+    try:
+        return max(1, int(os.environ.get(name, "") or default))
+    except ValueError:
+        return default
 
 
 @dataclass
@@ -38,142 +63,234 @@ class WriteStats:
     packs_written: int = 0
     bytes_packed: int = 0
     delta_blobs: int = 0
+    index_files_written: int = 0
+    #: seconds the workers together spent waiting for work (the walk behind)
+    worker_idle_s: float = 0.0
+    #: packs written and not yet named by an index file this writer saved
     written_packs: dict[str, list[PackEntry]] = field(default_factory=dict)
+    #: every pack this writer wrote (ids only; a pack holds thousands of blobs)
+    pack_ids: list[str] = field(default_factory=list)
 
 
 class BlobWriter:
-    """Thread-safe blob sink for one backup session."""
+    """Thread-safe blob sink and worker pool for one backup session."""
 
-    def __init__(self, repo: Repository, *, workers: int = 2, max_inflight: int | None = None,
-                 codec_policy: Policy = "auto", may_reuse: ReusePolicy | None = None) -> None:
+    def __init__(self, repo: Repository, *, workers: int = 2, inflight_bytes: int | None = None,
+                 codec_policy: Policy = "auto", may_reuse: ReusePolicy | None = None,
+                 on_reuse: Callable[[bytes], None] | None = None,
+                 index_every_packs: int | None = None,
+                 index_every_bytes: int | None = None) -> None:
         self.repo = repo
         self.stats = WriteStats()
         self._policy: Policy = codec_policy
         self._may_reuse = may_reuse
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dv-blob")
-        self._slots = threading.BoundedSemaphore(max_inflight or workers + 1)
+        self._on_reuse = on_reuse
+        self._level = repo.config.compression_level
+        self._index_packs = index_every_packs or _env_int("DELTAVAULT_INDEX_EVERY_PACKS",
+                                                          INDEX_EVERY_PACKS)
+        self._index_bytes = index_every_bytes or _env_int("DELTAVAULT_INDEX_EVERY_BYTES",
+                                                          INDEX_EVERY_BYTES)
+        self._unindexed_bytes = 0
         self._lock = threading.Lock()
+        #: blobs in the open pack or a pack not yet uploaded: in no index yet
         self._claimed: set[bytes] = set()
         self._builder = PackBuilder()
+        self._error: BaseException | None = None
+        # a few chunks of read-ahead per worker: enough that no worker waits on
+        # the reader, little enough for the 100 MiB target (docs/benchmark.md)
+        self.budget = ByteBudget(inflight_bytes or _env_int("DELTAVAULT_INFLIGHT_BYTES",
+                                                            max(INFLIGHT_BYTES,
+                                                                4 * workers << 20)))
+        self._tasks: queue.SimpleQueue[Task | None] = queue.SimpleQueue()
+        self._workers = [threading.Thread(target=self._work_loop, name=f"dv-blob-{i}",
+                                          daemon=True) for i in range(max(1, workers))]
+        for t in self._workers:
+            t.start()
         self._uploads: queue.Queue[PackBuilder | None] = queue.Queue(maxsize=1)
-        self._upload_error: BaseException | None = None
         self._uploader = threading.Thread(target=self._upload_loop, name="dv-upload",
                                           daemon=True)
         self._uploader.start()
         self._closed = False
 
-    # --- submission ------------------------------------------------------------
+    # --- the pool ----------------------------------------------------------------
 
-    def submit(self, data: bytes | memoryview, blob_type: int, base: bytes | None = None,
-               hint: str | None = None) -> Future[bytes]:
-        """Queue a blob; the future yields its id. Blocks when too many are in flight.
+    def submit(self, fn: Callable[[Any], None], arg: Any, nbytes: int) -> None:
+        """Queue ``fn(arg)`` for a worker; blocks while ``nbytes`` does not fit the budget."""
+        self.raise_error()
+        self.budget.acquire(nbytes)
+        self._tasks.put((fn, arg, nbytes))
+
+    def _work_loop(self) -> None:
+        idle = 0.0
+        while True:
+            t0 = time.monotonic()
+            task = self._tasks.get()
+            idle += time.monotonic() - t0
+            if task is None:
+                with self._lock:
+                    self.stats.worker_idle_s += idle
+                return
+            fn, arg, nbytes = task
+            try:
+                if self._error is None:
+                    fn(arg)
+            except BaseException as exc:  # surfaced to the submitting thread
+                self.fail(exc)
+            finally:
+                self.budget.release(nbytes)
+
+    def fail(self, exc: BaseException) -> None:
+        """Record the first failure and stop every thread from waiting on the budget."""
+        with self._lock:
+            if self._error is None:
+                self._error = exc
+        self.budget.break_()
+
+    @property
+    def failed(self) -> bool:
+        """Whether a worker or the uploader failed (the backup is being abandoned)."""
+        return self._error is not None
+
+    def raise_error(self) -> None:
+        """Re-raise a worker's or the uploader's failure in the calling thread."""
+        err = self._error
+        if err is not None:
+            if isinstance(err, DeltavaultError):
+                raise err
+            raise DeltavaultError(f"backup pipeline failed: {err!r}") from err
+
+    # --- blobs -------------------------------------------------------------------
+
+    def store(self, data: bytes | memoryview, blob_type: int, base: bytes | None = None,
+              hint: str | None = None, blob_id: bytes | None = None) -> bytes:
+        """Store one blob unless the repository has it; returns its id. Any thread.
 
         ``base`` names a stored blob this one may be encoded against; ``hint``
-        is the element type from the chunker (for the float codecs).
+        is the chunker's element type (codec policy input).
         """
-        self._raise_upload_error()
-        self._slots.acquire()
-        try:
-            fut = self._pool.submit(self._process, data, blob_type, base, hint)
-        except BaseException:
-            self._slots.release()
-            raise
-        fut.add_done_callback(lambda _f: self._slots.release())
-        return fut
-
-    def save_now(self, data: bytes, blob_type: int) -> bytes:
-        """Store a blob and return its id (used for trees)."""
-        return self.submit(data, blob_type).result()
-
-    def _reusable(self, blob_id: bytes) -> bool:
-        loc = self.repo.index.get(blob_id)
-        return loc is not None and (self._may_reuse is None or self._may_reuse(loc))
-
-    def _process(self, data: bytes | memoryview, blob_type: int, base: bytes | None,
-                 hint: str | None) -> bytes:
         repo = self.repo
-        blob_id = repo.crypto.blob_id(data)
+        if blob_id is None:
+            blob_id = repo.crypto.blob_id(data)
         with self._lock:
-            if blob_id in self._claimed or self._reusable(blob_id):
+            if blob_id in self._claimed:
                 self.stats.blobs_deduplicated += 1
                 return blob_id
-            self._claimed.add(blob_id)
+            loc = repo.index.get(blob_id)
+            reused = loc is not None and (self._may_reuse is None or self._may_reuse(loc))
+            if reused:
+                self.stats.blobs_deduplicated += 1
+            else:
+                self._claimed.add(blob_id)
+        if reused:
+            if self._on_reuse is not None:
+                self._on_reuse(blob_id)
+            return blob_id
         base_plain = None
         if base is not None and base != blob_id:
             try:
                 base_plain = repo.load_blob(base)
             except DeltavaultError:
                 base_plain = None  # an unreadable base only costs the delta
-        enc = choose(data, base_plain, hint, self._policy, level=repo.config.compression_level)
-        codec, payload = int(enc.codec_id), enc.payload
+        enc = choose(data, base_plain, hint, self._policy, level=self._level)
         base_id = base if (enc.base_used and base_plain is not None) else None
-        envelope = repo.crypto.seal_blob(blob_id, payload)
+        if base_id is not None and self._on_reuse is not None:
+            self._on_reuse(base_id)  # the snapshot needs the base's pack too
+        envelope = repo.crypto.seal_blob(blob_id, enc.payload)
         full: PackBuilder | None = None
         with self._lock:
-            self._builder.add(type=blob_type, codec=codec, blob_id=blob_id,
+            self._builder.add(type=blob_type, codec=int(enc.codec_id), blob_id=blob_id,
                               raw_length=len(data), envelope=envelope, base=base_id)
-            self.stats.blobs_added += 1
-            self.stats.bytes_plain_added += len(data)
-            self.stats.bytes_stored_added += len(envelope)
-            self.stats.delta_blobs += base_id is not None
+            s = self.stats
+            s.blobs_added += 1
+            s.bytes_plain_added += len(data)
+            s.bytes_stored_added += len(envelope)
+            s.delta_blobs += base_id is not None
             if self._builder.size >= repo.config.pack_size:
                 full, self._builder = self._builder, PackBuilder()
         if full is not None:
-            self._uploads.put(full)
+            self._queue_pack(full)
         return blob_id
 
-    # --- packs -----------------------------------------------------------------
+    def save_now(self, data: bytes, blob_type: int) -> bytes:
+        """Store a blob from the calling thread and return its id."""
+        self.raise_error()
+        return self.store(data, blob_type)
+
+    # --- packs -------------------------------------------------------------------
+
+    def _queue_pack(self, builder: PackBuilder) -> None:
+        while True:  # never block forever on an uploader that died
+            try:
+                self._uploads.put(builder, timeout=0.5)
+                return
+            except queue.Full:
+                self.raise_error()
 
     def _upload_loop(self) -> None:
         while True:
             builder = self._uploads.get()
             if builder is None:
                 return
-            if self._upload_error is not None:
+            if self._error is not None:
                 continue  # drain so producers never block on a dead uploader
             try:
                 self._write_pack(builder)
-            except BaseException as exc:  # surfaced to the submitting thread
-                self._upload_error = exc
+            except BaseException as exc:
+                self.fail(exc)
 
     def _write_pack(self, builder: PackBuilder) -> None:
-        pack_id, data, entries = builder.finish(self.repo.crypto)
+        repo = self.repo
+        pack_id, data, entries = builder.finish(repo.crypto)
         size = len(data)
         # content-addressed (same bytes if already there); the buffer itself: no 2nd copy
-        self.repo.objects.write_pack(pack_id, data)
+        repo.objects.write_pack(pack_id, data)
         del data
-        self.repo.index.add(pack_id, entries)
+        repo.index.add(pack_id, entries)
         with self._lock:
-            self.stats.packs_written += 1
-            self.stats.bytes_packed += size
-            self.stats.written_packs[pack_id] = entries
-
-    def _raise_upload_error(self) -> None:
-        if self._upload_error is not None:
-            err = self._upload_error
-            if isinstance(err, DeltavaultError):
-                raise err
-            raise DeltavaultError(f"writing a pack failed: {err}") from err
+            # now in the index: lookups find them there, the claim set shrinks
+            self._claimed.difference_update(e.id for e in entries)
+            s = self.stats
+            s.packs_written += 1
+            s.bytes_packed += size
+            s.written_packs[pack_id] = entries
+            s.pack_ids.append(pack_id)
+            self._unindexed_bytes += size
+            due = (len(s.written_packs) >= self._index_packs
+                   or self._unindexed_bytes >= self._index_bytes)
+            batch = dict(s.written_packs) if due else None
+            if due:
+                s.written_packs.clear()
+                self._unindexed_bytes = 0
+        if batch is not None:
+            # a checkpoint: packs → index, so a killed backup's packs are reused
+            repo.save_index(IndexFile.from_packs(batch))
+            with self._lock:
+                self.stats.index_files_written += 1
 
     def flush(self) -> IndexFile | None:
-        """Wait for every blob, write the last pack; the index file of new packs."""
-        self._pool.shutdown(wait=True)
+        """Finish queued work, write the last pack; the index of packs not yet indexed."""
+        for _ in self._workers:
+            self._tasks.put(None)
+        for t in self._workers:
+            t.join()
         with self._lock:
             last, self._builder = self._builder, PackBuilder()
-        if len(last):
-            self._uploads.put(last)
+        if len(last) and self._error is None:
+            self._queue_pack(last)
         self._uploads.put(None)
         self._uploader.join()
         self._closed = True
-        self._raise_upload_error()
+        self.raise_error()
         if not self.stats.written_packs:
             return None
         return IndexFile.from_packs(self.stats.written_packs)
 
     def abort(self) -> None:
         """Stop without writing more (on error or interrupt)."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.fail(self._error or DeltavaultError("aborted"))
+        for _ in self._workers:
+            self._tasks.put(None)
         if not self._closed:
-            self._upload_error = self._upload_error or DeltavaultError("aborted")
+            self._closed = True
             with contextlib.suppress(queue.Full):
                 self._uploads.put_nowait(None)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import bisect
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -28,6 +29,9 @@ from deltavault.repo.index import BlobLocation
 from deltavault.repo.repository import Repository
 from deltavault.repo.snapshot import Snapshot
 from deltavault.repo.tree import Node, Tree
+
+#: base-snapshot directories kept decoded (the walk visits each once, in order)
+_TREE_CACHE = 64
 
 
 @dataclass
@@ -90,8 +94,13 @@ class DeltaPlanner:
         self.base = base
         # Deepest chain a blob of this snapshot may sit on (0 = self-contained).
         self.max_depth = {"full": 0, "diff": 1}.get(snapshot_type, repo.config.max_chain)
-        self._trees: dict[str, dict[bytes, Node]] = {}
+        self._trees: OrderedDict[str, dict[bytes, Node]] = OrderedDict()
         self._lock = threading.Lock()
+
+    @property
+    def enabled(self) -> bool:
+        """Whether changed chunks may be stored as deltas at all."""
+        return self.base is not None and self.max_depth > 0
 
     def depth(self, blob_id: bytes) -> int:
         """Shortest delta chain under any stored copy of a blob (huge if unknown)."""
@@ -103,6 +112,8 @@ class DeltaPlanner:
 
     def may_reuse(self, loc: BlobLocation) -> bool:
         """Whether an existing blob may be shared by this snapshot (dedup)."""
+        if loc.base is None:
+            return True  # the index prefers a self-contained copy: depth 0 fits any rule
         return self.depth(loc.id) <= self.max_depth
 
     def may_base_on(self, blob_id: bytes) -> bool:
@@ -130,20 +141,49 @@ class DeltaPlanner:
         return BaseFile(offsets, lengths, list(node.content), load=self.repo.load_blob)
 
     def _dir(self, rel: str) -> dict[bytes, Node] | None:
-        if rel in self._trees:
-            return self._trees[rel]
+        """The base snapshot's directory at ``rel``: resolved iteratively, cached (LRU).
+
+        Iterative so a 10,000-level tree works; bounded so a million
+        directories do not all stay decoded in memory.
+        """
+        with self._lock:
+            hit = self._trees.get(rel)
+            if hit is not None:
+                self._trees.move_to_end(rel)
+                return hit or None
         assert self.base is not None
-        tree_id: bytes | None = bytes.fromhex(self.base.tree)
-        if rel:
-            parent, _, name = rel.rpartition("/")
-            up = self._dir(parent)
-            node = up.get(name.encode("utf-8", "surrogateescape")) if up else None
-            tree_id = node.subtree if node is not None and node.type == "dir" else None
+        parts = rel.split("/") if rel else []
+        # the deepest cached ancestor, then down one level at a time
+        depth = len(parts)
         nodes: dict[bytes, Node] | None = None
-        if tree_id is not None:
-            try:
-                nodes = {n.name: n for n in Tree.decode(self.repo.load_blob(tree_id)).nodes}
-            except DeltavaultError:
-                nodes = None  # a damaged base only costs the delta
-        self._trees[rel] = nodes or {}
-        return nodes
+        with self._lock:
+            while depth > 0:
+                cached = self._trees.get("/".join(parts[:depth]))
+                if cached is not None:
+                    nodes = cached
+                    break
+                depth -= 1
+        if depth == 0:
+            nodes = self._load(bytes.fromhex(self.base.tree))
+            self._remember("", nodes)
+        for i in range(depth, len(parts)):
+            node = nodes.get(parts[i].encode("utf-8", "surrogateescape")) if nodes else None
+            nodes = self._load(node.subtree if node is not None and node.type == "dir"
+                               else None)
+            self._remember("/".join(parts[:i + 1]), nodes)
+        return nodes or None
+
+    def _load(self, tree_id: bytes | None) -> dict[bytes, Node]:
+        if tree_id is None:
+            return {}
+        try:
+            return {n.name: n for n in Tree.decode(self.repo.load_blob(tree_id)).nodes}
+        except DeltavaultError:
+            return {}  # a damaged base only costs the delta
+
+    def _remember(self, rel: str, nodes: dict[bytes, Node]) -> None:
+        with self._lock:
+            self._trees[rel] = nodes
+            self._trees.move_to_end(rel)
+            while len(self._trees) > _TREE_CACHE:
+                self._trees.popitem(last=False)

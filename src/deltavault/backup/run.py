@@ -20,6 +20,7 @@ from deltavault import __version__
 from deltavault.backup.blobwriter import BlobWriter
 from deltavault.backup.lineage import find_lineage, resolve_type
 from deltavault.backup.options import BackupOptions, BackupResult, Progress
+from deltavault.backup.packset import PackSet
 from deltavault.backup.planner import DeltaPlanner
 from deltavault.backup.walker import Walker
 from deltavault.errors import UserError
@@ -39,6 +40,8 @@ def run_backup(repo: Repository, opts: BackupOptions, *,
     # No clean-up of other writers' leftovers here: under a shared lock a
     # concurrent backup may be between writing its snapshot and committing
     # it. prune removes leftovers under the exclusive lock (docs/format.md §11).
+    cpu_started = time.process_time()
+    return_large_buffers_to_the_os()
     repo.load_index()
     hostname = opts.hostname or socket.gethostname()
     abs_paths = [Path(os.path.abspath(p)) for p in opts.paths]
@@ -54,21 +57,25 @@ def run_backup(repo: Repository, opts: BackupOptions, *,
     opts.snapshot_type = snap_type
     parent = lineage.parent
     planner = DeltaPlanner(repo, snap_type, delta_base)
-    writer = BlobWriter(repo, workers=opts.workers or max(2, os.cpu_count() or 2),
-                        codec_policy=opts.codec, may_reuse=planner.may_reuse)
-    walker = Walker(repo, writer, opts, progress or Progress(), on_progress, planner)
+    packset = PackSet(repo)
+    workers = opts.workers or max(2, os.cpu_count() or 2)
+    writer = BlobWriter(repo, workers=workers, codec_policy=opts.codec,
+                        may_reuse=planner.may_reuse, on_reuse=packset.note)
+    pipeline_started = time.monotonic()
+    walker = Walker(repo, writer, opts, progress or Progress(), on_progress, planner, packset)
     try:
         if opts.stdin is not None:
             root = walker.save_stdin(opts.stdin, opts.stdin_filename)
         else:
             root = walker.save_roots(abs_paths, bytes.fromhex(parent.tree) if parent else None)
         index_file = writer.flush()
+        pipeline_s = time.monotonic() - pipeline_started
     except BaseException:
         writer.abort()
         raise
     if index_file is not None:
         repo.save_index(index_file)
-    packs = _packs_of(repo, walker.referenced)
+    packs = packset.packs | set(writer.stats.pack_ids)
     s = writer.stats
     summary: dict[str, Any] = dict(walker.summary)
     summary.update({
@@ -76,6 +83,16 @@ def run_backup(repo: Repository, opts: BackupOptions, *,
         "delta_blobs": s.delta_blobs, "bytes_added": s.bytes_packed,
         "bytes_plain_added": s.bytes_plain_added, "packs_added": s.packs_written,
         "duration_s": round(time.monotonic() - started, 3), "errors": len(walker.errors),
+    })
+    # how busy the machine was kept (issue 14): process CPU over wall time, and
+    # whose wait it was when it was not — workers short of work, or the walk
+    # and reader held back by the bytes-in-flight bound
+    cpu_s = time.process_time() - cpu_started
+    summary.update({
+        "cpu_s": round(cpu_s, 3),
+        "cores_used": round(cpu_s / max(summary["duration_s"], 1e-6), 2),
+        "workers_idle": round(s.worker_idle_s / max(workers * pipeline_s, 1e-6), 3),
+        "read_wait_s": round(writer.budget.waited_s, 3),
     })
     snap = Snapshot(time=now_rfc3339(), hostname=hostname, username=_username(),
                     paths=path_strs, tree=root.hex(), type=snap_type,
@@ -88,18 +105,26 @@ def run_backup(repo: Repository, opts: BackupOptions, *,
     return BackupResult(snap, walker.errors)
 
 
-def _packs_of(repo: Repository, blobs: set[bytes]) -> set[str]:
-    """Every pack a snapshot needs: its blobs' packs and their bases' packs."""
-    packs: set[str] = set()
-    todo = list(blobs)
-    seen = set(blobs)
-    while todo:
-        loc = repo.locate(todo.pop())  # the shortest-chain copy: restore reads that one
-        packs.add(loc.pack_id)
-        if loc.base is not None and loc.base not in seen:
-            seen.add(loc.base)
-            todo.append(loc.base)
-    return packs
+def return_large_buffers_to_the_os(threshold: int = 1 << 20) -> None:
+    """Serve allocations of ``threshold`` bytes and more by mmap, freed back at once.
+
+    The pipeline allocates and frees megabyte buffers (chunks, codec
+    temporaries, pack buffers) on several threads. glibc raises its mmap
+    threshold after the first such free and then serves them from per-thread
+    heaps, where freed megabytes stay resident: a full backup of the mixed
+    workload peaked 30 MiB higher (139 vs 109 MiB). Fixing the threshold
+    (which also turns off glibc's dynamic adjustment) keeps peak RSS near
+    what is really in use. A no-op where ``mallopt`` does not exist.
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return
+    m_mmap_threshold = -3
+    mallopt(m_mmap_threshold, threshold)
 
 
 def _username() -> str:

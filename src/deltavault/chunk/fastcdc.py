@@ -52,6 +52,11 @@ class FastCdcChunker:
         with open_source(source) as f:
             yield from self.split_stream(f)
 
+    def cut_buffer(self, data: bytes | memoryview) -> Iterator[ChunkRef]:
+        """Content-defined chunks of bytes in memory (views of ``data``, no copies)."""
+        for c in self._cdc.cut_buf(data):
+            yield ChunkRef(c.offset, c.length, c.data, None)
+
     def split_stream(self, stream: BinaryIO | PrefixedReader, start: int = 0) -> Iterator[ChunkRef]:
         """Chunk an open stream from its current position, numbering from ``start``.
 

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import IO, BinaryIO, cast
 
 from deltavault.chunk import CdcParams, ChunkerConfig, ChunkRef, FastCdcChunker
+from deltavault.chunk import npy as npy_chunk
 from deltavault.chunk import sqlite as sqlite_chunk
 from deltavault.chunk.select import chunker_for_magic
 
@@ -26,6 +27,7 @@ class FileChunker:
         """Args: cdc: the repository's FastCDC parameters and secret gear seed."""
         self.config = ChunkerConfig(cdc=cdc)
         self._stream = FastCdcChunker(cdc)
+        self._npy = npy_chunk.NpyChunker(self.config.npy_chunk_bytes, self._stream)
 
     def chunks(self, fh: IO[bytes], path: str) -> Iterator[ChunkRef]:
         """Chunks of an open regular file (``path`` names it for the type choice)."""
@@ -34,6 +36,25 @@ class FileChunker:
             yield from self._sqlite(path, fh)
             return
         yield from chunker_for_magic(head, path, self.config).split(cast(BinaryIO, fh))
+
+    def split_buffer(self, data: bytes) -> list[ChunkRef] | None:
+        """Chunks of a small file read whole, exactly as :meth:`chunks` would cut it.
+
+        The per-file fast path of the backup (many small files per task): no
+        file object, no chunker built per file, no copy of the chunk bytes
+        (each chunk is a view of ``data``). None for SQLite databases, which
+        need the live-database checks of :meth:`chunks`.
+        """
+        if data.startswith(sqlite_chunk.MAGIC):
+            return None
+        if data.startswith(npy_chunk.MAGIC):
+            refs = self._npy.split_buffer(data)
+            if refs is not None:
+                return refs
+        if len(data) <= self.config.cdc.min_size:
+            return [ChunkRef(0, len(data), data, None)] if data else []
+        return [ChunkRef(c.offset, c.length, c.data, None)
+                for c in self._stream.cut_buffer(data)]
 
     def _sqlite(self, path: str, fh: IO[bytes]) -> Iterator[ChunkRef]:
         chunker = chunker_for_magic(sqlite_chunk.MAGIC, path, self.config)

@@ -35,6 +35,8 @@ MAGIC = b"\x93NUMPY"
 #: which a hostile file would use to make us allocate and parse forever.
 MAX_HEADER = 64 * 1024
 DEFAULT_CHUNK_BYTES = 1024 * 1024
+#: widest row a codec predicts across (a stride is recorded in a u16)
+MAX_STRIDE = 4096
 _FLOAT_HINTS = {"<f8": "f8", "<f4": "f4"}
 
 
@@ -49,8 +51,19 @@ class NpyHeader:
 
     @property
     def hint(self) -> str | None:
-        """``"f8"``/``"f4"`` for little-endian floats, else None."""
-        return _FLOAT_HINTS.get(self.dtype.str)
+        """``"f8"``/``"f4"`` for little-endian floats, else None.
+
+        A C-ordered array of rows (2-D or more, last axis > 1) adds its row
+        length: ``"f8:4"`` is a float64 table of 4 interleaved columns, so the
+        numeric codecs predict each value from the same column of the row
+        before (docs/codecs.md, "columns"). Fortran order stores columns
+        contiguously already: no stride.
+        """
+        kind = _FLOAT_HINTS.get(self.dtype.str)
+        if kind is None:
+            return None
+        stride = self.shape[-1] if len(self.shape) >= 2 and not self.fortran_order else 1
+        return f"{kind}:{stride}" if 1 < stride <= MAX_STRIDE else kind
 
 
 def parse_header(prefix: bytes) -> NpyHeader | None:
@@ -113,3 +126,22 @@ class NpyChunker(AlignedChunker):
         first = prefix[: header.data_offset]
         rest = PrefixedReader(prefix[header.data_offset:], f)
         yield from fixed_chunks(rest, 0, first, size, header.hint)
+
+    def split_buffer(self, data: bytes) -> list[ChunkRef] | None:
+        """The chunks :meth:`split` would yield for a file held whole in memory.
+
+        None if the header is malformed (the caller falls back to FastCDC).
+        Chunk data are zero-copy views of ``data``.
+        """
+        header = parse_header(data[: MAX_HEADER + 12])
+        if header is None:
+            return None
+        view = memoryview(data)
+        item = header.dtype.itemsize
+        size = max(1, self.chunk_bytes // item) * item
+        start = header.data_offset
+        out = [ChunkRef(0, start, view[:start], None)] if start else []
+        for off in range(start, len(data), size):
+            block = view[off:off + size]
+            out.append(ChunkRef(off, len(block), block, header.hint))
+        return out

@@ -10,6 +10,8 @@ after the frame are refused, because python-zstandard ignores
 
 from __future__ import annotations
 
+import threading
+
 import zstandard as zstd
 
 from deltavault.errors import FormatError
@@ -56,12 +58,34 @@ def zstd_compress(data: Buffer, level: int, dict_data: zstd.ZstdCompressionDict 
             write_dict_id=0,
         )
         cctx = zstd.ZstdCompressor(dict_data=dict_data, compression_params=params)
+    elif dict_data is None:
+        cctx = _plain_compressor(level)
     else:
         cctx = zstd.ZstdCompressor(
             level=level, dict_data=dict_data, write_checksum=False,
             write_content_size=True, write_dict_id=False,
         )
     return cctx.compress(data)
+
+
+_local = threading.local()
+
+
+def _plain_compressor(level: int) -> zstd.ZstdCompressor:
+    """A compressor per thread and level, made once.
+
+    Building a ``ZstdCompressor`` allocates its context every time, which
+    costs more than compressing a 4 KiB file; a compressor is not safe to
+    share between threads, hence one per thread.
+    """
+    cache: dict[int, zstd.ZstdCompressor] | None = getattr(_local, "cctx", None)
+    if cache is None:
+        cache = _local.cctx = {}
+    cctx = cache.get(level)
+    if cctx is None:
+        cctx = cache[level] = zstd.ZstdCompressor(
+            level=level, write_checksum=False, write_content_size=True, write_dict_id=False)
+    return cctx
 
 
 def zstd_decompress_exact(payload: Buffer, raw_length: int,

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 
-from deltavault.codec import decimals, floats, general
+from deltavault.codec import columns, decimals, floats, general
 from deltavault.codec.general import Buffer
-from deltavault.codec.numeric import width_of
+from deltavault.codec.numeric import stride_of, width_of
 from deltavault.errors import FormatError
 
 
@@ -28,6 +28,8 @@ class CodecId(IntEnum):
     FLOAT_XOR = 3
     FLOAT_SUB = 4
     DECIMAL = 5
+    SHUFFLE = 6
+    DECIMAL_COL = 7
 
 
 EncodeFn = Callable[[Buffer, Buffer | None, int, str | None], bytes | None]
@@ -39,7 +41,7 @@ class Codec:
     """One codec: its id, name, whether it can use a base, and its functions.
 
     ``encode(data, base, level, hint)`` returns None when the codec does not
-    apply to the data (only ``decimal`` does that).
+    apply to the data (only ``decimal`` and ``decimal-col`` do that).
     """
 
     id: CodecId
@@ -73,6 +75,16 @@ def _decimal(data: Buffer, base: Buffer | None, level: int, hint: str | None) ->
     return decimals.try_encode(data, base, level=level, width=width_of(hint))
 
 
+def _shuffle(data: Buffer, base: Buffer | None, level: int, hint: str | None) -> bytes:
+    return floats.shuffle_encode(data, level=level, width=width_of(hint))
+
+
+def _decimal_col(data: Buffer, base: Buffer | None, level: int,
+                 hint: str | None) -> bytes | None:
+    stride = min(stride_of(hint), columns.MAX_STRIDE)
+    return columns.try_encode(data, base, level=level, width=width_of(hint), stride=stride)
+
+
 CODECS: dict[int, Codec] = {
     c.id: c
     for c in (
@@ -82,6 +94,8 @@ CODECS: dict[int, Codec] = {
         Codec(CodecId.FLOAT_XOR, "float-xor", True, _xor, floats.xor_decode),
         Codec(CodecId.FLOAT_SUB, "float-sub", True, _sub, floats.sub_decode),
         Codec(CodecId.DECIMAL, "decimal", True, _decimal, decimals.decode),
+        Codec(CodecId.SHUFFLE, "shuffle", False, _shuffle, floats.shuffle_decode),
+        Codec(CodecId.DECIMAL_COL, "decimal-col", True, _decimal_col, columns.decode),
     )
 }
 

@@ -235,6 +235,22 @@ class MasterIndex:
             return stored[0][0], stored[0][1][4]
         return -1, 0
 
+    def self_contained_packs(self, blob_ids: Sequence[bytes]) -> list[str | None]:
+        """For each blob, the pack of a self-contained copy, or None (unknown or only deltas).
+
+        One vectorised search for the whole list (:meth:`locate_many`): a
+        no-change backup asks this for every unchanged file of a directory at
+        once, where a :meth:`get` per blob cost more than the rest of the
+        walk. Blobs stored more than once or added in this session fall back
+        to :meth:`get`, which prefers a self-contained copy.
+        """
+        out: list[str | None] = []
+        for blob, loc in zip(blob_ids, self.locate_many(blob_ids), strict=True):
+            if loc is None:
+                loc = self.get(blob)
+            out.append(loc.pack_id if loc is not None and loc.base is None else None)
+        return out
+
     def __contains__(self, blob_id: bytes) -> bool:
         return self.get(blob_id) is not None
 
