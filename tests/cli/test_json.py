@@ -124,6 +124,8 @@ def test_every_command_prints_one_json_document(cli: Cli, tmp_path: Path) -> Non
     replica = tmp_path / "replica"
     assert run("copy", "--to-repo", replica)["ok"] is True
     assert run("repair", "--from-repo", replica)["ok"] is True
+    index = run("repair index")
+    assert index["ok"] is True and index["packs"] > 0 and index["indexes_written"]
     run("forget", first, "--dry-run")
     assert run("forget", "--keep-last", "1")["forgotten"]  # per host and paths
     run("prune")
