@@ -268,6 +268,7 @@ def run_prune(repo: Repository, *, dry_run: bool = False,
     result.run = run = secrets.token_hex(32)
     doomed_indexes = sorted(set(old_indexes) | set(outcome.partial_indexes))
     doomed_packs = sorted(plan.delete + plan.repack)
+    repo.check_lock()  # a commit point: a prune whose lock was lost records nothing more
     repo.ledger.append(_start_events(
         repo.crypto, run, doomed_packs, doomed_indexes, sorted(set(snaps_gone) | set(lists_gone)),
         _moves(plan, outcome),

@@ -127,7 +127,9 @@ class RestStore(Store):
         if status == 401:
             raise PermissionDenied(f"REST server refused the token to {what} {key}: {where}",
                                    hint="set DELTAVAULT_REST_TOKEN to a token of the server")
-        if status in (504, 429):  # a gateway or rate limit in front of the server: retry
+        if status in (504, 429) or (status >= 500 and not code):
+            # a gateway or rate limit in front of the server, or a server error without
+            # our error document (a handler cut off as the server goes down): retry
             raise BackendUnavailable(f"REST server could not {what} {key}: {where}")
         # a 412 means "exists" for a create and "changed" for a swap: the caller knows which
         cls = on_412 if status == 412 else error_class(status, code)
