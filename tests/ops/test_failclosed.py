@@ -23,24 +23,9 @@ from deltavault.store.base import Store
 from deltavault.store.local import LocalStore
 from deltavault.store.wrappers import StoreWrapper
 from tests.support.cli import PASSWORD, Cli
-from tests.support.history import History, assert_sound, build_history
+from tests.support.history import History, assert_sound
 
 KINDS = ("data", "index", "snapshots", "packlists")
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> History:
-    return build_history(tmp_path_factory.mktemp("history"), days=3)
-
-
-@pytest.fixture
-def hist(template: History, tmp_path: Path) -> History:
-    return template.copy_to(tmp_path / "repo")
-
-
-@pytest.fixture
-def cli(hist: History, password_file: Path) -> Cli:
-    return Cli(hist.repo, password_file)
 
 
 def stored(h: History) -> dict[str, bytes]:

@@ -5,27 +5,10 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-import pytest
-
 from deltavault import api
 from deltavault.repo.packs import TRAILER_SIZE
 from tests.support.cli import Cli
-from tests.support.history import History, assert_restores, assert_sound, build_history
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> History:
-    return build_history(tmp_path_factory.mktemp("history"), days=3)
-
-
-@pytest.fixture
-def hist(template: History, tmp_path: Path) -> History:
-    return template.copy_to(tmp_path / "repo")
-
-
-@pytest.fixture
-def cli(hist: History, password_file: Path) -> Cli:
-    return Cli(hist.repo, password_file)
+from tests.support.history import History, assert_restores, assert_sound
 
 
 def _flip(path: Path, offset: int) -> None:

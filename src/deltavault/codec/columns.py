@@ -29,7 +29,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from deltavault.codec.decimals import _FLOAT, _K_LIMIT, _MODES, _find_scale, _scaled, _unscaled
+from deltavault.codec.decimals import (
+    _FLOAT,
+    _K_LIMIT,
+    _MODES,
+    _scaled,
+    _unscaled,
+    decimal_elements,
+)
 from deltavault.codec.general import (
     Buffer,
     check_raw_length,
@@ -40,7 +47,6 @@ from deltavault.codec.numeric import (
     base_elements,
     check_header,
     shuffle,
-    split_elements,
     unshuffle,
     unzigzag,
     zigzag,
@@ -105,13 +111,10 @@ def try_encode(data: Buffer, base: Buffer | None = None, *, level: int = 1, widt
         raise ValueError(f"decimal-col needs width 4 or 8, not {width}")
     if not 1 <= stride <= MAX_STRIDE:
         raise ValueError(f"stride {stride} out of range")
-    bits, tail = split_elements(data, width)
-    x = bits.view(_FLOAT[width])
-    found = _find_scale(x, width)
+    found = decimal_elements(data, base, width)
     if found is None:
         return None
-    k, mode, v = found
-    b = base_elements(base, width, len(v)).view(_FLOAT[width])
+    k, mode, v, b, tail = found
     pred = _predict(v, _scaled(b, k), stride)
     r = zigzag(v - pred)
     rwidth = _narrow(r)

@@ -115,6 +115,21 @@ def _find_scale(x: FloatArray, width: int) -> tuple[int, int, UIntArray] | None:
     return None
 
 
+def decimal_elements(data: Buffer, base: Buffer | None, width: int
+                     ) -> tuple[int, int, UIntArray, FloatArray, bytes] | None:
+    """What both decimal codecs start from: (k, mode, integers, base values, raw tail).
+
+    None when some element is not a decimal under any scale (the codec then
+    declines the chunk).
+    """
+    bits, tail = split_elements(data, width)
+    found = _find_scale(bits.view(_FLOAT[width]), width)
+    if found is None:
+        return None
+    k, mode, v = found
+    return k, mode, v, base_elements(base, width, len(v)).view(_FLOAT[width]), tail
+
+
 def try_encode(data: Buffer, base: Buffer | None = None, *, level: int = 3,
                width: int = 8) -> bytes | None:
     """Encode ``data`` as scaled decimals, or None if some element is not one.
@@ -132,13 +147,10 @@ def try_encode(data: Buffer, base: Buffer | None = None, *, level: int = 3,
     """
     if width not in _FLOAT:
         raise ValueError(f"decimal codec needs width 4 or 8, not {width}")
-    bits, tail = split_elements(data, width)
-    x = bits.view(_FLOAT[width])
-    found = _find_scale(x, width)
+    found = decimal_elements(data, base, width)
     if found is None:
         return None
-    k, mode, v = found
-    b = base_elements(base, width, len(v)).view(_FLOAT[width])
+    k, mode, v, b, tail = found
     m, n = len(b), len(v)
     pred = np.empty_like(v)
     pred[:m] = _scaled(b, k)
