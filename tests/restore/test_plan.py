@@ -29,9 +29,9 @@ def test_a_one_file_restore_reads_only_the_trees_on_its_path(
     loaded: list[bytes] = []
     real = walk_module.load_tree
 
-    def counting(r: api.Repository, tree_id: bytes):  # type: ignore[no-untyped-def]
+    def counting(r: api.Repository, tree_id: bytes, **kw: bool):  # type: ignore[no-untyped-def]
         loaded.append(tree_id)
-        return real(r, tree_id)
+        return real(r, tree_id, **kw)
 
     monkeypatch.setattr("deltavault.restore.plan.load_tree", counting)
     target = tmp_path / "one"
@@ -76,6 +76,18 @@ def test_a_restore_with_few_descriptors_reopens_directories_safely(
         for f in range(3):
             got = (target / "src" / f"d{d:02d}" / "sub" / f"f{f:03d}").read_bytes()
             assert got == f"{d}/{f}\n".encode()
+
+
+def test_a_restore_does_not_fill_the_blob_cache_with_its_trees(
+        repo: api.Repository, tmp_path: Path) -> None:
+    src = _tree(tmp_path / "src", dirs=8, files=2)
+    snap = api.backup(repo, [src]).snapshot
+    trees = [bytes.fromhex(snap.tree)]
+    trees += [n.subtree for _, n in walk_module.walk(repo, trees[0]) if n.subtree is not None]
+    assert len(trees) > 10
+    repo.cache.clear()
+    run_restore(repo, snap, RestoreOptions(tmp_path / "t"), record=False)
+    assert [t.hex() for t in trees if repo.cache.get(t) is not None] == []
 
 
 @pytest.mark.parametrize(("path", "patterns", "expected"), [

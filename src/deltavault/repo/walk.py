@@ -20,9 +20,13 @@ from deltavault.repo.tree import Node, Tree
 _MAGIC = frozenset("*?[")
 
 
-def load_tree(repo: Repository, tree_id: bytes) -> Tree:
-    """Read, verify and decode one tree blob."""
-    return Tree.decode(repo.load_blob(tree_id))
+def load_tree(repo: Repository, tree_id: bytes, *, cache: bool = True) -> Tree:
+    """Read, verify and decode one tree blob.
+
+    ``cache=False`` for a walk that reads each tree once (restore): the blob
+    cache would otherwise fill with trees nobody asks for again.
+    """
+    return Tree.decode(repo.load_blob(tree_id, cache=cache))
 
 
 def node_name(node: Node) -> str:

@@ -103,7 +103,7 @@ class Planner:
 
     def batches(self) -> Iterator[Batch]:
         """Walk the whole tree; the last batch may be empty."""
-        top = _Frame(None, None, load_tree(self.repo, self.tree_id).nodes, "",
+        top = _Frame(None, None, load_tree(self.repo, self.tree_id, cache=False).nodes, "",
                      not self.include)
         top.dir = self.root
         top.live = self.live_root if self.live_top is None else None
@@ -123,8 +123,8 @@ class Planner:
                     included = included or matches(path, include)
                 if node.type == "dir" and node.subtree is not None:
                     if included or may_contain(path, include):
-                        child = _Frame(frame, node, load_tree(self.repo, node.subtree).nodes,
-                                       path, included)
+                        nodes_below = load_tree(self.repo, node.subtree, cache=False).nodes
+                        child = _Frame(frame, node, nodes_below, path, included)
                         break
                     continue
                 if not included:
