@@ -68,7 +68,7 @@ def restore(
             task = bar.add_task("restore", total=None, detail="")
 
             def cb(done: int, total: int) -> None:
-                bar.update(task, completed=done, total=total)
+                bar.update(task, completed=done, total=total or None)  # 0: unknown
 
         result = api.restore(r, snap.id, target, include=list(include or []), on_progress=cb)
     if json_out:

@@ -46,7 +46,8 @@ class RestoreOptions:
     Attributes:
         target: directory to restore below (made if missing; never a symlink).
         include: glob patterns; a path is restored if it or a parent matches.
-        workers: decode threads (0: two per core, at least 2, at most 8).
+        workers: decode threads (0: one per core, at least 2, at most 8; more only
+            add GIL contention and memory: each holds a span and a decoded blob).
         owners: restore owners (root only by default).
         live: a tree to take unchanged data from instead of the packs (rollback).
         live_entry: the snapshot's top-level entry ``live`` holds (empty: ``live``
@@ -206,7 +207,7 @@ def run_restore(repo: Repository, snap: Snapshot, opts: RestoreOptions, *,
     table = DirTable()
     live_table = DirTable() if opts.live is not None else None
     result = RestoreResult()
-    workers = opts.workers or max(2, min(8, (os.cpu_count() or 2) * 2))
+    workers = opts.workers or max(2, min(8, os.cpu_count() or 2))
     try:
         root = table.root(target)
         live_root = None
