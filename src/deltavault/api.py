@@ -305,13 +305,26 @@ def restore(repo: Repository, snapshot: str, target: str | os.PathLike[str], *,
 
 
 def rollback(repo: Repository, snapshot: str | None = None, *, tag: str | None = None,
-             target: str | os.PathLike[str], keep_previous: bool = False) -> RollbackResult:
-    """Put a live directory back to a snapshot atomically (restore beside it, then swap)."""
-    from deltavault.restore.rollback import pick_snapshot, run_rollback
+             target: str | os.PathLike[str], discard_previous: bool = False,
+             keep_previous_hours: float | None = None, reuse: str = "metadata",
+             sync: bool = True) -> RollbackResult:
+    """Put a live directory back to a snapshot atomically (build beside it, then swap).
 
-    with repo.lock():
+    The side tree is built from what ``target`` already holds where it equals
+    the snapshot (``reuse``: ``metadata`` trusts size/mtime/ctime/inode and
+    hashes the rest, ``content`` hashes everything, ``none`` reads all from the
+    repository). The replaced tree is kept as a hidden sibling for
+    ``keep_previous_hours`` (default 24; a later rollback deletes it after
+    that) unless ``discard_previous``. Refuses ``/``, the home directory, a
+    symlink and the repository's own directory.
+    """
+    from deltavault.restore.rollback import DEFAULT_GRACE_HOURS, pick_snapshot, run_rollback
+
+    with repo.lock():  # prune cannot remove the packs being read
         snap = pick_snapshot(repo, snapshot, tag)
-        return run_rollback(repo, snap, Path(target), keep_previous=keep_previous)
+        grace = DEFAULT_GRACE_HOURS if keep_previous_hours is None else keep_previous_hours
+        return run_rollback(repo, snap, Path(target), discard_previous=discard_previous,
+                            grace_hours=grace, reuse=reuse, sync=sync)
 
 
 # --- maintenance ------------------------------------------------------------------------

@@ -1,28 +1,19 @@
-"""Rollback swaps a directory atomically, even when killed mid-way."""
+"""Rollback: a swap built from the live tree; the previous tree kept; bad targets refused."""
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
-import random
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from deltavault import api, sampledata
-from deltavault.restore.rollback import exchange
+from deltavault.restore.rollback import PREVIOUS, STAGING, exchange
+from tests.support.cli import Cli
 from tests.support.trees import differences
-
-SRC = str(Path(__file__).resolve().parents[1] / "src")
-
-
-def _env(repo: Path, pwfile: Path) -> dict[str, str]:
-    return dict(os.environ, PYTHONPATH=SRC, DELTAVAULT_REPO=str(repo),
-                DELTAVAULT_PASSWORD_FILE=str(pwfile))
 
 
 def test_exchange_swaps_two_directories(tmp_path: Path) -> None:
@@ -35,60 +26,132 @@ def test_exchange_swaps_two_directories(tmp_path: Path) -> None:
     assert (a / "x").read_text() == "b" and (b / "x").read_text() == "a"
 
 
-def _known_good_then_day1(tmp_path: Path, scale: float, seed: int) -> tuple[Path, Path, Path]:
-    """State backed up as known-good, then a trading day; returns (state, good copy, pw)."""
-    state = tmp_path / "trading"
+def _known_good_then_day1(cli: Cli, tmp_path: Path, scale: float = 0.005,
+                          seed: int = 3) -> tuple[Path, Path]:
+    """State backed up as known-good, then a trading day; returns (state, good copy)."""
+    state = tmp_path / "live" / "trading"
     sampledata.generate(state, scale=scale, seed=seed)
     good = tmp_path / "good"
-    shutil.copytree(state, good)
-    repo = api.init(tmp_path / "repo", b"pw", kdf_memory_kib=8192, kdf_time_cost=1)
+    shutil.copytree(state, good, symlinks=True)
+    repo = api.init(cli.repo, cli.password_file.read_text().strip().encode(),
+                    kdf_memory_kib=8192, kdf_time_cost=1)
     api.backup(repo, [state], snapshot_type="full", tags=["known-good"])
     sampledata.mutate(state, day=1, seed=seed)
     api.backup(repo, [state])
-    pw = tmp_path / "pw"
-    pw.write_text("pw")
-    return state, good, pw
+    return state, good
 
 
-def test_rollback_restores_tagged_state(tmp_path: Path) -> None:
-    state, good, pw = _known_good_then_day1(tmp_path, 0.005, 3)
+def _siblings(state: Path, prefix: str) -> list[Path]:
+    return sorted(p for p in state.parent.iterdir() if p.name.startswith(prefix))
+
+
+def test_rollback_puts_the_tagged_state_back_and_keeps_the_previous(cli: Cli,
+                                                                    tmp_path: Path) -> None:
+    state, good = _known_good_then_day1(cli, tmp_path)
     (state / "db" / "positions.sqlite").write_bytes(b"corrupted by an erroneous trade")
-    proc = subprocess.run([sys.executable, "-m", "deltavault", "rollback", "--tag", "known-good",
-                           "--target", str(state), "--json"], env=_env(tmp_path / "repo", pw),
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    assert differences(good, state) == []
-    assert not list(tmp_path.glob(".deltavault-*")), "staging or previous state left behind"
-
-
-@pytest.mark.slow
-def test_rollback_killed_at_random_moments_leaves_old_or_new(tmp_path: Path) -> None:
-    state, good, pw = _known_good_then_day1(tmp_path, 0.01, 5)
     bad = tmp_path / "bad"
-    shutil.copytree(state, bad)
-    env = _env(tmp_path / "repo", pw)
-    cmd = [sys.executable, "-m", "deltavault", "rollback", "--tag", "known-good", "--target",
-           str(state), "--quiet"]
-    started = time.monotonic()
-    subprocess.run(cmd, env=env, check=True, timeout=120)
-    duration = time.monotonic() - started
-    rng = random.Random(1234)
-    outcomes = {"old": 0, "new": 0}
-    for _trial in range(10):
-        # Reset to the "bad" state, then kill a rollback somewhere in its run.
-        shutil.rmtree(state)
-        shutil.copytree(bad, state)
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.2, duration))
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        if not differences(good, state):
-            outcomes["new"] += 1
-        else:
-            assert differences(bad, state) == [], "a mix of old and new state"
-            outcomes["old"] += 1
-        # The next rollback cleans up and completes.
-        subprocess.run(cmd, env=env, check=True, timeout=120)
-        assert differences(good, state) == []
-    assert sum(outcomes.values()) == 10
+    shutil.copytree(state, bad, symlinks=True)
+    out = cli.json("rollback", "--tag", "known-good", "--target", state)
+    assert differences(good, state) == []
+    previous = Path(out["previous"])
+    assert previous.parent == state.parent and previous.name.startswith(PREVIOUS + "trading-")
+    assert differences(bad, previous) == []  # the replaced tree, intact
+    assert out["reused_bytes"] > 0 and out["bytes"] > 0
+    assert _siblings(state, STAGING) == []
+    # a second rollback keeps the first one's previous tree (within its grace period)
+    out2 = cli.json("rollback", "--tag", "known-good", "--target", state)
+    assert previous.exists() and Path(out2["previous"]).exists()
+    assert out2["removed_previous"] == []
+    # ... until it is older than --keep-previous-hours
+    cli("rollback", "--tag", "known-good", "--target", state, "--keep-previous-hours", "0",
+        "--discard-previous")
+    assert _siblings(state, PREVIOUS) == []
+    assert differences(good, state) == []
+
+
+def test_discard_previous_leaves_nothing_beside_the_target(cli: Cli, tmp_path: Path) -> None:
+    state, good = _known_good_then_day1(cli, tmp_path)
+    cli("rollback", "--tag", "known-good", "--target", state, "--discard-previous")
+    assert differences(good, state) == []
+    assert sorted(p.name for p in state.parent.iterdir()) == ["trading"]
+
+
+@pytest.mark.parametrize("reuse", ["metadata", "content", "none"])
+def test_every_reuse_mode_gives_the_snapshot(cli: Cli, tmp_path: Path, reuse: str) -> None:
+    state, good = _known_good_then_day1(cli, tmp_path)
+    out = cli.json("rollback", "--tag", "known-good", "--target", state, "--reuse", reuse,
+                   "--discard-previous")
+    assert differences(good, state) == []
+    assert (out["reused_bytes"] == 0) == (reuse == "none")
+
+
+def test_a_changed_file_with_its_old_size_and_mtime_is_not_trusted(cli: Cli,
+                                                                  tmp_path: Path) -> None:
+    state, good = _known_good_then_day1(cli, tmp_path)
+    name = next(p.name for p in sorted((good / "config").iterdir()) if p.is_file())
+    victim = state / "config" / name
+    shutil.copy2(good / "config" / name, victim)
+    st = victim.stat()
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 1  # same size ...
+    victim.write_bytes(bytes(data))
+    os.utime(victim, ns=(st.st_atime_ns, st.st_mtime_ns))  # ... and the same mtime
+    cli("rollback", "--tag", "known-good", "--target", state, "--discard-previous")
+    assert differences(good, state) == []
+
+
+def test_rollback_needs_a_target(cli: Cli, tmp_path: Path) -> None:
+    state, good = _known_good_then_day1(cli, tmp_path)
+    proc = cli("rollback", "--tag", "known-good", expect=2, cwd=state)
+    assert "--target" in proc.stderr.decode()
+    assert differences(good, state) != []  # nothing happened to the current directory
+    env = cli.env(DELTAVAULT_ROLLBACK_TARGET=str(state))
+    cli("rollback", "--tag", "known-good", "--discard-previous", env=env)
+    assert differences(good, state) == []
+
+
+@pytest.mark.parametrize("what", ["root", "home", "repository", "repository parent",
+                                  "symlink"])
+def test_dangerous_targets_are_refused(cli: Cli, tmp_path: Path, what: str) -> None:
+    state, _good = _known_good_then_day1(cli, tmp_path)
+    env = cli.env()
+    target: Path = Path("/")
+    if what == "home":
+        env["HOME"] = str(state)
+        target = state
+    elif what == "repository":
+        target = cli.repo
+    elif what == "repository parent":
+        target = cli.repo.parent
+    elif what == "symlink":
+        target = tmp_path / "link"
+        os.symlink(state, target)
+    before = sorted(os.listdir(tmp_path))
+    proc = cli("rollback", "--tag", "known-good", "--target", target, expect=1, env=env)
+    assert "refusing to roll back" in proc.stderr.decode()
+    assert sorted(os.listdir(tmp_path)) == before
+    assert not _siblings(state, STAGING) and not _siblings(state, PREVIOUS)
+
+
+def test_a_concurrent_rollback_of_the_same_directory_is_refused(cli: Cli,
+                                                               tmp_path: Path) -> None:
+    state, good = _known_good_then_day1(cli, tmp_path)
+    fd = os.open(state.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # what a running rollback holds
+        proc = cli("rollback", "--tag", "known-good", "--target", state, expect=1)
+        assert "another rollback" in proc.stderr.decode()
+    finally:
+        os.close(fd)
+    assert differences(good, state) != []
+
+
+def test_json_reports_what_was_taken_from_the_live_tree(cli: Cli, tmp_path: Path) -> None:
+    state, _good = _known_good_then_day1(cli, tmp_path)
+    out = json.loads(cli("rollback", "--tag", "known-good", "--target", state, "--json",
+                         "--discard-previous").stdout)
+    assert set(out) >= {"snapshot_id", "target", "previous", "files", "bytes", "reused_files",
+                        "reused_bytes", "duration_s", "removed_previous"}
+    assert out["previous"] is None
+    # after one day of change most of the tree is still the snapshot's
+    assert out["reused_bytes"] >= out["bytes"] // 2

@@ -36,7 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
                 "verifying every blob."),
     "dump": ("restore:dump", "Write one file of a snapshot to standard output (or --output "
              "FILE)."),
-    "rollback": ("restore:rollback", "Put a directory back to a snapshot atomically (restore "
+    "rollback": ("restore:rollback", "Put a directory back to a snapshot atomically (build "
                  "beside it, then swap)."),
     "tag": ("snapshots:tag", "Change a snapshot's tags (writes a new snapshot object that "
             "supersedes it)."),

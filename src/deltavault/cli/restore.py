@@ -68,7 +68,7 @@ def restore(
             task = bar.add_task("restore", total=None, detail="")
 
             def cb(done: int, total: int) -> None:
-                bar.update(task, completed=done, total=total)
+                bar.update(task, completed=done, total=total or None)  # 0: unknown
 
         result = api.restore(r, snap.id, target, include=list(include or []), on_progress=cb)
     if json_out:
@@ -133,27 +133,51 @@ def _dump_to_file(r: Repository, snapshot_id: str, path: str, output: Path) -> i
 
 def rollback(
     snapshot: Annotated[str | None, typer.Argument(help="Snapshot (or use --tag).")] = None,
-    target: Annotated[Path, typer.Option("--target", "-t",
-                                         help="Live directory to put back.")] = Path("."),
+    target: Annotated[Path | None, typer.Option(
+        "--target", "-t", envvar="DELTAVAULT_ROLLBACK_TARGET",
+        help="Live directory to put back (required; or DELTAVAULT_ROLLBACK_TARGET).")] = None,
     tag: Annotated[str | None, typer.Option(help="Newest snapshot with this tag.")] = None,
-    keep_previous: Annotated[bool, typer.Option(
-        help="Keep the replaced state in a hidden sibling directory.")] = False,
+    discard_previous: Annotated[bool, typer.Option(
+        "--discard-previous", help="Delete the replaced tree right after the swap.")] = False,
+    keep_previous_hours: Annotated[float, typer.Option(
+        "--keep-previous-hours", min=0,
+        help="Keep replaced trees this long; a later rollback deletes older ones.")] = 24.0,
+    reuse: Annotated[str, typer.Option(
+        "--reuse", help="Take unchanged data from the live tree: metadata (trust size, "
+        "mtime, ctime, inode; hash the rest), content (hash all), none.")] = "metadata",
     repo: RepoOpt = "",
     password_file: PasswordFileOpt = None,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Put a directory back to a snapshot atomically (restore beside it, then swap)."""
+    """Put a directory back to a snapshot atomically (build beside it, then swap).
+
+    Stop every process that has files of the directory open first (find them
+    with 'fuser -vm DIR' or 'lsof +D DIR'): they would keep using the old tree.
+    """
+    if target is None:
+        raise UsageError("give --target DIR (the live directory to roll back), "
+                         "or set DELTAVAULT_ROLLBACK_TARGET")
+    if reuse not in ("metadata", "content", "none"):
+        raise UsageError("--reuse takes metadata, content or none")
+    r = open_repo(repo, password_file)
     from deltavault import api
 
-    r = open_repo(repo, password_file)
-    result = api.rollback(r, snapshot, tag=tag, target=target, keep_previous=keep_previous)
+    result = api.rollback(r, snapshot, tag=tag, target=target,
+                          discard_previous=discard_previous,
+                          keep_previous_hours=keep_previous_hours, reuse=reuse)
     snap = result.snapshot
     if json_out:
         emit_json({"snapshot_id": snap.id, "target": str(result.target),
                    "previous": str(result.previous) if result.previous else None,
+                   "removed_previous": [str(p) for p in result.removed],
                    "files": result.files, "bytes": result.bytes,
+                   "reused_files": result.reused_files, "reused_bytes": result.reused_bytes,
                    "duration_s": result.duration_s})
     elif not quiet:
         out_console.print(f"rolled {result.target} back to snapshot {snap.id[:12]} "
-                          f"({snap.time[:19]}) in {result.duration_s:.2f}s")
+                          f"({snap.time[:19]}) in {result.duration_s:.2f}s; "
+                          f"{human_bytes(result.reused_bytes)} taken from the live tree")
+        if result.previous is not None:
+            out_console.print(f"the replaced tree is kept at {result.previous} "
+                              f"for {keep_previous_hours:g} h")

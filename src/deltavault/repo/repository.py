@@ -200,8 +200,13 @@ class Repository(RepositoryIndex):
                                  "content does not match its id")
         return plain
 
-    def load_blob(self, blob_id: bytes) -> bytes:
-        """One blob's plaintext, from the cache or a ranged read of its pack."""
+    def load_blob(self, blob_id: bytes, *, cache: bool = True) -> bytes:
+        """One blob's plaintext, from the cache or a ranged read of its pack.
+
+        ``cache=False`` still uses a cached copy but does not add one: a walk
+        that reads each blob once (restore's trees) would otherwise evict the
+        blobs other readers ask for again (delta bases).
+        """
         hit = self.cache.get(blob_id)
         if hit is not None:
             return hit
@@ -210,7 +215,8 @@ class Repository(RepositoryIndex):
         if len(envelope) != loc.length:
             raise IntegrityError(f"pack {loc.pack_id[:12]} is truncated")
         plain = self.decode_blob(loc, envelope)
-        self.cache.put(blob_id, plain)
+        if cache:
+            self.cache.put(blob_id, plain)
         return plain
 
     # --- snapshots -------------------------------------------------------------

@@ -16,8 +16,8 @@ from deltavault.repo.canonical import pack_msgpack, unpack_msgpack_map
 NODE_TYPES = frozenset({"file", "dir", "symlink", "fifo", "chardev", "blockdev", "socket"})
 _INT_FIELDS = ("mode", "uid", "gid", "mtime_ns", "ctime_ns", "size", "inode", "dev", "links",
                "rdev")
-_KNOWN = {"name", "type", "content", "subtree", "target", "user", "group", "sparse",
-          *_INT_FIELDS}
+_KNOWN = frozenset({"name", "type", "content", "subtree", "target", "user", "group", "sparse",
+                    *_INT_FIELDS})
 
 
 def check_name(name: bytes) -> bytes:
@@ -74,41 +74,45 @@ class Node:
 
     @classmethod
     def from_map(cls, d: dict[str, Any]) -> Node:
+        # Hot path of every walk (restore, check, ls): one pass, no setattr loop.
         name = d.get("name")
         typ = d.get("type")
-        if not isinstance(name, bytes) or not isinstance(typ, str) or typ not in NODE_TYPES:
+        if type(name) is not bytes or type(typ) is not str or typ not in NODE_TYPES:
             raise FormatError("tree: node without a valid name or type")
-        node = cls(name=check_name(name), type=typ)
-        for k in _INT_FIELDS:
-            v = d.get(k, getattr(node, k))
-            if not isinstance(v, int) or isinstance(v, bool) or not -(2**63) <= v < 2**64:
+        check_name(name)
+        ints = [d.get(k, 1 if k == "links" else 0) for k in _INT_FIELDS]
+        for k, v in zip(_INT_FIELDS, ints, strict=True):
+            if type(v) is not int or not -(2**63) <= v < 2**64:
                 raise FormatError(f"tree: field {k} of {name!r} is not an integer")
-            setattr(node, k, v)
-        for k in ("user", "group"):
-            v = d.get(k, "")
-            if not isinstance(v, str):
-                raise FormatError(f"tree: field {k} of {name!r} is not a string")
-            setattr(node, k, v)
+        user, group = d.get("user", ""), d.get("group", "")
+        if type(user) is not str:
+            raise FormatError(f"tree: field user of {name!r} is not a string")
+        if type(group) is not str:
+            raise FormatError(f"tree: field group of {name!r} is not a string")
+        mode, uid, gid, mtime_ns, ctime_ns, size, inode, dev, links, rdev = ints
+        node = cls(name, typ, mode, uid, gid, user, group, mtime_ns, ctime_ns, size, inode,
+                   dev, links, rdev)
         if typ == "file":
             content = d.get("content", [])
-            if not isinstance(content, list) or not all(
-                    isinstance(c, bytes) and len(c) == 32 for c in content):
+            if type(content) is not list or not all(
+                    type(c) is bytes and len(c) == 32 for c in content):
                 raise FormatError(f"tree: content of {name!r} is not a list of blob ids")
             node.content = content
             node.sparse = bool(d.get("sparse", False))
-            if node.size < 0:
+            if size < 0:
                 raise FormatError(f"tree: negative size for {name!r}")
         elif typ == "dir":
             sub = d.get("subtree")
-            if not isinstance(sub, bytes) or len(sub) != 32:
+            if type(sub) is not bytes or len(sub) != 32:
                 raise FormatError(f"tree: directory {name!r} has no subtree id")
             node.subtree = sub
         elif typ == "symlink":
             target = d.get("target")
-            if not isinstance(target, bytes) or b"\0" in target:
+            if type(target) is not bytes or b"\0" in target:
                 raise FormatError(f"tree: symlink {name!r} has no valid target")
             node.target = target
-        node.extra = {k: v for k, v in d.items() if k not in _KNOWN}
+        if not d.keys() <= _KNOWN:
+            node.extra = {k: v for k, v in d.items() if k not in _KNOWN}
         return node
 
 
@@ -129,7 +133,8 @@ class Tree:
             raise FormatError("tree: unsupported version or no node list")
         nodes = []
         for raw in d["nodes"]:
-            if not isinstance(raw, dict) or not all(isinstance(k, str) for k in raw):
+            if type(raw) is not dict or not (raw.keys() <= _KNOWN or all(
+                    isinstance(k, str) for k in raw)):
                 raise FormatError("tree: node is not a map")
             nodes.append(Node.from_map(raw))
         names = [n.name for n in nodes]

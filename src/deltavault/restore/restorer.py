@@ -1,47 +1,68 @@
 """Restore a snapshot into a directory.
 
-Safety first: every name was validated when its tree was decoded (one path
-component, no ``..``); directories are created by us and checked with
-``lstat`` so no pre-existing symlink is followed; files are opened with
-``O_NOFOLLOW``; symlinks from the snapshot are created only after all data
-is written, so they cannot redirect a write outside the target.
+Safety (issue 12): names were validated when their tree was decoded (one
+component, no ``..``); every directory is reached by descriptor with
+``O_NOFOLLOW`` (:mod:`~deltavault.restore.fsdir`), so no symlink in the
+target, old or made concurrently, redirects a write; an existing file is
+replaced only by a complete, verified copy renamed over it
+(:mod:`~deltavault.restore.files`), so a damaged blob or a crash leaves it as
+it was.
 
-Speed: blobs are grouped by pack and each pack is read once (one ranged
-read covering the blobs needed), on several threads; each blob is verified
-against its id before any byte of it is written.
+Speed and memory (issues 13, 14): the snapshot is walked as a stream and cut
+into bounded batches (:mod:`~deltavault.restore.plan`); each batch's blobs are
+looked up with one vectorised index search, read pack by pack in spans and
+decoded on a thread pool (:mod:`~deltavault.restore.fetch`); each file is
+opened once. While the pool works on one batch the walk prepares the next.
+With ``live`` set (rollback), pieces the live tree already holds are taken
+from it (:mod:`~deltavault.restore.reuse`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import stat
 import time
-from collections import defaultdict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deltavault.errors import DeltavaultError, RepositoryError, UnsafePath
+from deltavault.errors import DeltavaultError, RepositoryError, UserError
 from deltavault.repo.index import BlobLocation
 from deltavault.repo.repository import Repository
 from deltavault.repo.snapshot import Snapshot
-from deltavault.repo.tree import Node
-from deltavault.repo.walk import matches, walk
-from deltavault.store.base import ByteRange
-
-_MAX_SPAN_GAP = 4 * 1024 * 1024
+from deltavault.restore.fetch import Uses, run_task, span_tasks
+from deltavault.restore.files import FileJob, FileWriter
+from deltavault.restore.fsdir import Dir, DirTable
+from deltavault.restore.nodes import finish_dir, make_link, make_other
+from deltavault.restore.plan import Batch, Planner
+from deltavault.restore.reuse import Piece, Reuse
 
 
 @dataclass
 class RestoreOptions:
-    """Where to restore and what."""
+    """Where to restore and what.
+
+    Attributes:
+        target: directory to restore below (made if missing; never a symlink).
+        include: glob patterns; a path is restored if it or a parent matches.
+        workers: decode threads (0: one per core, at least 2, at most 8; more only
+            add GIL contention and memory: each holds a span and a decoded blob).
+        owners: restore owners (root only by default).
+        live: a tree to take unchanged data from instead of the packs (rollback).
+        live_entry: the snapshot's top-level entry ``live`` holds (empty: ``live``
+            holds the whole snapshot).
+        reuse: ``metadata`` (trust size/mtime/ctime/inode, else hash), ``content``
+            (always hash), ``none``.
+    """
 
     target: Path
     include: list[str] = field(default_factory=list)
     workers: int = 0
     owners: bool = field(default_factory=lambda: os.geteuid() == 0)
+    live: Path | None = None
+    live_entry: str = ""
+    reuse: str = "metadata"
 
 
 @dataclass
@@ -53,173 +74,128 @@ class RestoreResult:
     bytes: int = 0
     duration_s: float = 0.0
     errors: list[str] = field(default_factory=list)
+    reused_files: int = 0
+    reused_bytes: int = 0
 
 
-@dataclass
-class _Job:
-    path: str
-    node: Node
-    damaged: bool = False
+class _Engine:
+    """Runs batches through the pool, one batch ahead of the walk."""
 
+    def __init__(self, repo: Repository, writer: FileWriter, pool: ThreadPoolExecutor,
+                 reuse: Reuse | None, owners: bool) -> None:
+        self.repo = repo
+        self.writer = writer
+        self.pool = pool
+        self.reuse = reuse
+        self.owners = owners
+        self.pending: tuple[Batch, list[Future[None]]] | None = None
+        self.deferred: list[tuple[Dir, bytes, FileJob]] = []
+        self.links = 0
 
-@dataclass
-class _Plan:
-    dirs: list[tuple[str, Node]] = field(default_factory=list)
-    files: list[_Job] = field(default_factory=list)
-    links: list[tuple[str, str]] = field(default_factory=list)  # (path, first path)
-    others: list[tuple[str, Node]] = field(default_factory=list)
-    # blob id -> [(file job, offset)], grouped per pack later
-    uses: dict[bytes, list[tuple[_Job, int]]] = field(default_factory=lambda: defaultdict(list))
-    # blob id -> the location restore reads (looked up once)
-    locs: dict[bytes, BlobLocation] = field(default_factory=dict)
+    def submit(self, batch: Batch) -> None:
+        """Resolve a batch's blobs, take what the live tree has, queue the reads."""
+        work = self._resolve(batch)
+        if self.reuse is not None:
+            reuse = self.reuse
+            futs = [(job, self.pool.submit(reuse.take, job, live, first, pieces))
+                    for job, live, first, pieces in work if live is not None and pieces]
+            taken = {id(job): f.result() for job, f in futs}
+            work = [(job, live, first, taken.get(id(job), pieces) if live is not None
+                     else pieces) for job, live, first, pieces in work]
+        uses: Uses = {}
+        locs: dict[bytes, BlobLocation] = {}
+        for job, _live, _first, pieces in work:
+            for blob, offset, loc in pieces:
+                uses.setdefault(blob, []).append((job, offset))
+                locs[blob] = loc
+        bases = {loc.base for loc in locs.values() if loc.base is not None}
+        futures = [self.pool.submit(run_task, self.repo, task, uses, bases, self.writer)
+                   for task in span_tasks(locs.values())]
+        self._finish_pending()
+        self.pending = (batch, futures)
 
+    def drain(self) -> None:
+        """Finish the batch in flight and links whose file finished late."""
+        self._finish_pending()
+        for d, name, first in self.deferred:
+            self.links += make_link(d, name, first, self.writer)
+            d.unpin()
+        self.deferred.clear()
 
-def _plan(repo: Repository, snap: Snapshot, include: list[str]) -> _Plan:
-    plan = _Plan()
-    entries = list(walk(repo, bytes.fromhex(snap.tree)))
-    wanted = {p for p, n in entries if n.type != "dir" and matches(p, include)}
-    wanted |= {p for p, n in entries if n.type == "dir" and matches(p, include)}
-    for p in list(wanted):
-        parts = p.split("/")
-        wanted.update("/".join(parts[:i]) for i in range(1, len(parts)))
-    first_by_inode: dict[tuple[int, int], str] = {}
-    for path, node in entries:
-        if path not in wanted:
-            continue
-        if node.type == "dir":
-            plan.dirs.append((path, node))
-        elif node.type == "file":
-            key = (node.dev, node.inode)
-            if node.links > 1 and node.inode and key in first_by_inode:
-                plan.links.append((path, first_by_inode[key]))
+    def abort(self) -> None:
+        """Stop: wait for tasks in flight, throw away half-written files."""
+        if self.pending is None:
+            return
+        batch, futures = self.pending
+        for f in futures:
+            f.cancel()
+        for f in futures:
+            with contextlib.suppress(BaseException):
+                f.result()
+        for job, _a, _b, _live in batch.slices:
+            self.writer.abandon(job)
+        batch.unpin()
+        self.pending = None
+
+    def _resolve(self, batch: Batch) -> list[tuple[FileJob, Dir | None, int, list[Piece]]]:
+        ids = list({b for job, a, z, _ in batch.slices for b in job.node.content[a:z]})
+        found = dict(zip(ids, self.repo.index.locate_many(ids), strict=True))
+        work: list[tuple[FileJob, Dir | None, int, list[Piece]]] = []
+        for job, first, end, live in batch.slices:
+            if first == end == 0:
+                self.writer.skip(job, 0)  # an empty file: made and finished now
                 continue
-            if node.links > 1 and node.inode:
-                first_by_inode[key] = path
-            job = _Job(path, node)
-            plan.files.append(job)
-            offset = 0
-            for blob in node.content:
-                plan.uses[blob].append((job, offset))
-                if blob not in plan.locs:
-                    plan.locs[blob] = repo.locate(blob)
-                offset += plan.locs[blob].raw_length
-        else:
-            plan.others.append((path, node))
-    return plan
-
-
-def _ensure_dir(path: Path) -> None:
-    """mkdir that replaces a file or symlink in the way, never follows one."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        os.mkdir(path, 0o700)
-        return
-    if stat.S_ISDIR(st.st_mode):
-        return
-    os.unlink(path)
-    os.mkdir(path, 0o700)
-
-
-def _prepare(target: Path, plan: _Plan) -> None:
-    target.mkdir(parents=True, exist_ok=True)
-    if os.path.islink(target):
-        raise UnsafePath(f"restore target {target} is a symlink")
-    for path, _node in plan.dirs:
-        _ensure_dir(target / path)
-    for job in plan.files:
-        full = target / job.path
-        with contextlib.suppress(FileNotFoundError, IsADirectoryError):
-            if os.path.islink(full):
-                os.unlink(full)
-        fd = os.open(full, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-        try:
-            os.ftruncate(fd, job.node.size)
-        finally:
-            os.close(fd)
-
-
-def _restore_pack(repo: Repository, target: Path, pack_id: str,
-                  locs: list[BlobLocation], uses: dict[bytes, list[tuple[_Job, int]]],
-                  bases: set[bytes], on_bytes: Callable[[int], None]) -> list[str]:
-    """Read the needed span(s) of one pack once; write each blob where it goes."""
-    errors: list[str] = []
-    spans: list[list[BlobLocation]] = []
-    for loc in sorted(locs, key=lambda loc: loc.offset):
-        if spans and loc.offset - _span_end(spans[-1]) <= _MAX_SPAN_GAP:
-            spans[-1].append(loc)
-        else:
-            spans.append([loc])
-    for span in spans:
-        start = span[0].offset
-        try:
-            data = repo.objects.read_pack(pack_id, ByteRange(start, _span_end(span) - start))
-        except DeltavaultError as exc:
-            errors += _mark_damaged(uses, [loc.id for loc in span], f"pack {pack_id[:12]}: {exc}")
-            continue
-        view = memoryview(data)
-        for loc in span:
-            try:
-                rel = loc.offset - start
-                plain = repo.decode_blob(loc, view[rel : rel + loc.length])
-            except DeltavaultError as exc:
-                errors += _mark_damaged(uses, [loc.id], str(exc))
-                continue
-            if loc.id in bases:
-                repo.cache.put(loc.id, plain)  # a delta in another pack will need it
-            zero = plain[:1] == b"\0" and plain.count(0) == len(plain)
-            for job, offset in uses[loc.id]:
-                if zero and job.node.sparse:
+            pieces: list[Piece] = []
+            for blob in job.node.content[first:end]:
+                loc = found[blob] if job.error is None else None
+                if loc is None and job.error is None:
+                    try:
+                        loc = self.repo.locate(blob)
+                    except DeltavaultError as exc:
+                        self.writer.fail(job, str(exc), damaged=True)
+                if loc is None:
+                    self.writer.skip(job)
                     continue
-                fd = os.open(target / job.path, os.O_WRONLY | os.O_NOFOLLOW)
-                try:
-                    os.pwrite(fd, plain, offset)
-                finally:
-                    os.close(fd)
-            on_bytes(len(plain) * len(uses[loc.id]))
-    return errors
+                pieces.append((blob, job.offset, loc))
+                job.offset += loc.raw_length
+            work.append((job, live, first, pieces))
+        return work
 
-
-def _span_end(span: list[BlobLocation]) -> int:
-    return max(loc.offset + loc.length for loc in span)
-
-
-def _mark_damaged(uses: dict[bytes, list[tuple[_Job, int]]], blobs: list[bytes],
-                  reason: str) -> list[str]:
-    out = []
-    for b in blobs:
-        for job, _ in uses.get(b, []):
-            if not job.damaged:
-                job.damaged = True
-                out.append(f"{job.path}: {reason}")
-    return out
-
-
-def _apply_meta(path: Path, node: Node, owners: bool) -> None:
-    if owners:
-        with contextlib.suppress(OSError):
-            os.chown(path, node.uid, node.gid, follow_symlinks=False)
-    if node.type != "symlink":
-        os.chmod(path, node.mode)
-    with contextlib.suppress(OSError, NotImplementedError, OverflowError, ValueError):
-        os.utime(path, ns=(node.mtime_ns, node.mtime_ns), follow_symlinks=False)
+    def _finish_pending(self) -> None:
+        if self.pending is None:
+            return
+        batch, futures = self.pending
+        self.pending = None
+        try:
+            for f in futures:
+                f.result()
+        except BaseException:
+            self.pending = (batch, futures)
+            raise
+        for d, name, first in batch.links:
+            if first.finished:
+                self.links += make_link(d, name, first, self.writer)
+            else:  # its file spans into a later batch
+                d.pin()
+                self.deferred.append((d, name, first))
+        for d, name, node in batch.others:
+            make_other(d, name, node, self.writer)
+        for done in batch.dirs_done:
+            finish_dir(done, self.writer)
+        batch.unpin()
 
 
 def run_restore(repo: Repository, snap: Snapshot, opts: RestoreOptions, *,
-                on_progress: Callable[[int, int], None] | None = None) -> RestoreResult:
+                on_progress: Callable[[int, int], None] | None = None,
+                record: bool = True) -> RestoreResult:
     """Restore ``snap`` below ``opts.target``; raises if any file was damaged."""
     started = time.monotonic()
     repo.load_index()
     target = Path(os.path.abspath(opts.target))
-    plan = _plan(repo, snap, opts.include)
-    total = sum(j.node.size for j in plan.files)
-    _prepare(target, plan)
-    by_pack: dict[str, list[BlobLocation]] = defaultdict(list)
-    bases: set[bytes] = set()
-    for loc in plan.locs.values():
-        by_pack[loc.pack_id].append(loc)
-        if loc.base is not None:
-            bases.add(loc.base)
+    if target.is_symlink():
+        raise UserError(f"restore target {target} is a symlink")
+    target.mkdir(parents=True, exist_ok=True)
+    total = int(snap.summary.get("bytes_total", 0)) if not opts.include else 0
     done = [0]
 
     def on_bytes(n: int) -> None:
@@ -227,60 +203,52 @@ def run_restore(repo: Repository, snap: Snapshot, opts: RestoreOptions, *,
         if on_progress is not None:
             on_progress(done[0], total)
 
+    writer = FileWriter(opts.owners, on_bytes)
+    table = DirTable()
+    live_table = DirTable() if opts.live is not None else None
     result = RestoreResult()
-    workers = opts.workers or max(2, min(8, (os.cpu_count() or 2) * 2))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dv-restore") as pool:
-        futures = [pool.submit(_restore_pack, repo, target, pid, blobs, plan.uses, bases,
-                               on_bytes)
-                   for pid, blobs in by_pack.items()]
-        for f in futures:
-            result.errors += f.result()
-    for job in plan.files:
-        if job.damaged:
-            with contextlib.suppress(OSError):
-                os.unlink(target / job.path)
-    for path, first in plan.links:
-        dest = target / path
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(dest)
-        os.link(target / first, dest, follow_symlinks=False)
-    for path, node in plan.others:
-        _make_special(target / path, node, result)
-    for job in plan.files:
-        if not job.damaged:
-            _apply_meta(target / job.path, job.node, opts.owners)
-    for path, node in reversed(plan.dirs):
-        _apply_meta(target / path, node, opts.owners)
-    result.files = len(plan.files) + len(plan.links)
-    result.dirs = len(plan.dirs)
-    result.bytes = total
-    result.duration_s = round(time.monotonic() - started, 3)
-    repo.record_best_effort("restore", snapshot=snap.id, target=str(target),
-                            files=result.files, bytes=result.bytes, ok=not result.errors)
-    if result.errors:
-        raise RepositoryError(
-            f"{len(result.errors)} file(s) could not be restored because stored data is "
-            f"damaged: {'; '.join(result.errors[:5])}",
-            hint="run 'deltavault check --read-data'; restore from a replica with 'repair'")
-    return result
-
-
-def _make_special(path: Path, node: Node, result: RestoreResult) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        if not os.path.isdir(path) or os.path.islink(path):
-            os.unlink(path)
+    workers = opts.workers or max(2, min(8, os.cpu_count() or 2))
     try:
-        if node.type == "symlink":
-            assert node.target is not None
-            os.symlink(node.target, path)
-        elif node.type == "fifo":
-            os.mkfifo(path, node.mode)
-        elif node.type in ("chardev", "blockdev"):
-            kind = stat.S_IFCHR if node.type == "chardev" else stat.S_IFBLK
-            os.mknod(path, node.mode | kind, node.rdev)
-        else:
-            return  # sockets are not recreated
-        _apply_meta(path, node, os.geteuid() == 0)
-    except OSError as exc:
-        if node.type == "symlink":  # devices and fifos may be refused to non-root: not data
-            result.errors.append(f"{path}: cannot create {node.type}: {exc.strerror}")
+        root = table.root(target)
+        live_root = None
+        if live_table is not None and opts.live is not None and opts.reuse != "none":
+            with contextlib.suppress(DeltavaultError):
+                live_root = live_table.root(opts.live)
+        reuse = (Reuse(repo.crypto, writer, opts.reuse) if live_root is not None else None)
+        planner = Planner(repo, bytes.fromhex(snap.tree), root, include=opts.include,
+                          live_root=live_root, in_place=opts.live is None,
+                          live_top=os.fsencode(opts.live_entry) if opts.live_entry else None)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dv-restore") as pool:
+            engine = _Engine(repo, writer, pool, reuse, opts.owners)
+            try:
+                for batch in planner.batches():
+                    engine.submit(batch)
+                engine.drain()
+            except BaseException:
+                engine.abort()
+                raise
+        result.dirs = planner.dirs
+        if reuse is not None:
+            result.reused_files, result.reused_bytes = reuse.files, reuse.bytes
+        result.files = writer.files + engine.links
+    finally:
+        table.close()
+        if live_table is not None:
+            live_table.close()
+    result.bytes = writer.bytes
+    result.errors = list(writer.messages)
+    result.duration_s = round(time.monotonic() - started, 3)
+    if record:
+        repo.record_best_effort("restore", snapshot=snap.id, target=str(target),
+                                files=result.files, bytes=result.bytes,
+                                ok=not (writer.damaged or writer.failed))
+    if writer.damaged:
+        raise RepositoryError(
+            f"{writer.damaged} file(s) could not be restored because stored data is "
+            f"damaged (existing files were left as they were): "
+            f"{'; '.join(result.errors[:5])}",
+            hint="run 'deltavault check --read-data'; restore from a replica with 'repair'")
+    if writer.failed:
+        raise UserError(f"{writer.failed} file(s) could not be written below {target}: "
+                        f"{'; '.join(result.errors[:5])}")
+    return result
