@@ -23,7 +23,13 @@ from deltavault.store.base import Store
 from deltavault.store.local import LocalStore
 from deltavault.store.wrappers import StoreWrapper
 from tests.support.cli import PASSWORD, Cli
-from tests.support.history import History, assert_sound
+from tests.support.history import (  # noqa: F401 (fixtures)
+    History,
+    assert_sound,
+    history_cli,
+    history_copy,
+    history_template,
+)
 
 KINDS = ("data", "index", "snapshots", "packlists")
 
@@ -86,9 +92,13 @@ def test_missing_pack_list_or_pack_blocks_prune(cli: Cli, hist: History) -> None
     refuses(cli, hist, "prune", naming=f"packlists/{sid}")
     assert f"packlists/{sid}" in cli("check", expect=13).stderr.decode()
     packlist.write_bytes(saved)
-    pack = one(hist, "data")
-    pack.unlink()
-    refuses(cli, hist, "prune", naming=pack.name[:12])
+    # every pack in turn: one that holds only blobs, and one that holds a delta base
+    # another pack's blob needs (the refusal then names it as where the chain breaks)
+    for pack in sorted(p for p in (hist.repo / "data").rglob("*") if p.is_file()):
+        data = pack.read_bytes()
+        pack.unlink()
+        refuses(cli, hist, "prune", naming=pack.name[:12])
+        pack.write_bytes(data)
 
 
 def test_check_walks_the_live_set_after_forget_and_prune(cli: Cli, hist: History,

@@ -8,7 +8,14 @@ from pathlib import Path
 from deltavault import api
 from deltavault.repo.packs import TRAILER_SIZE
 from tests.support.cli import Cli
-from tests.support.history import History, assert_restores, assert_sound
+from tests.support.history import (  # noqa: F401 (fixtures)
+    History,
+    assert_restores,
+    assert_sound,
+    history_cli,
+    history_copy,
+    history_template,
+)
 
 
 def _flip(path: Path, offset: int) -> None:

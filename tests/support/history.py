@@ -12,6 +12,8 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
 from deltavault import api, sampledata
 from deltavault.repo.config import ChunkerParams
 from deltavault.repo.repository import Repository
@@ -90,3 +92,25 @@ def assert_sound(history: History, scratch: Path, *, read_data: bool = False) ->
     audit = api.audit(history.repo, api.ledger_verifier_key(history.repo))
     assert audit.ok, audit.problems
     return assert_restores(history, scratch, repo=repo)
+
+
+# Fixtures for modules that work on a copy of one history (import them: named
+# ``template``, ``hist`` and ``cli``, they replace the session's ``cli`` in that module only).
+
+
+@pytest.fixture(scope="module", name="template")
+def history_template(tmp_path_factory: pytest.TempPathFactory) -> History:
+    """A repository with three days of history (built once per test module)."""
+    return build_history(tmp_path_factory.mktemp("history"), days=3)
+
+
+@pytest.fixture(name="hist")
+def history_copy(template: History, tmp_path: Path) -> History:
+    """A private copy of the template."""
+    return template.copy_to(tmp_path / "repo")
+
+
+@pytest.fixture(name="cli")
+def history_cli(hist: History, password_file: Path) -> Cli:
+    """The real entry point on the private copy."""
+    return Cli(hist.repo, password_file)

@@ -118,6 +118,21 @@ class _Chooser:
         self.depths[blob] = best
         return best
 
+    def _broken_at(self, i: int) -> list[str]:
+        """The missing packs where the delta chain under copy ``i`` breaks (to name them)."""
+        seen: set[bytes] = set()
+        while self.has_base[i] and len(seen) <= _MAX_DEPTH:
+            base = _full(self.rec["base"][i])
+            if base in seen:
+                return []  # a cycle: no pack to name
+            seen.add(base)
+            copies = self._range(base)
+            usable = [j for j in copies if self.ok[j]]
+            if not usable:
+                return sorted({self.pack_ids[int(self.rec["pack"][j])] for j in copies})
+            i = min(usable, key=self.copy_depth)
+        return []
+
     def copy_depth(self, i: int, guard: int = 0) -> int:
         if not self.has_base[i]:
             return 0
@@ -133,7 +148,7 @@ class _Chooser:
         best = min(candidates, key=lambda i: (self.copy_depth(i),
                                               -self.score[int(self.rec["pack"][i])], i))
         if self.copy_depth(best) >= _INF:
-            raise MissingBlob(blob, [], broken=True)
+            raise MissingBlob(blob, self._broken_at(best), broken=True)
         return best
 
     def run(self, needed: set[bytes]) -> dict[bytes, int]:
@@ -172,7 +187,9 @@ def _id_array(ids: set[bytes] | list[bytes], presorted: bool = False) -> npt.NDA
 def missing_message(exc: MissingBlob, needed_by: str) -> str:
     who = f" (needed by snapshot {needed_by[:12]})" if needed_by else ""
     if exc.broken:
-        return f"blob {exc.blob.hex()[:16]}{who}: its delta base chain is broken"
+        packs = ", ".join(f"data/{p[:2]}/{p}" for p in exc.packs[:3])
+        where = f" at missing pack(s) {packs}" if packs else ""
+        return f"blob {exc.blob.hex()[:16]}{who}: its delta base chain is broken{where}"
     if exc.packs:
         return (f"blob {exc.blob.hex()[:16]}{who} is only in missing pack(s) "
                 f"{', '.join('data/' + p[:2] + '/' + p for p in exc.packs[:3])}")
