@@ -30,10 +30,10 @@ from deltavault.ledger.journal import Journal
 from deltavault.ledger.verify import verify_log
 from deltavault.repo.keys import KdfParams
 from deltavault.repo.repository import Repository
-from tests.support.cli import PASSWORD, cli_env
+from tests.support.cli import PASSWORD, cli_env, kill_trials
 from tests.support.trees import assert_same_files, write_random
 
-TRIALS = 20
+TRIALS = kill_trials()
 PW = PASSWORD.encode()
 
 

@@ -22,10 +22,10 @@ import pytest
 from deltavault import api, sampledata
 from deltavault.restore.fsdir import TMP_PREFIX
 from deltavault.restore.rollback import PREVIOUS, STAGING
-from tests.support.cli import Cli
+from tests.support.cli import Cli, kill_trials
 from tests.support.trees import differences, write_random
 
-TRIALS = 20
+TRIALS = kill_trials()
 
 
 def _files(root: Path) -> dict[str, bytes]:

@@ -105,3 +105,12 @@ def trading_state(root: Path, scale: float = 0.006) -> Path:
     """A few MiB of sample trading state (order books, positions db, models, logs)."""
     sampledata.generate(root, scale=scale)
     return root
+
+
+def kill_trials(default: int = 10) -> int:
+    """kill -9 trials per operation: ``DELTAVAULT_KILL_TRIALS`` or ``default``.
+
+    CI runs the default to keep the suite within its time budget; a release
+    check runs more (``DELTAVAULT_KILL_TRIALS=50 ./scripts/test -k kill``).
+    """
+    return max(2, int(os.environ.get("DELTAVAULT_KILL_TRIALS", default)))
