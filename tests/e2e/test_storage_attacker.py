@@ -52,7 +52,7 @@ from tests.support.attack_repo import Pristine, build, copy_cache, listing
 from tests.support.attacks import ATTACKS, CELLS, apply, undo
 from tests.support.cli import cli_env
 
-PER_CELL = 3
+PER_CELL = 2  # 71 cells × 2 + 8 controls: ~150 trials, about 2-3 minutes on 2 cores
 FULL = os.environ.get("DELTAVAULT_ATTACK_FULL") == "1"
 SCRIPT = Path(sys.executable).with_name("deltavault")
 

@@ -3,12 +3,16 @@
 * **correct** — exit 0 and the result a user would get from the unattacked
   repository (the same snapshot list, a byte-identical restore, the
   policy's snapshot forgotten, only unneeded data pruned, a backup that
-  restores), or — for ``check`` and ``audit`` — exit 0 because the attack is
-  outside what they examine and harmless.
-* **closed** — exit 13 or 14 with a message naming an object the attack
-  changed (its key, its id, or for the ledger and the cache the kind).
+  restores, an index rebuilt), or — for ``check`` and ``audit`` — exit 0
+  because the attack is outside what they examine and harmless (junk).
+* **closed** — a documented refusal: exit 13 or 14 (exit 10 for a deleted
+  ``config``: "no repository"; 12 when the only key the password opens was
+  attacked: to the client that is a wrong password; 11 for an unreadable
+  lock, which counts as held) with one ``deltavault: error:`` line on stderr
+  naming an object the attack changed (its key, its id, or for the ledger
+  and the cache the kind), and no traceback.
 * **open** — anything else: a wrong result, another exit code, a refusal
-  that does not say what is wrong.
+  that does not say what is wrong, a traceback.
 
 A **loss** is independent of the outcome: an object a committed snapshot
 needs deleted or changed by the command, or — once the attack is undone — a
@@ -31,13 +35,17 @@ from tests.support.attacks import Change
 from tests.support.cli import PASSWORD
 from tests.support.trees import Entry, manifest
 
-COMMANDS = ("snapshots", "restore", "backup", "forget", "prune", "check", "audit")
+COMMANDS = ("snapshots", "restore", "backup", "forget", "prune", "repair", "check", "audit")
+#: the destructive ones: what they may delete on success is judged by :func:`store_losses`
+DESTRUCTIVE = ("forget", "prune", "repair")
 #: kinds whose damage ``check --read-data`` must report (it opens the repository with the key)
 CHECKED = {"config", "keys", "index", "pack", "snapshot", "packlist", "checkpoint", "tile",
            "bundle", "journal"}
 #: kinds whose damage the keyless ``audit`` must report (the ledger, snapshots, pack lists, packs)
 AUDITED = {"pack", "snapshot", "packlist", "checkpoint", "tile", "bundle"}
 FAIL_CLOSED = (13, 14)
+#: other documented refusals, for the kinds whose attack they truthfully describe
+REFUSALS = {("config", 10), ("keys", 12), ("lock", 11)}
 
 
 @dataclass
@@ -65,8 +73,10 @@ def argv(command: str, p: Pristine, trial_dir: Path) -> list[str]:
         "snapshots": ["snapshots", "--json"],
         "restore": ["restore", "latest", "--target", str(trial_dir / "restored"), "--json"],
         "backup": ["backup", str(p.src), "--json"],
-        "forget": ["forget", "--keep-last", "1", "--keep-tag", "known-good", "--json"],
+        "forget": ["forget", "--keep-last", "1", "--keep-tag", "known-good", "--prune",
+                   "--json"],
         "prune": ["prune", "--json"],
+        "repair": ["repair", "index", "--json"],
         "check": ["check", "--read-data", "--json"],
         "audit": ["audit", "--key", p.verifier, "--json"],
     }[command]
@@ -84,7 +94,10 @@ def names_object(text: str, changes: list[Change]) -> bool:
         words = {"config": ("config",), "ledger/checkpoint": ("checkpoint",),
                  "cache": ("ledger state", "cache")}.get(c.key, ())
         if c.key.startswith("ledger/tile/"):
-            words = ("tile", "bundle")
+            # a tile that disagrees with the signed root cannot be told from a rewritten log
+            words = ("tile", "bundle", "ledger/checkpoint")
+        if c.key.startswith("index/"):
+            words = ("not in any index",)  # a deleted index file cannot be named
         if c.key.startswith("locks/"):
             words = ("lock " + last[:8], "locks/" + last[:8])
         if any(w in low for w in words):
@@ -117,9 +130,9 @@ def _result_is_correct(t: Trial, p: Pristine, out: Any, trial_dir: Path) -> str:
             f"forgot {_short(forgotten)} instead of {p.policy_forgets[:12]}")
     if t.command == "backup":
         return "" if isinstance(out, dict) and out.get("snapshot_id") else "no snapshot id"
-    if t.command == "prune":
-        return "" if isinstance(out, dict) else "no prune result"
-    damaged = t.kind in (CHECKED if t.command == "check" else AUDITED)
+    if t.command in ("prune", "repair"):
+        return "" if isinstance(out, dict) else f"no {t.command} result"
+    damaged = t.kind in (CHECKED if t.command == "check" else AUDITED) and t.attack != "junk"
     if t.command == "audit" and t.kind == "config" and t.attack == "forge":
         damaged = True  # the forged config comes with a forged log
     if damaged:
@@ -135,12 +148,18 @@ def judge(t: Trial, proc: subprocess.CompletedProcess[bytes], changes: list[Chan
           p: Pristine, trial_dir: Path) -> None:
     """Set the trial's outcome and reason from the command's exit code and output."""
     t.exit_code = proc.returncode
-    text = proc.stderr.decode(errors="replace") + proc.stdout.decode(errors="replace")
-    t.message = " ".join(proc.stderr.decode(errors="replace").split())[-400:]
-    if proc.returncode == 0:
+    stderr = proc.stderr.decode(errors="replace")
+    text = stderr + proc.stdout.decode(errors="replace")
+    t.message = " ".join(stderr.split())[-400:]
+    errors = [line for line in stderr.splitlines() if line.startswith("deltavault: error:")]
+    if "Traceback" in stderr:
+        t.outcome, t.reason = "open", "a traceback on stderr"
+    elif proc.returncode != 0 and len(errors) != 1:
+        t.outcome, t.reason = "open", f"{len(errors)} 'deltavault: error:' lines, not one"
+    elif proc.returncode == 0:
         why = _result_is_correct(t, p, _json(proc.stdout), trial_dir)
         t.outcome, t.reason = ("open", why) if why else ("correct", "")
-    elif proc.returncode in FAIL_CLOSED:
+    elif proc.returncode in FAIL_CLOSED or (t.kind, proc.returncode) in REFUSALS:
         if names_object(text, changes):
             t.outcome = "closed"
         else:
@@ -153,10 +172,13 @@ def store_losses(t: Trial, p: Pristine, before: dict[str, bytes],
                  after: dict[str, bytes]) -> list[str]:
     """Objects a committed snapshot needs that the command deleted or changed."""
     allowed: set[str] = {"ledger/checkpoint"}  # appends replace it; the final open checks it
-    if t.exit_code == 0 and t.command == "prune":
-        allowed |= {k for k in before if k.startswith("index/")} | p.prunable
+    if t.exit_code == 0 and t.command in DESTRUCTIVE:
+        # index files are rewritten (superseded, rebuilt); the final restore proves them
+        allowed |= {k for k in before if k.startswith("index/")}
+    if t.exit_code == 0 and t.command in ("prune", "forget"):
+        allowed |= p.prunable
     if t.exit_code == 0 and t.command == "forget":
-        allowed |= {f"snapshots/{p.policy_forgets}", f"packlists/{p.policy_forgets}"}
+        allowed |= p.forget_frees
     out = []
     for key in sorted(p.needed & before.keys()):
         if key in allowed:

@@ -79,6 +79,9 @@ class Pristine:
     next_tree: dict[bytes, Entry]  #: what a backup of ``src`` must restore to
     policy_forgets: str  #: the one snapshot ``forget --keep-last 1 --keep-tag known-good`` drops
     prunable: set[str]  #: keys prune may delete (the forgotten S4's packs)
+    #: keys ``forget --prune`` may delete besides: the policy's snapshot, its pack list and
+    #: the packs only it needs
+    forget_frees: set[str]
     needed: set[str]  #: keys a committed snapshot needs (never deleted or changed)
     ids: dict[str, str] = field(default_factory=dict)  #: S1, S2, S3, S4 → id
     entry_of: dict[str, int] = field(default_factory=dict)  #: S1, S3, forget-S4 → log index
@@ -235,12 +238,17 @@ def build(root: Path) -> Pristine:
     needed = {k for k in final if k.startswith(("config", "ledger-key", "keys/", "index/",
                                                 "journal/", "ledger/"))}
     needed |= {f"snapshots/{s}" for s in live} | {f"packlists/{s}" for s in live} | needed_packs
+    dropped = ids["S2'"]
+    kept_packs = {f"data/{x[:2]}/{x}" for s in live if s != dropped for x in packs_of[s]}
+    forget_frees = {f"snapshots/{dropped}", f"packlists/{dropped}"} | (
+        {f"data/{x[:2]}/{x}" for x in packs_of[dropped]} - kept_packs)
 
     p = Pristine(root=root, repo=repo_path, src=src, password_file=password_file,
                  client_cache=client_b, other_cache=other, verifier=verifier, ledger_size=size,
                  live=live, tags=tags,
                  trees={ids[n]: t for n, t in trees.items()}, next_tree=next_tree,
-                 policy_forgets=ids["S2'"], prunable=s4_packs, needed=needed, ids=ids,
+                 policy_forgets=dropped, prunable=s4_packs,
+                 forget_frees=forget_frees, needed=needed, ids=ids,
                  entry_of=entry_of)
     p.kinds = _kinds(p, stage, final, first.key_id, repo_path, client_a)
     return p

@@ -2,19 +2,21 @@
 
 The attacker has write access to the store (and, for the ``cache`` kind, to
 the client's cache directory) and no password: delete, truncate, flip one
-byte, replace with an older version, swap two objects of the same kind, and
-forge a well-formed object. Forging needs no key where the format is
-plaintext: a ledger rewritten with valid events (bundles; bundles + the tiles
-recomputed; + a checkpoint signed by the attacker; + a config naming the
-attacker's key), a pack list that leaves a pack out, a cache state whose body
-was edited. Encrypted objects (keys, index, packs, snapshots, journal, locks)
-cannot be forged without the master key: that cell is not applicable.
+byte, replace with an older version, swap two objects of the same kind, add
+a junk object beside the real ones, and forge a well-formed object. Forging
+needs no key where the format is plaintext: a ledger rewritten with valid
+events (bundles; bundles + the tiles recomputed; + a checkpoint signed by
+the attacker; + a config naming the attacker's key), a pack list that
+leaves a pack out, a cache state whose body was edited. Encrypted objects
+(keys, index, packs, snapshots, journal, locks) cannot be forged without
+the master key: that cell is not applicable.
 
 Every attack returns the :class:`Change` list that :func:`undo` puts back.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,7 +37,7 @@ from deltavault.ledger.tiles import (
 )
 from tests.support.attack_repo import Pristine, state_file
 
-ATTACKS = ("delete", "truncate", "flip", "older", "swap", "forge")
+ATTACKS = ("delete", "truncate", "flip", "older", "swap", "junk", "forge")
 KINDS = ("config", "keys", "index", "pack", "snapshot", "packlist", "checkpoint", "tile",
          "bundle", "journal", "lock", "cache")
 #: (kind, attack) cells that do not exist, and why (documented in the matrix)
@@ -44,6 +46,8 @@ NOT_APPLICABLE = {
     ("config", "swap"): "a repository has one config",
     ("checkpoint", "swap"): "a repository has one checkpoint",
     ("cache", "swap"): "a client keeps one ledger state per repository location",
+    **{(k, "junk"): "there is one such object: a second one cannot be added beside it"
+       for k in ("config", "checkpoint", "cache")},
     **{(k, "forge"): "encrypted and authenticated: a well-formed forgery needs the master key"
        for k in ("keys", "index", "pack", "snapshot", "journal", "lock")},
 }
@@ -116,12 +120,29 @@ def apply(attack: str, kind: str, repo: Path, cache: Path, p: Pristine) -> list[
         other_data = other.read_bytes()
         _set(changes, key, path, other_data)
         _set(changes, objects.partner, other, data)
+    elif attack == "junk":
+        junk = junk_key(kind, key)
+        _set(changes, junk, repo / junk, hashlib.sha256(junk.encode()).digest() * 7)
     elif attack == "forge":
         FORGERS[kind](changes, repo, path, p)
     else:
         raise ValueError(attack)
     assert changes and all(c.before != c.after for c in changes), (kind, attack)
     return changes
+
+
+def junk_key(kind: str, target: str) -> str:
+    """A new object of the kind, named like its real ones, where every lister looks.
+
+    Hash-named kinds get a well-formed name that nothing references; ledger
+    tiles and bundles a tile index past the end of the log.
+    """
+    name = hashlib.sha256(f"junk {kind}".encode()).hexdigest()
+    if kind in ("tile", "bundle"):
+        return target.split(".p/")[0].rsplit("/", 1)[0] + "/x001/234"
+    if kind == "pack":
+        return f"data/{name[:2]}/{name}"
+    return f"{target.rsplit('/', 1)[0]}/{name}"
 
 
 def undo(changes: list[Change]) -> list[str]:
