@@ -498,10 +498,14 @@ def audit(location: str | os.PathLike[str] | Store, verifier: str, *,
     """Keyless audit: the ledger, every committed snapshot and every pack it needs.
 
     With the repository ``password`` the audit runs under a shared lock, so a
-    prune cannot delete packs it is about to hash. Without it no lock can be
-    written (lock objects are encrypted): a keyless auditor may then see a
-    pack vanish under a concurrent prune and should audit again. A ledger
-    mirror holds no key files and is audited without a lock either way.
+    prune cannot delete packs it is about to hash, and the log must extend
+    the checkpoint this client verified last (its cached state, docs/ledger.md
+    §9.2): a log rolled back to an older, validly signed checkpoint is
+    refused (LedgerError) although it is a consistent prefix. Without it no
+    lock can be written (lock objects are encrypted) and there is no state: a
+    keyless auditor may see a pack vanish under a concurrent prune and should
+    audit again, and it audits whichever signed checkpoint it finds (§9.3).
+    A ledger mirror holds no key files and is audited without a lock either way.
     """
     from deltavault.ops.audit import audit as run_audit
     from deltavault.repo.layout import KEY_PREFIX
@@ -510,7 +514,9 @@ def audit(location: str | os.PathLike[str] | Store, verifier: str, *,
     store = open_store(location)
     if password is None or not any(True for _ in store.list(KEY_PREFIX)):
         return run_audit(store, verifier)
-    with Repository.open(store, password).lock():
+    repo = Repository.open(store, password)
+    with repo.lock():
+        repo.ledger.refresh()  # against this client's verified state: no rollback, no fork
         return run_audit(store, verifier)
 
 
