@@ -98,6 +98,8 @@ def names_object(text: str, changes: list[Change]) -> bool:
             words = ("tile", "bundle", "ledger/checkpoint")
         if c.key.startswith("index/"):
             words = ("not in any index",)  # a deleted index file cannot be named
+        if c.key.startswith("keys/") and c.after is None:
+            words = ("wrong password",)  # to the client a deleted key is a password it lacks
         if c.key.startswith("locks/"):
             words = ("lock " + last[:8], "locks/" + last[:8])
         if any(w in low for w in words):
