@@ -360,7 +360,9 @@ def forget(repo: Repository, snapshots: Sequence[str] = (), *,
     otherwise, nothing changed); a snapshot whose object is lost can still
     be forgotten by its full id, which is how its loss is accepted. Data is
     freed only by prune (``prune=True`` runs it afterwards, under the same
-    exclusive lock, with ``max_unused`` and ``max_repack_size``).
+    exclusive lock, with ``max_unused`` and ``max_repack_size``; prune's
+    verification of the complete view runs before anything is forgotten, so
+    when prune would refuse, nothing is forgotten either).
     """
     from deltavault.errors import UserError
     from deltavault.ops.forget import forget_snapshots
@@ -385,6 +387,11 @@ def forget(repo: Repository, snapshots: Sequence[str] = (), *,
             rules = policy or RetentionPolicy()
             ids = [s.id for s in select_forgotten(snaps, rules, repo.live_snapshots())]
             reason = f"policy {rules.__dict__}"
+        if prune and not dry_run:
+            # prune's complete view first (indexes, every needed blob located and readable):
+            # a forget --prune that would stop at prune forgets nothing either
+            run_prune(repo, dry_run=True, max_repack_size=max_repack_size,
+                      max_unused=DEFAULT_MAX_UNUSED if max_unused is None else max_unused)
         ids = list(dict.fromkeys(ids)) if dry_run else forget_snapshots(repo, ids, reason)
         pruned = run_prune(repo, dry_run=dry_run, on_progress=on_progress,
                            max_unused=DEFAULT_MAX_UNUSED if max_unused is None else max_unused,
