@@ -172,10 +172,12 @@ def judge(t: Trial, proc: subprocess.CompletedProcess[bytes], changes: list[Chan
 
 def store_losses(t: Trial, p: Pristine, before: dict[str, bytes],
                  after: dict[str, bytes]) -> list[str]:
-    """Objects a committed snapshot needs that the command deleted or changed."""
+    """Objects a committed snapshot needs that the command deleted or changed, and any
+    object a command that failed deleted."""
     allowed: set[str] = {"ledger/checkpoint"}  # appends replace it; the final open checks it
-    if t.exit_code == 0 and t.command in DESTRUCTIVE:
-        # index files are rewritten (superseded, rebuilt); the final restore proves them
+    if (t.exit_code == 0 and t.command in DESTRUCTIVE) or t.command == "repair":
+        # index files are rewritten (superseded, rebuilt: ``repair index`` also when it exits
+        # 13 for a pack it could not read, documented); the final restore proves them
         allowed |= {k for k in before if k.startswith("index/")}
     if t.exit_code == 0 and t.command in ("prune", "forget"):
         allowed |= p.prunable
@@ -189,6 +191,9 @@ def store_losses(t: Trial, p: Pristine, before: dict[str, bytes],
             out.append(f"deleted {key}")
         elif after[key] != before[key]:
             out.append(f"overwrote {key}")
+    if t.exit_code != 0:  # a refusal deletes nothing at all (its own lock aside)
+        out += [f"deleted {key} and then failed" for key in sorted(before.keys() - after.keys())
+                if key not in p.needed | allowed and not key.startswith("locks/")]
     return out
 
 
