@@ -21,6 +21,12 @@ from tests.support.cli import Cli
 SCRIPT = Path(sys.executable).with_name("deltavault")  #: the installed console script
 
 
+@pytest.fixture
+def cli(tmp_path: Path, password_file: Path) -> Cli:
+    """A fresh repository of its own (``cli_repo`` inits it), not the ops history."""
+    return Cli(tmp_path / "fresh", password_file)
+
+
 def script(cli: Cli, *args: str, keyless: bool = False) -> subprocess.CompletedProcess[bytes]:
     env = cli.env()
     if keyless:

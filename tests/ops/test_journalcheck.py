@@ -18,6 +18,12 @@ from tests.support.cli import Cli
 SCRIPT = Path(sys.executable).with_name("deltavault")  #: the installed console script
 
 
+@pytest.fixture
+def cli(tmp_path: Path, password_file: Path) -> Cli:
+    """A fresh repository of its own (``cli_repo`` inits it), not the ops history."""
+    return Cli(tmp_path / "fresh", password_file)
+
+
 def journal(cli: Cli, first: int, n: int) -> None:
     records = "".join(f'{{"trade": {first + i}, "qty": {i}}}\n' for i in range(n))
     cli("journal", "append", input=records.encode())

@@ -5,6 +5,8 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
+import pytest
+
 from deltavault import api
 from deltavault.repo.packs import TRAILER_SIZE
 from tests.support.cli import Cli
