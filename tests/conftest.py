@@ -20,6 +20,9 @@ from tests.support.cli import KDF_ARGS, PASSWORD, Cli
 from tests.support.servers import pg_dsn, pg_server, redis_server, s3_server, sshd_server
 from tests.support.trees import Hardlink, Symlink
 
+#: the storage-attack matrix is tallied across xdist workers and reported at the end
+pytest_plugins = ("tests.support.attack_matrix",)
+
 #: session fixtures of real servers, available to every test
 __all__ = ["backend_location", "pg_dsn", "pg_server", "redis_server", "s3_server", "sshd_server"]
 

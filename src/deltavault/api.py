@@ -360,7 +360,9 @@ def forget(repo: Repository, snapshots: Sequence[str] = (), *,
     otherwise, nothing changed); a snapshot whose object is lost can still
     be forgotten by its full id, which is how its loss is accepted. Data is
     freed only by prune (``prune=True`` runs it afterwards, under the same
-    exclusive lock, with ``max_unused`` and ``max_repack_size``).
+    exclusive lock, with ``max_unused`` and ``max_repack_size``; prune's
+    verification of the complete view runs before anything is forgotten, so
+    when prune would refuse, nothing is forgotten either).
     """
     from deltavault.errors import UserError
     from deltavault.ops.forget import forget_snapshots
@@ -385,6 +387,11 @@ def forget(repo: Repository, snapshots: Sequence[str] = (), *,
             rules = policy or RetentionPolicy()
             ids = [s.id for s in select_forgotten(snaps, rules, repo.live_snapshots())]
             reason = f"policy {rules.__dict__}"
+        if prune and not dry_run:
+            # prune's complete view first (indexes, every needed blob located and readable):
+            # a forget --prune that would stop at prune forgets nothing either
+            run_prune(repo, dry_run=True, max_repack_size=max_repack_size,
+                      max_unused=DEFAULT_MAX_UNUSED if max_unused is None else max_unused)
         ids = list(dict.fromkeys(ids)) if dry_run else forget_snapshots(repo, ids, reason)
         pruned = run_prune(repo, dry_run=dry_run, on_progress=on_progress,
                            max_unused=DEFAULT_MAX_UNUSED if max_unused is None else max_unused,
@@ -498,10 +505,14 @@ def audit(location: str | os.PathLike[str] | Store, verifier: str, *,
     """Keyless audit: the ledger, every committed snapshot and every pack it needs.
 
     With the repository ``password`` the audit runs under a shared lock, so a
-    prune cannot delete packs it is about to hash. Without it no lock can be
-    written (lock objects are encrypted): a keyless auditor may then see a
-    pack vanish under a concurrent prune and should audit again. A ledger
-    mirror holds no key files and is audited without a lock either way.
+    prune cannot delete packs it is about to hash, and the log must extend
+    the checkpoint this client verified last (its cached state, docs/ledger.md
+    §9.2): a log rolled back to an older, validly signed checkpoint is
+    refused (LedgerError) although it is a consistent prefix. Without it no
+    lock can be written (lock objects are encrypted) and there is no state: a
+    keyless auditor may see a pack vanish under a concurrent prune and should
+    audit again, and it audits whichever signed checkpoint it finds (§9.3).
+    A ledger mirror holds no key files and is audited without a lock either way.
     """
     from deltavault.ops.audit import audit as run_audit
     from deltavault.repo.layout import KEY_PREFIX
@@ -510,7 +521,9 @@ def audit(location: str | os.PathLike[str] | Store, verifier: str, *,
     store = open_store(location)
     if password is None or not any(True for _ in store.list(KEY_PREFIX)):
         return run_audit(store, verifier)
-    with Repository.open(store, password).lock():
+    repo = Repository.open(store, password)
+    with repo.lock():
+        repo.ledger.refresh()  # against this client's verified state: no rollback, no fork
         return run_audit(store, verifier)
 
 

@@ -79,6 +79,11 @@ def test_damaged_or_missing_index_blocks_prune(cli: Cli, hist: History) -> None:
     data[len(data) // 2] ^= 0x10
     index.write_bytes(bytes(data))
     refuses(cli, hist, "prune", naming=f"index/{index.name}")
+    # forget --prune refuses before forgetting: prune's view is checked first (found by the
+    # storage attacker: the policy's snapshot was forgotten, then prune refused)
+    live = [s["id"] for s in cli.json("snapshots")]
+    refuses(cli, hist, "forget", "--keep-last", "1", "--prune", naming=f"index/{index.name}")
+    assert [s["id"] for s in cli.json("snapshots")] == live
     assert f"index/{index.name}" in cli("check", expect=13).stderr.decode()
     index.unlink()  # an index file gone: the blobs only it located have no location
     refuses(cli, hist, "prune", naming="not in any index")

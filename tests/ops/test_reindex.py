@@ -5,6 +5,8 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
+import pytest
+
 from deltavault import api
 from deltavault.repo.packs import TRAILER_SIZE
 from tests.support.cli import Cli
@@ -60,6 +62,30 @@ def test_unreadable_header_keeps_what_the_old_index_knew(cli: Cli, hist: History
     assert report["unreadable"][0]["pack"].endswith(pack.name)
     assert not report["unreadable"][0]["kept"].startswith("0 ")
     # the blobs are intact and still indexed: every snapshot restores
+    repo = hist.open()
+    assert api.check(repo).ok
+    assert assert_restores(hist, tmp_path / "out", repo=repo) == len(hist.states)
+
+
+@pytest.mark.parametrize("attack", ["delete", "replace"])
+def test_missing_or_replaced_pack_keeps_what_the_old_index_knew(
+        cli: Cli, hist: History, tmp_path: Path, attack: str) -> None:
+    """Found by the storage attacker: with a pack deleted, or another pack's bytes under its
+    name, ``repair index`` exited 0 and dropped the pack's blobs from the index, so once the
+    pack was back (from a backup of the bucket) its snapshots no longer restored."""
+    packs = sorted((p for p in (hist.repo / "data").rglob("*") if p.is_file()),
+                   key=lambda p: p.stat().st_size)
+    pack, other = packs[-1], packs[-2]
+    original = pack.read_bytes()
+    pack.chmod(0o644)
+    if attack == "delete":
+        pack.unlink()
+    else:
+        pack.write_bytes(other.read_bytes())
+    report = cli.json("repair", "index", expect=13)
+    assert [u["pack"] for u in report["unreadable"]] == [f"data/{pack.parent.name}/{pack.name}"]
+    assert not report["unreadable"][0]["kept"].startswith("0 ")
+    pack.write_bytes(original)  # the pack is back: every snapshot restores
     repo = hist.open()
     assert api.check(repo).ok
     assert assert_restores(hist, tmp_path / "out", repo=repo) == len(hist.states)

@@ -160,6 +160,8 @@ class Ledger:
             return open_checkpoint(data, self.verifier, self.origin), version
         except FormatError as exc:
             raise LedgerError(f"{CHECKPOINT_KEY} is malformed: {exc}") from exc
+        except LedgerError as exc:  # a bad signature or origin: say which object
+            raise LedgerError(f"{CHECKPOINT_KEY}: {exc}") from exc
 
     def _accept(self, signed: SignedCheckpoint | None, version: str | None) -> None:
         """Make ``signed`` the current checkpoint once it verifies against what we verified.

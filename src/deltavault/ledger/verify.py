@@ -17,7 +17,16 @@ from deltavault.errors import FormatError, LedgerError
 from deltavault.ledger.log import Ledger
 from deltavault.ledger.merkle import leaf_hash, tree_hash, verify_consistency
 from deltavault.ledger.note import NoteVerifier, cosignature_time, open_checkpoint
-from deltavault.ledger.tiles import TILE_WIDTH, is_reference, tile_key, tile_width
+from deltavault.ledger.tiles import (
+    CHECKPOINT_KEY,
+    PREFIX,
+    TILE_WIDTH,
+    is_reference,
+    tile_key,
+    tile_width,
+)
+
+TILES_PREFIX = PREFIX + "tile/"
 
 
 @dataclass
@@ -176,9 +185,14 @@ def verify_log(
     ledger = Ledger(ledger.store, ledger.origin, None, ledger.verifier, verify=False)
     result = VerifyResult(origin=ledger.origin)
     try:
-        ledger.refresh()
+        signed = ledger.refresh()
     except (LedgerError, FormatError) as exc:
         result.problems.append(f"checkpoint: {exc}")
+        return result
+    if signed is None and any(True for _ in ledger.store.list(TILES_PREFIX)):
+        # an empty log has no tiles either: tiles without a checkpoint are a deleted history
+        result.problems.append(f"{CHECKPOINT_KEY} is missing, but the store holds ledger tiles "
+                               "and entries: the log's history was deleted")
         return result
     result.signature = True
     result.size, result.root = ledger.size, ledger.root.hex()

@@ -7,8 +7,9 @@ trees decodable, every blob and delta base indexed, every pack list matching
 its ledger root and (through the moves prunes recorded) naming the packs
 that hold the snapshot's blobs. ``--read-data`` additionally
 reads packs, checks their SHA-256 names, decrypts every blob, decodes it
-(through delta chains) and re-hashes it against its id. Problems name the
-damaged object and the snapshots and files it affects.
+(through delta chains) and re-hashes it against its id, and reads every
+journal object the ledger names (:mod:`deltavault.ops.journalcheck`).
+Problems name the damaged object and the snapshots and files it affects.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deltavault.errors import DeltavaultError
+from deltavault.ops.journalcheck import check_journal
 from deltavault.ops.view import inspect_live
 from deltavault.repo.index import BlobLocation
 from deltavault.repo.layout import PACKLIST_PREFIX, index_key, pack_key, packlist_key, snapshot_key
@@ -52,6 +54,8 @@ class CheckReport:
     packs_read: int = 0
     snapshots: int = 0
     blobs_verified: int = 0
+    #: journal objects read by ``--read-data``
+    journal_objects: int = 0
     unreferenced_packs: list[str] = field(default_factory=list)
     #: snapshot objects no ledger event makes live (interrupted backups, forgotten ones)
     leftover_snapshots: list[str] = field(default_factory=list)
@@ -70,7 +74,7 @@ class CheckReport:
     def to_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "indexes": self.indexes, "packs": self.packs,
                 "packs_read": self.packs_read, "snapshots": self.snapshots,
-                "blobs_verified": self.blobs_verified,
+                "blobs_verified": self.blobs_verified, "journal_objects": self.journal_objects,
                 "unreferenced_packs": self.unreferenced_packs,
                 "leftover_snapshots": self.leftover_snapshots,
                 "interrupted_prunes": self.interrupted_prunes, "not_copied": self.not_copied,
@@ -221,6 +225,8 @@ def run_check(repo: Repository, *, read_data: bool = False, subset: float | None
             if on_progress is not None:
                 on_progress(n + 1, len(todo))
         _attribute(report, bad, blob_users)
+        report.journal_objects = check_journal(
+            repo, lambda key, message: report.problems.append(Problem("journal", key, message)))
     repo.record_best_effort("check", ok=report.ok, errors=len(report.problems),
                             read_data=read_data, packs_read=report.packs_read)
     return report

@@ -4,8 +4,10 @@ Every pack ends with its encrypted header, which lists each blob's type,
 codec, length, raw length, id and delta base (docs/format.md §5), so the
 index is redundant and can be rebuilt with two ranged reads per pack (the
 trailer, then the header) and no replica. A pack whose header cannot be
-read keeps the records a readable old index file has for it, so a damaged
-header never loses what the old index still knew; such packs are reported.
+read, that the old index names but is missing, or whose header lacks blobs
+the old index has in it (another pack's bytes under its name) keeps the
+records a readable old index file has for it, so a damaged or replaced pack
+never loses what the old index still knew; such packs are reported.
 
 Write order: the new index files (bounded size; the last supersedes every
 old file) → a ``repair-index`` ledger event → deletion of the old files.
@@ -69,12 +71,17 @@ def read_pack_header(repo: Repository, pack_id: str, size: int) -> list[PackEntr
 
 
 def _old_records(repo: Repository, old_ids: list[str]) -> dict[str, list[PackEntry]]:
-    """Records of every readable old index file, by pack (the fallback for bad headers)."""
+    """Records of every readable, current old index file, by pack (what the index knew)."""
     out: dict[str, list[PackEntry]] = {}
+    files = []
     for iid in old_ids:
         try:
-            f = repo.load_index_file(iid)
+            files.append((iid, repo.load_index_file(iid)))
         except (RepositoryError, ObjectNotFound):
+            continue
+    superseded = {s.hex() for _iid, f in files for s in f.supersedes}
+    for iid, f in files:
+        if iid in superseded:  # an interrupted prune's leftovers name packs it deleted
             continue
         for r in f.records:
             pid = f.pack_ids[int(r["pack"])].hex()
@@ -110,7 +117,18 @@ def rebuild_index(repo: Repository, *, on_progress: Callable[[int, int], None] |
                 packs[pid] = got
             if on_progress is not None:
                 on_progress(n, len(sizes))
-    fallback = _old_records(repo, old_ids) if failed else {}
+    fallback = _old_records(repo, old_ids)
+    for pid, known in fallback.items():
+        # A pack the index names that is gone, or whose header lacks blobs the index has in
+        # it (another pack's bytes under its name), is not evidence that those blobs are
+        # gone: keep what the index knew and report it, never drop the only location.
+        if pid in failed:
+            continue
+        if pid not in packs:
+            failed[pid] = "the index names this pack but it is missing"
+        elif {e.id for e in known} - {e.id for e in packs[pid]}:
+            failed[pid] = "its header lacks blobs the index has in it (the pack was replaced?)"
+            del packs[pid]
     for pid, reason in sorted(failed.items()):
         kept = fallback.get(pid, [])
         if kept:

@@ -95,6 +95,8 @@ class LockInfo:
     pid: int
     username: str
     mtime: datetime | None = None
+    #: why the object could not be read ("" for a readable lock)
+    unreadable: str = ""
 
     def is_stale(self, server_now: datetime | None = None, *,
                  stale_after: timedelta = STALE_AFTER) -> bool:
@@ -123,6 +125,9 @@ class LockInfo:
         return False
 
     def describe(self) -> str:
+        if self.unreadable:
+            return (f"{self.key} cannot be read ({self.unreadable}); an unreadable lock counts "
+                    f"as an exclusive one until it is stale by the store's clock")
         kind = "exclusive" if self.exclusive else "shared"
         return (f"{kind} lock by {self.username}@{self.hostname} pid {self.pid} "
                 f"since {self.time:%Y-%m-%d %H:%M:%S}Z")
@@ -154,9 +159,10 @@ def read_locks(store: Store, crypto: Crypto) -> list[LockInfo]:
             out.append(_decode(store, crypto, info))
         except ObjectNotFound:
             continue
-        except (DeltavaultError, KeyError, ValueError, TypeError, OverflowError):
+        except (DeltavaultError, KeyError, ValueError, TypeError, OverflowError) as exc:
             # still ages by the store's mtime, so junk cannot block forever
-            out.append(LockInfo(info.key, datetime.now(UTC), True, "?", 0, "?", info.mtime))
+            out.append(LockInfo(info.key, datetime.now(UTC), True, "?", 0, "?", info.mtime,
+                                unreadable=str(exc) or type(exc).__name__))
     return out
 
 

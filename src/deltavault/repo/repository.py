@@ -120,24 +120,31 @@ class Repository(RepositoryIndex):
         except ObjectNotFound as exc:
             raise RepositoryNotFound(f"no repository at {store.location()}") from exc
         config, mac = parse_config(raw)
-        for kf in cls._key_files(store):
+        unreadable: list[str] = []
+        for kf in cls._key_files(store, unreadable):
             master = unwrap(kf, password, config.id)
             if master is not None:
                 crypto = Crypto(master)
                 verify_config_mac(config, mac, crypto)
                 return cls(store, config, crypto, kf.id)
-        raise WrongPassword(f"wrong password for the repository at {store.location()}")
+        # the password may be right and its key file damaged: say which files were skipped
+        damaged = f"; damaged key file(s) skipped: {', '.join(unreadable)}" if unreadable else ""
+        raise WrongPassword(f"wrong password for the repository at {store.location()}{damaged}")
 
     @staticmethod
-    def _key_files(store: Store) -> Iterator[KeyFile]:
+    def _key_files(store: Store, unreadable: list[str] | None = None) -> Iterator[KeyFile]:
+        """Every readable key file; the keys of the others are added to ``unreadable``."""
         for info in sorted(store.list(layout.KEY_PREFIX), key=lambda i: i.key):
             kid = layout.name_of(info.key)
             try:
                 data = store.get(info.key)
                 if key_id_of(data) != kid:
-                    continue
+                    raise FormatError(f"{info.key} does not match its name")
                 yield parse_key_file(data, kid)
-            except (FormatError, ObjectNotFound):
+            except FormatError:
+                if unreadable is not None:
+                    unreadable.append(info.key)
+            except ObjectNotFound:
                 continue
 
     # --- keys ------------------------------------------------------------------
@@ -192,7 +199,10 @@ class Repository(RepositoryIndex):
         """Decrypt and decode a stored blob (following delta bases); verify its id."""
         from deltavault.codec.registry import decode as codec_decode
 
-        payload = self.crypto.open_blob(loc.id, envelope)
+        try:
+            payload = self.crypto.open_blob(loc.id, envelope)
+        except IntegrityError as exc:  # name the stored object, not only the blob in it
+            raise IntegrityError(f"{layout.pack_key(loc.pack_id)}: {exc}") from exc
         base = self.load_blob(loc.base) if loc.base is not None else None
         plain = codec_decode(loc.codec, payload, base, loc.raw_length)
         if self.crypto.blob_id(plain) != loc.id:
@@ -264,12 +274,26 @@ class Repository(RepositoryIndex):
         return sid
 
     def snapshots(self) -> list[Snapshot]:
-        """Every snapshot committed to the ledger and not forgotten, oldest first."""
-        live = set(self.committed())
-        ids = [i for i in self.snapshot_ids() if i in live]
+        """Every snapshot committed to the ledger and not forgotten, oldest first.
+
+        The ledger says which snapshots exist, not the listing of
+        ``snapshots/``: a committed snapshot whose object is missing is an
+        IntegrityError naming it, never silently left out (``latest`` would
+        otherwise name an older snapshot, and a retention policy would count
+        without it).
+        """
         with ThreadPoolExecutor(max_workers=8) as pool:
-            snaps = list(pool.map(self.load_snapshot, ids))
+            snaps = list(pool.map(self._load_committed, sorted(self.committed())))
         return sorted(snaps, key=lambda s: (s.datetime, s.id))
+
+    def _load_committed(self, sid: str) -> Snapshot:
+        try:
+            return self.load_snapshot(sid)
+        except ObjectNotFound:
+            raise IntegrityError(
+                f"{layout.snapshot_key(sid)} is missing: snapshot {sid[:12]} is committed to "
+                "the ledger (see 'deltavault check'; 'deltavault forget ID' accepts the loss)"
+            ) from None
 
     def uncommitted_snapshot_ids(self) -> list[str]:
         """Snapshot objects without a ledger event (an interrupted backup's)."""
