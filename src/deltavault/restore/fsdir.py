@@ -219,6 +219,11 @@ def make_dir(parent: Dir, name: bytes) -> tuple[Dir, bytes | None, bool]:
                 os.mkdir(name, 0o700, dir_fd=pfd)
             except FileExistsError:
                 existed = True
+            except FileNotFoundError:
+                # the directory we hold was removed (or replaced by a rename over it):
+                # nothing below it may be written anywhere else
+                raise UnsafePath(f"{parent.path()}: was replaced or removed during "
+                                 "the restore") from None
             try:
                 fd = os.open(name, O_DIR, dir_fd=pfd)
             except OSError as exc:
