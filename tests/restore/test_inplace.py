@@ -13,7 +13,7 @@ from pathlib import Path
 from deltavault import api
 from deltavault.repo.layout import pack_key
 from deltavault.restore.fsdir import TMP_PREFIX
-from tests.support.cli import KDF_ARGS, PASSWORD, Cli
+from tests.support.cli import PASSWORD, Cli
 
 
 def _source(root: Path, files: dict[str, bytes]) -> Path:
@@ -142,14 +142,3 @@ def test_restore_twice_gives_the_same_tree_and_metadata(cli_repo: Cli, tmp_path:
     assert (target / "src" / "d" / "b").stat().st_mode & 0o777 == 0o600
     assert (target / "src" / "d" / "e" / "c").stat().st_mtime_ns == 1_600_000_000_000_000_000
     assert os.readlink(target / "src" / "link") == "d/b"
-
-
-def test_restore_into_a_target_that_is_a_symlink_is_refused(cli: Cli, tmp_path: Path) -> None:
-    cli("init", *KDF_ARGS)
-    cli("backup", "--stdin", input=b"x")
-    real = tmp_path / "real"
-    real.mkdir()
-    os.symlink(real, tmp_path / "link")
-    proc = cli("restore", "latest", "-t", tmp_path / "link", expect=1)
-    assert "is a symlink" in proc.stderr.decode()
-    assert list(real.iterdir()) == []

@@ -21,14 +21,12 @@ Stages (docs in tests/e2e/test_storage_attacker.py):
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -40,6 +38,7 @@ from deltavault.repo.crypto import AAD_LOCK
 from deltavault.repo.keys import KdfParams
 from deltavault.repo.repository import Repository
 from tests.support.cli import KDF, PASSWORD
+from tests.support.indexes import cache_dir
 from tests.support.trees import Entry, manifest, write_random
 
 #: the password the client's first key was made with; the trials use PASSWORD (the second)
@@ -86,20 +85,6 @@ class Pristine:
     ids: dict[str, str] = field(default_factory=dict)  #: S1, S2, S3, S4 → id
     entry_of: dict[str, int] = field(default_factory=dict)  #: S1, S3, forget-S4 → log index
     kinds: dict[str, Objects] = field(default_factory=dict)
-
-
-@contextlib.contextmanager
-def cache_dir(path: Path) -> Iterator[None]:
-    """Run in-process API calls as the client whose cache is ``path``."""
-    old = os.environ.get("DELTAVAULT_CACHE_DIR")
-    os.environ["DELTAVAULT_CACHE_DIR"] = str(path)
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("DELTAVAULT_CACHE_DIR", None)
-        else:
-            os.environ["DELTAVAULT_CACHE_DIR"] = old
 
 
 def state_name(repo: Path) -> str:
