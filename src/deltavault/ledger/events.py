@@ -81,6 +81,19 @@ def _reject_constant(name: str) -> Any:
     raise FormatError(f"JSON constant {name} is not allowed")
 
 
+def load_strict_json(data: bytes, what: str) -> Any:
+    """UTF-8 JSON with duplicate keys, NaN/Infinity and runaway nesting refused.
+
+    Raises:
+        FormatError: naming ``what``.
+    """
+    try:
+        return json.loads(data.decode("utf-8"), object_pairs_hook=_reject_duplicates,
+                          parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise FormatError(f"{what} is not JSON: {exc}") from exc
+
+
 def parse_canonical(data: bytes, what: str) -> dict[str, Any]:
     """Decode canonical JSON holding an object, refusing any other spelling.
 
@@ -89,14 +102,7 @@ def parse_canonical(data: bytes, what: str) -> dict[str, Any]:
     """
     if len(data) > MAX_EVENT_BYTES:
         raise FormatError(f"{what} is too large")
-    try:
-        value = json.loads(
-            data.decode("utf-8"),
-            object_pairs_hook=_reject_duplicates,
-            parse_constant=_reject_constant,
-        )
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise FormatError(f"{what} is not JSON: {exc}") from exc
+    value = load_strict_json(data, what)
     if not isinstance(value, dict):
         raise FormatError(f"{what} is not a JSON object")
     try:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from deltavault.errors import FormatError, LedgerError
-from deltavault.ledger.events import Event, validate
+from deltavault.ledger.events import Event, load_strict_json, validate
 from deltavault.ledger.frontier import Frontier
 from deltavault.ledger.merkle import HASH_SIZE
 from deltavault.ledger.note import NoteVerifier, SignedCheckpoint, open_checkpoint
@@ -46,19 +46,6 @@ class CachedState:
     checkpoint: SignedCheckpoint
     frontier: Frontier
     state: LedgerState
-
-
-def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in pairs:
-        if k in out:
-            raise FormatError(f"duplicate JSON key {k[:40]!r}")
-        out[k] = v
-    return out
-
-
-def _reject_constant(name: str) -> Any:
-    raise FormatError(f"JSON constant {name} is not allowed")
 
 
 def _int(value: Any, what: str) -> int:
@@ -121,12 +108,7 @@ def split(data: bytes, key: bytes) -> bytes:
 
 def parse_body(body: bytes) -> dict[str, Any]:
     """The JSON object of a body (duplicate keys, NaN and deep nesting refused)."""
-    try:
-        value = json.loads(body.decode("utf-8"), object_pairs_hook=_reject_duplicates,
-                           parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise FormatError(f"ledger state is not JSON: {exc}") from exc
-    doc = _dict(value, "ledger state")
+    doc = _dict(load_strict_json(body, "ledger state"), "ledger state")
     if doc.get("v") != 1:
         raise FormatError("ledger state has an unknown version")
     return doc
