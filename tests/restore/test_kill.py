@@ -111,7 +111,8 @@ def test_rollback_killed_at_random_moments(cli: Cli, tmp_path: Path) -> None:
             shutil.rmtree(p)
         shutil.copytree(bad, state, symlinks=True)
         _kill_at_random(cli, cmd, rng.uniform(0.3, 1.1) * duration)
-        if not differences(good, state):
+        swapped = not differences(good, state)
+        if swapped:
             outcomes["new"] += 1
         else:
             assert differences(bad, state) == [], "a mix of the old and the new tree"
@@ -120,8 +121,10 @@ def test_rollback_killed_at_random_moments(cli: Cli, tmp_path: Path) -> None:
         assert differences(good, state) == []
         assert not [p for p in state.parent.iterdir() if p.name.startswith(STAGING)]
         kept = [p for p in state.parent.iterdir() if p.name.startswith(PREVIOUS)]
-        # the tree replaced by this run, plus the killed run's if its swap had happened
-        assert 1 <= len(kept) <= 2
-        assert any(differences(bad, p) == [] for p in kept)
+        # the tree replaced by this run, plus the killed run's if its swap had happened:
+        # the bad tree is kept either way, the good one only when the killed run swapped
+        assert len(kept) == (2 if swapped else 1), kept
+        assert sum(differences(bad, p) == [] for p in kept) == 1
+        assert sum(differences(good, p) == [] for p in kept) == (1 if swapped else 0)
     print(f"rollback, {TRIALS} kill -9 trials: {outcomes}")
     assert sum(outcomes.values()) == TRIALS
