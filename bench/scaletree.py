@@ -79,20 +79,25 @@ def make_tree(root: Path, n: int, kind: str, seed: int) -> dict[str, int]:
         raise ValueError(f"kind must be one of {KINDS}")
     pool = _pool(seed) if kind == "text" else []
     dirs = (n + FILES_PER_DIR - 1) // FILES_PER_DIR
-    total = 0
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-    for d in range(dirs):
-        count = min(FILES_PER_DIR, n - d * FILES_PER_DIR)
-        here = root / dir_path(d)
-        here.mkdir(parents=True)
-        for i, data in enumerate(_contents(kind, d, count, seed, pool)):
-            fd = os.open(here / file_name(kind, i), flags, 0o644)
-            try:
-                os.write(fd, data)
-            finally:
-                os.close(fd)
-            total += len(data)
+    total = sum(_write_dir(root, n, kind, seed, pool, d) for d in range(dirs))
     return {"files": n, "bytes": total, "dirs": dirs}
+
+
+def _write_dir(root: Path, n: int, kind: str, seed: int, pool: list[bytes], d: int) -> int:
+    """Make directory ``d`` of the tree with its files; returns the bytes written."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    count = min(FILES_PER_DIR, n - d * FILES_PER_DIR)
+    here = root / dir_path(d)
+    here.mkdir(parents=True)
+    total = 0
+    for i, data in enumerate(_contents(kind, d, count, seed, pool)):
+        fd = os.open(here / file_name(kind, i), flags, 0o644)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+        total += len(data)
+    return total
 
 
 def expected(n: int, kind: str, seed: int, d: int, i: int) -> bytes:
@@ -160,17 +165,8 @@ def check_restore(restored: Path, source: Path, n: int, kind: str, seed: int,
 def refill_share(root: Path, n: int, kind: str, seed: int, every: int = 10) -> None:
     """Write back the directories :func:`drop_share` deleted, with the same contents."""
     pool = _pool(seed) if kind == "text" else []
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     for d in range(0, (n + FILES_PER_DIR - 1) // FILES_PER_DIR, every):
-        count = min(FILES_PER_DIR, n - d * FILES_PER_DIR)
-        here = root / dir_path(d)
-        here.mkdir(parents=True)
-        for i, data in enumerate(_contents(kind, d, count, seed, pool)):
-            fd = os.open(here / file_name(kind, i), flags, 0o644)
-            try:
-                os.write(fd, data)
-            finally:
-                os.close(fd)
+        _write_dir(root, n, kind, seed, pool, d)
 
 
 def drop_share(root: Path, n: int, every: int = 10) -> int:
