@@ -145,7 +145,10 @@ def test_refresh_replaces_the_lock_object_and_check_passes(tmp_path: Path) -> No
     for _ in range(20):
         lock.check()  # refreshes race with checks: never a false alarm
         time.sleep(0.01)
-    assert [i.key for i in store.list(LOCK_PREFIX)] == [lock.key]
+    # a refresh writes the new object before it deletes the old one, so a listing may
+    # catch both for a moment; between refreshes exactly the current one is there
+    _until(lambda: [i.key for i in store.list(LOCK_PREFIX)] == [lock.key],
+           "only the current lock object is listed")
     lock.release()
     assert list(store.list(LOCK_PREFIX)) == []
 
