@@ -13,6 +13,7 @@ import sys
 import warnings
 from typing import NoReturn, TextIO
 
+from deltavault.cli.allocator import tune_allocator
 from deltavault.errors import EXIT_INTERRUPTED
 
 
@@ -32,6 +33,7 @@ def run(argv: list[str] | None = None) -> NoReturn:
     """
     args = sys.argv[1:] if argv is None else list(argv)
     warnings.showwarning = _show_warning
+    tune_allocator()
     from deltavault.cli import outcome
 
     as_json = outcome.wants_json(args)
