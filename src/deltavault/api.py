@@ -312,8 +312,9 @@ def rollback(repo: Repository, snapshot: str | None = None, *, tag: str | None =
 
     The side tree is built from what ``target`` already holds where it equals
     the snapshot (``reuse``: ``metadata`` trusts size/mtime/ctime/inode and
-    hashes the rest, ``content`` hashes everything, ``none`` reads all from the
-    repository). The replaced tree is kept as a hidden sibling for
+    hashes the rest, ``link`` trusts the same but hard-links the unchanged files
+    instead of copying them, ``content`` hashes everything, ``none`` reads all
+    from the repository). The replaced tree is kept as a hidden sibling for
     ``keep_previous_hours`` (default 24; a later rollback deletes it after
     that) unless ``discard_previous``. Refuses ``/``, the home directory, a
     symlink and the repository's own directory.

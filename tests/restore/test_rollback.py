@@ -76,13 +76,40 @@ def test_discard_previous_leaves_nothing_beside_the_target(cli: Cli, tmp_path: P
     assert sorted(p.name for p in state.parent.iterdir()) == ["trading"]
 
 
-@pytest.mark.parametrize("reuse", ["metadata", "content", "none"])
+@pytest.mark.parametrize("reuse", ["metadata", "link", "content", "none"])
 def test_every_reuse_mode_gives_the_snapshot(cli: Cli, tmp_path: Path, reuse: str) -> None:
     state, good = _known_good_then_day1(cli, tmp_path)
     out = cli.json("rollback", "--tag", "known-good", "--target", state, "--reuse", reuse,
                    "--discard-previous")
     assert differences(good, state) == []
     assert (out["reused_bytes"] == 0) == (reuse == "none")
+
+
+def _inodes(root: Path) -> dict[str, int]:
+    return {str(p.relative_to(root)): p.stat().st_ino for p in root.rglob("*") if p.is_file()}
+
+
+def test_reuse_link_shares_unchanged_files_with_the_replaced_tree(cli: Cli,
+                                                                 tmp_path: Path) -> None:
+    state, good = _known_good_then_day1(cli, tmp_path)
+    victim = state / "db" / "positions.sqlite"
+    victim.write_bytes(b"corrupted by an erroneous trade")
+    bad = tmp_path / "bad"
+    shutil.copytree(state, bad, symlinks=True)
+    out = cli.json("rollback", "--tag", "known-good", "--target", state, "--reuse", "link")
+    assert differences(good, state) == []
+    previous = Path(out["previous"])
+    assert differences(bad, previous) == []
+    new, old = _inodes(state), _inodes(previous)
+    linked = {name for name in new if new[name] == old.get(name)}
+    # the files the day left alone are the same inodes (nothing copied) ...
+    assert linked and out["reused_files"] >= len(linked)
+    assert sum((state / name).stat().st_size for name in linked) <= out["reused_bytes"]
+    # ... and the files it changed are new ones, with the snapshot's bytes
+    assert "db/positions.sqlite" not in linked
+    changed = {n for n in new
+               if not (bad / n).exists() or (good / n).read_bytes() != (bad / n).read_bytes()}
+    assert changed and changed & linked == set()
 
 
 def test_a_changed_file_with_its_old_size_and_mtime_is_not_trusted(cli: Cli,

@@ -144,7 +144,9 @@ def rollback(
         help="Keep replaced trees this long; a later rollback deletes older ones.")] = 24.0,
     reuse: Annotated[str, typer.Option(
         "--reuse", help="Take unchanged data from the live tree: metadata (trust size, "
-        "mtime, ctime, inode; hash the rest), content (hash all), none.")] = "metadata",
+        "mtime, ctime, inode; hash the rest), link (as metadata, but hard-link unchanged "
+        "files instead of copying them: the replaced tree shares them), content (hash "
+        "all), none.")] = "metadata",
     repo: RepoOpt = "",
     password_file: PasswordFileOpt = None,
     json_out: JsonOpt = False,
@@ -158,8 +160,8 @@ def rollback(
     if target is None:
         raise UsageError("give --target DIR (the live directory to roll back), "
                          "or set DELTAVAULT_ROLLBACK_TARGET")
-    if reuse not in ("metadata", "content", "none"):
-        raise UsageError("--reuse takes metadata, content or none")
+    if reuse not in ("metadata", "link", "content", "none"):
+        raise UsageError("--reuse takes metadata, link, content or none")
     r = open_repo(repo, password_file)
     from deltavault import api
 

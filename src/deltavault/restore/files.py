@@ -167,11 +167,22 @@ class FileWriter:
             self._discard(job, dir_fd)
         job.finished = True
         if job.error is None:
-            with self.lock:
-                self.files += 1
-                self.bytes += node.size
-            if self.on_bytes is not None:
-                self.on_bytes(node.size)
+            self._restored(node.size)
+
+    def adopt(self, job: FileJob) -> None:
+        """The file is in place already, data and metadata (a hard link of an identical
+        file, rollback's ``--reuse link``): count it restored, write nothing."""
+        with self.lock:
+            job.left = 0
+        job.finished = True
+        self._restored(job.node.size)
+
+    def _restored(self, size: int) -> None:
+        with self.lock:
+            self.files += 1
+            self.bytes += size
+        if self.on_bytes is not None:
+            self.on_bytes(size)
 
     def _discard(self, job: FileJob, dir_fd: int) -> None:
         if job.fd is not None:

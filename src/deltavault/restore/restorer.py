@@ -52,8 +52,8 @@ class RestoreOptions:
         live: a tree to take unchanged data from instead of the packs (rollback).
         live_entry: the snapshot's top-level entry ``live`` holds (empty: ``live``
             holds the whole snapshot).
-        reuse: ``metadata`` (trust size/mtime/ctime/inode, else hash), ``content``
-            (always hash), ``none``.
+        reuse: ``metadata`` (trust size/mtime/ctime/inode, else hash), ``link``
+            (trust the same, hard-link such files), ``content`` (always hash), ``none``.
     """
 
     target: Path

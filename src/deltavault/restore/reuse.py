@@ -7,6 +7,11 @@ snapshot, so a rollback builds its side tree from it (issue 14):
   same test ``backup`` uses to skip unchanged files) is cloned whole —
   reflinked where the file system can, copied in the kernel otherwise —
   and checked again afterwards, so a file written meanwhile is not trusted;
+* with ``link`` (``rollback --reuse link``), such a file is hard-linked into
+  the side tree instead: nothing is copied, which is what makes a rollback
+  on a file system without reflinks (ext4) take seconds instead of the time
+  of writing the whole tree again. The new tree and the replaced one then
+  share those inodes (until the replaced tree is deleted), so it is opt-in;
 * any other live regular file at the same path is read at the snapshot's
   blob offsets and each piece is hashed with the repository's keyed BLAKE3:
   a piece whose hash is the blob id *is* that blob, verified like one read
@@ -18,6 +23,7 @@ Whatever does not match is returned to the caller to fetch from the packs.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import threading
@@ -30,7 +36,7 @@ from deltavault.restore.fsdir import Dir
 
 Piece = tuple[bytes, int, BlobLocation]  # blob id, offset in the file, where it is stored
 _O_SRC = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-REUSE_MODES = ("metadata", "content", "none")
+REUSE_MODES = ("metadata", "link", "content", "none")
 
 
 class Reuse:
@@ -41,7 +47,8 @@ class Reuse:
             raise ValueError(f"reuse mode {mode!r}")
         self.crypto = crypto
         self.writer = writer
-        self.trust_metadata = mode == "metadata"
+        self.trust_metadata = mode in ("metadata", "link")
+        self.link = mode == "link"
         self.files = 0
         self.bytes = 0
         self._lock = threading.Lock()
@@ -61,6 +68,8 @@ class Reuse:
             if (self.trust_metadata and whole and st.st_size == node.size
                     and st.st_mtime_ns == node.mtime_ns and st.st_ctime_ns == node.ctime_ns
                     and st.st_ino == node.inode):
+                if self.link and self._link(job, live, st):
+                    return []
                 try:
                     if self._clone(job, src, st):
                         return []
@@ -69,6 +78,33 @@ class Reuse:
             return self._by_content(job, src, st.st_size, pieces)
         finally:
             os.close(src)
+
+    def _link(self, job: FileJob, live: Dir, checked: os.stat_result) -> bool:
+        """Hard-link the live file into the side tree, if the name still is that inode.
+
+        The inode's metadata is the snapshot's (its ctime is, and any chmod,
+        chown or write moves the ctime), so nothing is applied to it: that
+        would touch the live file. False (nothing left behind) when the file
+        system refuses links or the name was replaced since it was checked.
+        """
+        dst = job.dir.fd_pinned()
+        try:
+            os.link(job.name, job.name, src_dir_fd=live.fd_pinned(), dst_dir_fd=dst,
+                    follow_symlinks=False)
+        except OSError:
+            return False
+        try:
+            now = os.stat(job.name, dir_fd=dst, follow_symlinks=False)
+        except OSError:
+            now = None
+        if now is None or (now.st_ino, now.st_dev, now.st_size, now.st_mtime_ns) != (
+                checked.st_ino, checked.st_dev, checked.st_size, checked.st_mtime_ns):
+            with contextlib.suppress(OSError):
+                os.unlink(job.name, dir_fd=dst)
+            return False
+        self._count(checked.st_size, whole=True)
+        self.writer.adopt(job)
+        return True
 
     def _clone(self, job: FileJob, src: int, before: os.stat_result) -> bool:
         dst = self.writer.open_now(job)
