@@ -128,3 +128,49 @@ def test_rollback_killed_at_random_moments(cli: Cli, tmp_path: Path) -> None:
         assert sum(differences(good, p) == [] for p in kept) == (1 if swapped else 0)
     print(f"rollback, {TRIALS} kill -9 trials: {outcomes}")
     assert sum(outcomes.values()) == TRIALS
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_rollback_with_links_killed_at_random_moments(cli: Cli, tmp_path: Path) -> None:
+    """``--reuse link`` shares inodes with the live tree: a kill must still leave it whole.
+
+    Each trial backs up a fresh copy of the good tree (so the snapshot names the
+    live inodes and the links are really made), applies the day, then kills the
+    rollback; the live tree must be the bad one, untouched, or the good one.
+    """
+    good = tmp_path / "good"
+    sampledata.generate(good, scale=0.01, seed=6)
+    state = tmp_path / "live" / "trading"
+    repo = api.init(cli.repo, cli.password_file.read_text().strip().encode(),
+                    kdf_memory_kib=8192, kdf_time_cost=1)
+    cmd: list[str | os.PathLike[str]] = ["rollback", "--target", state, "--quiet", "--reuse",
+                                         "link", "--discard-previous"]
+    rng = random.Random(8765)
+    outcomes = {"old": 0, "new": 0}
+    duration = 0.0
+    for trial in range(max(3, TRIALS // 2)):
+        for p in state.parent.iterdir() if state.parent.exists() else []:
+            shutil.rmtree(p)
+        shutil.copytree(good, state, symlinks=True)
+        api.backup(repo, [state], tags=[f"good-{trial}"])
+        sampledata.mutate(state, day=1, seed=6)
+        bad = _files(state)
+        args = [*cmd, "--tag", f"good-{trial}"]
+        if not duration:  # time one whole run first, then kill the others within it
+            started = time.monotonic()
+            cli(*args)
+            duration = time.monotonic() - started
+            assert differences(good, state) == []
+            continue
+        _kill_at_random(cli, args, rng.uniform(0.3, 1.1) * duration)
+        if differences(good, state) == []:
+            outcomes["new"] += 1
+        else:
+            assert _files(state) == bad, "the live tree was changed before the swap"
+            outcomes["old"] += 1
+        cli(*args)
+        assert differences(good, state) == []
+        assert not [p for p in state.parent.iterdir() if p.name.startswith(STAGING)]
+    print(f"rollback --reuse link, kill -9 trials: {outcomes}")
+    assert sum(outcomes.values()) == max(3, TRIALS // 2) - 1
