@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deltavault.errors import DeltavaultError
+from deltavault.ops.checktrees import TreeSummaries, blob_users, resolve_multi
 from deltavault.ops.journalcheck import check_journal
 from deltavault.ops.view import inspect_live
 from deltavault.repo.index import BlobLocation
@@ -28,7 +29,6 @@ from deltavault.repo.layout import PACKLIST_PREFIX, index_key, pack_key, packlis
 from deltavault.repo.packs import parse_pack
 from deltavault.repo.repository import Repository
 from deltavault.repo.snapshot import Snapshot
-from deltavault.repo.walk import walk
 
 
 @dataclass
@@ -101,39 +101,24 @@ def _load_indexes(repo: Repository, report: CheckReport) -> None:
 
 
 def _check_snapshot(repo: Repository, snap: Snapshot, listed: set[str], report: CheckReport,
-                    blob_users: dict[bytes, list[str]]) -> None:
-    needed: set[bytes] = {bytes.fromhex(snap.tree)}
+                    trees: TreeSummaries) -> None:
+    missing: list[bytes] = []
     try:
-        for path, node in walk(repo, bytes.fromhex(snap.tree)):
-            if node.subtree is not None:
-                needed.add(node.subtree)
-            for blob in node.content:
-                needed.add(blob)
-                blob_users.setdefault(blob, []).append(f"{snap.id[:12]}:{path}")
+        summary = trees.summarise(bytes.fromhex(snap.tree), missing)
     except DeltavaultError as exc:
         report.problems.append(Problem("tree", snapshot_key(snap.id), f"tree walk: {exc}",
                                        [snap.id]))
         return
-    unlisted: set[str] = set()
-    todo = list(needed)
-    while todo:
-        blob = todo.pop()
-        locs = repo.index.locations(blob)
-        if not locs:
+    # The pack list (resolved through prune's moves) names where the blobs lie; a
+    # blob stored more than once may use any copy, preferably one the list names.
+    unlisted = set(summary.packs - listed) | resolve_multi(repo, summary.multi, listed,
+                                                            missing)
+    if missing:
+        users = blob_users(repo, [snap], set(missing))
+        for blob in dict.fromkeys(missing):
             report.problems.append(Problem(
                 "blob", blob.hex(), "blob is not in any index (missing data or delta base)",
-                blob_users.get(blob, [snap.id[:12]])[:10]))
-            continue
-        # The pack list (resolved through prune's moves) names where the blob
-        # lies; a later self-contained copy elsewhere is fine too.
-        inside = [loc for loc in locs if loc.pack_id in listed]
-        loc = inside[0] if inside else locs[0]
-        if not inside:
-            unlisted.add(loc.pack_id)
-        if loc.base is not None and loc.base not in needed:
-            needed.add(loc.base)
-            blob_users.setdefault(loc.base, []).extend(blob_users.get(blob, []))
-            todo.append(loc.base)
+                users.get(blob, [snap.id[:12]])[:10]))
     if listed and unlisted:
         report.problems.append(Problem(
             "packlist", packlist_key(snap.id),
@@ -195,7 +180,6 @@ def run_check(repo: Repository, *, read_data: bool = False, subset: float | None
     for pid in sorted(indexed - stored.keys()):
         report.problems.append(Problem("pack", pack_key(pid), "pack is in the index but missing"))
     report.unreferenced_packs = sorted(stored.keys() - indexed)
-    blob_users: dict[bytes, list[str]] = {}
     view = inspect_live(repo)
     replica = repo.objects.is_replica()
     for damage in view.damaged:
@@ -209,8 +193,10 @@ def run_check(repo: Repository, *, read_data: bool = False, subset: float | None
     report.interrupted_prunes = view.history.unfinished
     report.time_flags = [f"snapshot {sid[:12]}: {live.flag}"
                          for sid, live in repo.live_snapshots().items() if live.flag]
-    for snap in view.ordered():
-        _check_snapshot(repo, snap, view.packs[snap.id], report, blob_users)
+    trees = TreeSummaries(repo)
+    snaps = view.ordered()
+    for snap in snaps:
+        _check_snapshot(repo, snap, view.packs[snap.id], report, trees)
     if read_data:
         todo = sorted(indexed & stored.keys())
         if subset is not None and subset < 1:
@@ -224,7 +210,7 @@ def run_check(repo: Repository, *, read_data: bool = False, subset: float | None
             bad += _read_pack(repo, pid, by_pack.get(pid, []), report)
             if on_progress is not None:
                 on_progress(n + 1, len(todo))
-        _attribute(report, bad, blob_users)
+        _attribute(repo, report, bad, snaps)
         report.journal_objects = check_journal(
             repo, lambda key, message: report.problems.append(Problem("journal", key, message)))
     repo.record_best_effort("check", ok=report.ok, errors=len(report.problems),
@@ -232,11 +218,13 @@ def run_check(repo: Repository, *, read_data: bool = False, subset: float | None
     return report
 
 
-def _attribute(report: CheckReport, bad: list[bytes], blob_users: dict[bytes, list[str]]) -> None:
+def _attribute(repo: Repository, report: CheckReport, bad: list[bytes],
+               snaps: list[Snapshot]) -> None:
     """Name the snapshots and files that need each damaged blob."""
     if not bad:
         return
-    affected = sorted({u for b in bad for u in blob_users.get(b, [])})
+    users = blob_users(repo, snaps, set(bad))
+    affected = sorted({u for b in bad for u in users.get(b, [])})
     report.problems.append(Problem(
         "affected", f"{len(bad)} blob(s)",
         f"{len(affected)} file(s) in snapshots cannot be restored from this repository",

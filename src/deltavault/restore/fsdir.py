@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import errno
 import functools
 import os
@@ -344,9 +343,18 @@ def exchange_at(a_dir: int, a: bytes | str, b_dir: int, b: bytes | str) -> None:
 
 
 @functools.cache
+def libc() -> ctypes.CDLL:
+    """The C library, for calls Python lacks (``renameat2``, ``syncfs``).
+
+    The interpreter's own symbols include it; ``ctypes.util.find_library``
+    would run ``ldconfig -p`` in a subprocess for the same answer.
+    """
+    return ctypes.CDLL(None, use_errno=True)
+
+
+@functools.cache
 def _renameat2():  # type: ignore[no-untyped-def]
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-    fn = getattr(libc, "renameat2", None)
+    fn = getattr(libc(), "renameat2", None)
     if fn is None:
         raise DeltavaultError("atomic exchange (renameat2) is not available on this system")
     return fn

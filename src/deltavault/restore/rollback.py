@@ -21,8 +21,6 @@ as the previous tree) or not (then it is deleted).
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import fcntl
 import hashlib
 import os
@@ -34,7 +32,7 @@ from pathlib import Path
 from deltavault.errors import DeltavaultError, UserError
 from deltavault.repo.repository import Repository
 from deltavault.repo.snapshot import Snapshot
-from deltavault.restore.fsdir import O_DIR, exchange_at
+from deltavault.restore.fsdir import O_DIR, exchange_at, libc
 from deltavault.restore.restorer import RestoreOptions, run_restore
 from deltavault.restore.rmtree import remove_tree
 
@@ -195,8 +193,7 @@ def _discard(path: Path) -> None:
 
 def _syncfs(fd: int) -> None:
     """Flush the file system holding ``fd`` (the new tree must survive a power cut)."""
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-    fn = getattr(libc, "syncfs", None)
+    fn = getattr(libc(), "syncfs", None)
     if fn is None or fn(fd) != 0:
         os.sync()
 
