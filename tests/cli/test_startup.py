@@ -64,7 +64,8 @@ def test_help_and_version_skip_the_engine(repo_with_snapshot: Cli) -> None:
     # the command table is enough: no command module is imported to list them
     assert not [m for m in help_modules if m.startswith("deltavault.cli.")
                 and m not in ("deltavault.cli.main", "deltavault.cli.outcome",
-                              "deltavault.cli.app", "deltavault.cli.common")]
+                              "deltavault.cli.app", "deltavault.cli.common",
+                              "deltavault.cli.allocator")]
     version = imported_modules(cli("version", env=cli.env(PYTHONPROFILEIMPORTTIME="1")).stderr)
     assert not [m for m in version if m.startswith(("typer", "click", "rich"))]
 
