@@ -77,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tools", default="deltavault-incr,restic-auto",
                     help="tools for files, deep and reclaim (see run.py --tools)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--settle", type=float, default=scale_files.SETTLE_S,
+                    help="seconds between the last large deletion and a timed full restore")
     ap.add_argument("--workdir", type=Path, help="where trees and repositories go")
     ap.add_argument("--out", type=Path, help="JSON path (default bench/results/...)")
     args = ap.parse_args(argv)
@@ -123,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     def run_files() -> None:
         kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
         doc["files"] = scale_files.bench_files(base / "files", files, kinds, tool_names,
-                                               args.seed, say)
+                                               args.seed, say, args.settle)
 
     def run_blobs() -> None:
         doc["blobs"] = {}

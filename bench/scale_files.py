@@ -14,12 +14,40 @@ command's wall time, peak RSS and CPU time are recorded.
 from __future__ import annotations
 
 import itertools
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import scaletree
 from tools import Measured, Tool, ToolError, describe, dir_bytes, make_tools, remove_tree
+
+#: ext4 without a journal (this bench's VM disk) skips, when it allocates an inode, each free
+#: inode deleted in the last 5 s — 300 s while its inode table block is not yet written back —
+#: and reads the inode table to find out (``recently_deleted``). A restore of 200k files
+#: started a minute or two after 200k others were deleted spent 71–85 s of system time there
+#: (60 s in all); five minutes after the last deletion 18 s (35.0 s, restic 35.0 s). Timed
+#: full restores start this long after the bench's last large deletion (``--settle``).
+SETTLE_S = 310.0
+_last_delete = [0.0]
+
+
+def _delete(path: Path) -> None:
+    """Remove a tree, noting when (see :data:`SETTLE_S`)."""
+    if path.exists():
+        remove_tree(path)
+        _last_delete[0] = time.monotonic()
+
+
+def _settle(seconds: float) -> float:
+    """Wait until ``seconds`` have passed since the last large deletion; the wait."""
+    wait = _last_delete[0] + seconds - time.monotonic()
+    if wait <= 0:
+        return 0.0
+    subprocess.run(["sync"], check=False)
+    time.sleep(wait)
+    return round(wait, 1)
+
 
 OPS = ("first_backup", "nochange_backup", "snapshots", "restore_all", "restore_one", "check",
        "backup_after_delete", "forget", "prune")
@@ -46,7 +74,7 @@ def _record(figs: dict[str, float], op: str, m: Measured) -> None:
 
 
 def phase_a(tool: Tool, tree: Path, n: int, kind: str, seed: int, work: Path,
-            figs: dict[str, Any]) -> list[str]:
+            figs: dict[str, Any], settle_s: float = SETTLE_S) -> list[str]:
     """First backup to check; returns the snapshot ids."""
     tool.prepare()
     tool.init()
@@ -57,11 +85,12 @@ def phase_a(tool: Tool, tree: Path, n: int, kind: str, seed: int, work: Path,
     _record(figs, "nochange_backup", m)
     _record(figs, "snapshots", tool.list_snapshots())
     target = work / "restore"
-    remove_tree(target)
+    _delete(target)
+    figs["settle_before_restore_s"] = _settle(settle_s)
     restored, m = tool.restore(snap2, target)
     _record(figs, "restore_all", m)
     problem = scaletree.check_restore(restored, tree, n, kind, seed)
-    remove_tree(target)
+    _delete(target)
     if problem:
         raise ToolError(f"full restore: {problem}")
     rel = scaletree.one_file(n, kind)
@@ -69,7 +98,7 @@ def phase_a(tool: Tool, tree: Path, n: int, kind: str, seed: int, work: Path,
     _record(figs, "restore_one", m)
     files, _ = scaletree.count_tree(target)
     ok = (restored / rel).is_file() and (restored / rel).read_bytes() == (tree / rel).read_bytes()
-    remove_tree(target)
+    _delete(target)
     if not ok or files != 1:
         raise ToolError(f"one-file restore of {rel}: {files} files restored, content "
                         f"{'ok' if ok else 'wrong or missing'}")
@@ -89,10 +118,10 @@ def phase_b(tool: Tool, tree: Path, snaps: list[str], figs: dict[str, Any]) -> N
 
 
 def bench_size(work: Path, n: int, kind: str, tool_names: list[str], seed: int,
-               say: Any) -> dict[str, Any]:
+               say: Any, settle_s: float = SETTLE_S) -> dict[str, Any]:
     """Both phases for every tool on one generated tree."""
     tree = work / "tree"
-    remove_tree(tree)
+    _delete(tree)
     t0 = time.perf_counter()
     made = scaletree.make_tree(tree, n, kind, seed)
     say(f"  {kind} {size_label(n)}: generated {made['files']:,} files, "
@@ -105,7 +134,7 @@ def bench_size(work: Path, n: int, kind: str, tool_names: list[str], seed: int,
         # the tree, a restored copy and one repository already take ~55 GB.
         snaps: list[str] = []
         try:
-            snaps = phase_a(tool, tree, n, kind, seed, work, figs[tool.name])
+            snaps = phase_a(tool, tree, n, kind, seed, work, figs[tool.name], settle_s)
         except Exception as exc:  # one tool's failure is a finding; the rest go on
             errors[tool.name] = f"phase A: {describe(exc)}"
         _say_figs(say, tool.name, figs[tool.name], OPS[:6])
@@ -116,10 +145,10 @@ def bench_size(work: Path, n: int, kind: str, tool_names: list[str], seed: int,
         except Exception as exc:  # one tool's failure is a finding; the rest go on
             errors[tool.name] = f"phase B: {describe(exc)}"
         _say_figs(say, tool.name, figs[tool.name], OPS[6:])
-        remove_tree(tool.work)
-        remove_tree(work / "restore")
+        _delete(tool.work)
+        _delete(work / "restore")
         scaletree.refill_share(tree, n, kind, seed)
-    remove_tree(tree)
+    _delete(tree)
     for name, err in errors.items():
         say(f"    [red]{name} failed[/red]: {err}")
     return {"tree": made, "results": figs, "errors": errors}
@@ -156,14 +185,14 @@ def slopes(by_size: dict[str, dict[str, Any]]) -> dict[str, dict[str, dict[str, 
 
 
 def bench_files(work: Path, sizes: list[int], kinds: list[str], tool_names: list[str],
-                seed: int, say: Any) -> dict[str, Any]:
+                seed: int, say: Any, settle_s: float = SETTLE_S) -> dict[str, Any]:
     """Every kind and size; returns results per kind and size, and the slopes."""
     out: dict[str, Any] = {}
     for kind in kinds:
         by_size: dict[str, Any] = {}
         for n in sizes:
             by_size[size_label(n)] = bench_size(work / f"{kind}-{size_label(n)}", n, kind,
-                                                tool_names, seed, say)
-            remove_tree(work / f"{kind}-{size_label(n)}")
+                                                tool_names, seed, say, settle_s)
+            _delete(work / f"{kind}-{size_label(n)}")
         out[kind] = {"sizes": by_size, "slopes": slopes(by_size)}
     return out
