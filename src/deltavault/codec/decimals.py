@@ -96,22 +96,52 @@ def _round_trips(x: FloatArray, k: int, mode: int, width: int) -> UIntArray | No
     return ints
 
 
+#: 10**k and 10**-k exactly as the scalar code computes them, one row per k
+_POW = {w: np.array([10.0**k for k in range(_MAX_K[w] + 1)]) for w in _MAX_K}
+_INV = {w: np.array([1.0 / 10.0**k for k in range(_MAX_K[w] + 1)]) for w in _MAX_K}
+
+
+def _sample_candidates(sample: FloatArray, width: int, first: int) -> list[tuple[int, int]]:
+    """Every (k ≥ ``first``, mode), in search order, under which ``sample`` round-trips.
+
+    The same arithmetic as :func:`_round_trips` for all k at once (one row
+    per k): the order-book workload spent 40 % of its workers' time in the
+    per-candidate calls on 1,024-element samples, where numpy's per-call
+    overhead, not the arithmetic, is the cost.
+    """
+    pow_, inv = _POW[width][first:], _INV[width][first:]
+    udt = UINT[width]
+    bits = sample.view(udt)
+    with np.errstate(all="ignore"):
+        s = sample.astype(np.float64)[None, :] * pow_[:, None]
+        within = np.all(np.abs(s) <= _INT_LIMIT[width], axis=1)  # also rejects NaN, inf
+        s[~within] = 0.0
+        f = np.rint(s).astype(np.int64).astype(np.float64)
+        ok = [np.all((f / pow_[:, None]).astype(_FLOAT[width]).view(udt) == bits, axis=1),
+              np.all((f * inv[:, None]).astype(_FLOAT[width]).view(udt) == bits, axis=1)]
+    return [(first + i, mode) for i in range(len(pow_)) for mode in _MODES
+            if within[i] and ok[mode][i]]
+
+
 def _find_scale(x: FloatArray, width: int) -> tuple[int, int, UIntArray] | None:
     """Smallest (k, mode) under which all of ``x`` round-trips, with the integers.
 
-    A strided sample rejects non-decimal data (model weights) after a few
-    microseconds per candidate; only a candidate that passes the sample is
-    checked on the whole chunk.
+    A strided sample rejects non-decimal data (model weights) cheaply; only a
+    candidate that passes the sample is checked on the whole chunk. Integers
+    (k = 0, sizes and counts) are tried alone first, the other scales with
+    one vectorised test of all of them (on the order books: 25 % less time
+    than one call per candidate; on weights, which pass none, 6× less).
     """
-    step = max(1, len(x) // _SAMPLE)
-    sample = x[::step]
-    for k in range(_MAX_K[width] + 1):
-        for mode in _MODES:
-            if _round_trips(sample, k, mode, width) is None:
-                continue
-            ints = _round_trips(x, k, mode, width)
+    sample = x[::max(1, len(x) // _SAMPLE)]
+    for mode in _MODES:
+        if _round_trips(sample, 0, mode, width) is not None:
+            ints = _round_trips(x, 0, mode, width)
             if ints is not None:
-                return k, mode, ints
+                return 0, mode, ints
+    for k, mode in _sample_candidates(sample, width, 1):
+        ints = _round_trips(x, k, mode, width)
+        if ints is not None:
+            return k, mode, ints
     return None
 
 
