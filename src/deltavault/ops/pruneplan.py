@@ -21,6 +21,7 @@ import numpy.typing as npt
 
 from deltavault.errors import IntegrityError
 from deltavault.repo.crypto import OVERHEAD
+from deltavault.repo.layout import pack_key
 from deltavault.repo.packs import ENTRY_SIZE, TRAILER_SIZE
 from deltavault.repo.repository import Repository
 
@@ -186,13 +187,12 @@ def _id_array(ids: set[bytes] | list[bytes], presorted: bool = False) -> npt.NDA
 
 def missing_message(exc: MissingBlob, needed_by: str) -> str:
     who = f" (needed by snapshot {needed_by[:12]})" if needed_by else ""
+    packs = ", ".join(pack_key(p) for p in exc.packs[:3])
     if exc.broken:
-        packs = ", ".join(f"data/{p[:2]}/{p}" for p in exc.packs[:3])
         where = f" at missing pack(s) {packs}" if packs else ""
         return f"blob {exc.blob.hex()[:16]}{who}: its delta base chain is broken{where}"
     if exc.packs:
-        return (f"blob {exc.blob.hex()[:16]}{who} is only in missing pack(s) "
-                f"{', '.join('data/' + p[:2] + '/' + p for p in exc.packs[:3])}")
+        return f"blob {exc.blob.hex()[:16]}{who} is only in missing pack(s) {packs}"
     return f"blob {exc.blob.hex()[:16]}{who} is not in any index"
 
 
