@@ -140,10 +140,19 @@ def init(location: str | os.PathLike[str] | Store, password: bytes, *,
 
 
 def open(location: str | os.PathLike[str] | Store, password: bytes) -> Repository:
-    """Open an existing repository with a password."""
+    """Open an existing repository with a password.
+
+    The key is derived before the repository, ledger and index modules are
+    imported (:mod:`deltavault.repo.unlock`), so Argon2id's memory is back with
+    the system before theirs is taken.
+    """
+    from deltavault.repo.unlock import unlock
+
+    store = open_store(location)
+    opened = unlock(store, password)
     from deltavault.repo.repository import Repository
 
-    return Repository.open(open_store(location), password)
+    return Repository.unlocked(store, opened)
 
 
 def locks(repo: Repository) -> list[LockInfo]:

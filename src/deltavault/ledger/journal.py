@@ -27,10 +27,10 @@ from deltavault.errors import FormatError, IntegrityError, ObjectExists, ObjectN
 from deltavault.ledger._text import parse_hex32
 from deltavault.ledger.events import Event, canonical_json, parse_canonical
 from deltavault.ledger.log import Ledger
+from deltavault.ledger.names import JOURNAL_PREFIX
 from deltavault.ledger.proof import Disclosure, ProofFile, commitment
 
 JOURNAL_AAD = b"dv1:journal"
-JOURNAL_PREFIX = "journal/"
 SALT_SIZE = 32
 
 

@@ -1,11 +1,19 @@
-"""A small LRU of decoded blobs: trees and delta bases are read again and again."""
+"""A small LRU of decoded blobs: trees and delta bases are read again and again.
+
+8 MiB, not more: the cache is the largest thing a restore or an incremental
+backup keeps beyond its imports, and a larger one did not pay. Measured on
+the bench's trading and books states with five days of incremental chains,
+restoring the latest and an older snapshot and backing up a sixth day took the
+same time with 8 MiB as with 32 MiB (within run-to-run noise), and 29-35 MiB
+less peak memory (restore 130 -> 99 MiB, books day-6 backup 128 -> 99 MiB).
+"""
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
 
-DEFAULT_BYTES = 32 * 1024 * 1024
+DEFAULT_BYTES = 8 * 1024 * 1024
 
 
 class BlobCache:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from deltavault.ledger.journal import JOURNAL_PREFIX
+from deltavault.ledger.names import JOURNAL_PREFIX
 from deltavault.ledger.tiles import CHECKPOINT_KEY
 from deltavault.ledger.tiles import PREFIX as LEDGER_PREFIX
 

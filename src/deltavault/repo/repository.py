@@ -18,15 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 from deltavault.errors import (
     BackendError,
-    FormatError,
     IntegrityError,
     NoCompareAndSwap,
     ObjectLocked,
     ObjectNotFound,
     PermissionDenied,
-    RepositoryNotFound,
     UserError,
-    WrongPassword,
 )
 from deltavault.ledger.client import LedgerClient
 from deltavault.ledger.events import Event, snapshot_event
@@ -34,16 +31,9 @@ from deltavault.ledger.log import Ledger
 from deltavault.ledger.state import LiveSnapshot
 from deltavault.repo import layout, refs
 from deltavault.repo.blobcache import BlobCache
-from deltavault.repo.config import ChunkerParams, Config, parse_config, verify_config_mac
+from deltavault.repo.config import ChunkerParams, Config
 from deltavault.repo.crypto import AAD_SNAPSHOT, Crypto, MasterKey
-from deltavault.repo.keys import (
-    KdfParams,
-    KeyFile,
-    key_id_of,
-    make_key_file,
-    parse_key_file,
-    unwrap,
-)
+from deltavault.repo.keys import KdfParams, KeyFile, key_id_of, make_key_file
 from deltavault.repo.ledger_link import (
     ledger_client,
     make_event,
@@ -55,6 +45,7 @@ from deltavault.repo.locks import DEFAULT_TIMING, Lock, LockTiming, locked
 from deltavault.repo.objects import RepositoryObjects
 from deltavault.repo.repo_index import RepositoryIndex
 from deltavault.repo.snapshot import Snapshot, now_rfc3339
+from deltavault.repo.unlock import Unlocked, key_files, unlock
 from deltavault.store.base import ByteRange, Store
 
 if TYPE_CHECKING:  # numpy and the codecs load on first use, not at start-up (issue 14)
@@ -115,43 +106,18 @@ class Repository(RepositoryIndex):
     @classmethod
     def open(cls, store: Store, password: bytes) -> Repository:
         """Open with a password; WrongPassword if no key file accepts it."""
-        try:
-            raw = store.get(layout.CONFIG_KEY)
-        except ObjectNotFound as exc:
-            raise RepositoryNotFound(f"no repository at {store.location()}") from exc
-        config, mac = parse_config(raw)
-        unreadable: list[str] = []
-        for kf in cls._key_files(store, unreadable):
-            master = unwrap(kf, password, config.id)
-            if master is not None:
-                crypto = Crypto(master)
-                verify_config_mac(config, mac, crypto)
-                return cls(store, config, crypto, kf.id)
-        # the password may be right and its key file damaged: say which files were skipped
-        damaged = f"; damaged key file(s) skipped: {', '.join(unreadable)}" if unreadable else ""
-        raise WrongPassword(f"wrong password for the repository at {store.location()}{damaged}")
+        return cls.unlocked(store, unlock(store, password))
 
-    @staticmethod
-    def _key_files(store: Store, unreadable: list[str] | None = None) -> Iterator[KeyFile]:
-        """Every readable key file; the keys of the others are added to ``unreadable``."""
-        for info in sorted(store.list(layout.KEY_PREFIX), key=lambda i: i.key):
-            kid = layout.name_of(info.key)
-            try:
-                data = store.get(info.key)
-                if key_id_of(data) != kid:
-                    raise FormatError(f"{info.key} does not match its name")
-                yield parse_key_file(data, kid)
-            except FormatError:
-                if unreadable is not None:
-                    unreadable.append(info.key)
-            except ObjectNotFound:
-                continue
+    @classmethod
+    def unlocked(cls, store: Store, opened: Unlocked) -> Repository:
+        """The repository a successful :func:`~deltavault.repo.unlock.unlock` opened."""
+        return cls(store, opened.config, opened.crypto, opened.key_id)
 
     # --- keys ------------------------------------------------------------------
 
     def list_keys(self) -> list[KeyFile]:
         """Every readable key file."""
-        return list(self._key_files(self.store))
+        return list(key_files(self.store))
 
     def add_key(self, password: bytes, kdf: KdfParams | None = None) -> str:
         """Another password for the same master key; returns the new key id."""
