@@ -60,8 +60,8 @@ def test_a_missing_blob_is_reported_for_every_snapshot_that_needs_it(
     victim = next(loc for loc in repo.index.all_locations()
                   if loc.base is None and loc.raw_length == 1000)  # a g*.bin file
     real_locations = repo.index.locations
-    monkeypatch.setattr(repo.index, "locate_many",
-                        lambda blobs: [None] * len(blobs))
+    for fast_path in ("locate_many", "single_packs"):  # send every blob to `locations`
+        monkeypatch.setattr(repo.index, fast_path, lambda blobs: [None] * len(blobs))
     monkeypatch.setattr(repo.index, "locations",
                         lambda blob: [] if blob == victim.id else real_locations(blob))
     loaded = _count_tree_loads(monkeypatch)

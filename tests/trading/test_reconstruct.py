@@ -11,7 +11,8 @@ import pytest
 
 from deltavault import api, sampledata
 from deltavault.errors import RepositoryError, UserError
-from deltavault.ledger.journal import JOURNAL_PREFIX, Journal
+from deltavault.ledger.journal import Journal
+from deltavault.ledger.names import JOURNAL_PREFIX
 from deltavault.repo.repository import Repository
 from deltavault.repo.snapshot import now_rfc3339
 from deltavault.sampledata.trading import read_positions

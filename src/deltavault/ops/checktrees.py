@@ -101,9 +101,18 @@ class TreeSummaries:
         return _Frame(tree, iter(load_tree(self.repo, tree).nodes))
 
     def _close(self, frame: _Frame, missing: list[bytes]) -> Summary:
-        """Locate the directory's own blobs (one vectorised search) and finish its summary."""
+        """Locate the directory's own blobs and finish its summary.
+
+        The packs of blobs stored once and self-contained (most) come from one
+        array lookup for the directory; deltas and blobs stored several times or
+        nowhere are followed one by one.
+        """
         index = self.repo.index
-        for blob, loc in zip(frame.blobs, index.locate_many(frame.blobs), strict=True):
+        for blob, pack in zip(frame.blobs, index.single_packs(frame.blobs), strict=True):
+            if pack is not None:
+                frame.packs.add(pack)
+                continue
+            loc: BlobLocation | None = None
             chain = 0
             while True:
                 if loc is None:

@@ -17,7 +17,8 @@ from collections.abc import Callable
 
 from deltavault.errors import FormatError, IntegrityError
 from deltavault.ledger.events import Event
-from deltavault.ledger.journal import JOURNAL_PREFIX, Journal
+from deltavault.ledger.journal import Journal
+from deltavault.ledger.names import JOURNAL_PREFIX
 from deltavault.ledger.proof import commitment
 from deltavault.ledger.state import is_journal_record
 from deltavault.ledger.tiles import TILE_WIDTH

@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -64,6 +65,31 @@ def _view(segments: Sequence[Segment], pending: Pending) -> _View:
         offsets.append(pos)
         pos += seg.n
     return _View(tuple(segments), tuple(offsets), pending)
+
+
+def _search(v: _View, blob_ids: Sequence[bytes]) -> tuple[npt.NDArray[np.intp],
+                                                          npt.NDArray[np.int64],
+                                                          npt.NDArray[np.int64]]:
+    """Query positions whose id prefix occurs exactly once in all loaded segments, and
+    for each query its position and segment (one vectorised search per segment)."""
+    n = len(blob_ids)
+    q = np.frombuffer(b"".join(b[:8] for b in blob_ids), dtype=">u8").astype(np.uint64)
+    count = np.zeros(n, dtype=np.int64)
+    where = np.zeros(n, dtype=np.int64)
+    seg_of = np.zeros(n, dtype=np.int64)
+    for k, seg in enumerate(v.segments):
+        lo = seg.pfx.searchsorted(q, "left")
+        c = seg.pfx.searchsorted(q, "right") - lo
+        hit = c > 0
+        count += c
+        where[hit] = lo[hit]
+        seg_of[hit] = k
+    return np.flatnonzero(count == 1), where, seg_of
+
+
+def _words(column: npt.NDArray[Any]) -> npt.NDArray[np.uint64]:
+    """A column of 32-byte ids as four 64-bit words a row (exact byte comparison)."""
+    return np.ascontiguousarray(column).view("<u8").reshape(len(column), 4)
 
 
 class MasterIndex:
@@ -197,18 +223,7 @@ class MasterIndex:
         out: list[BlobLocation | None] = [None] * n
         if not n or not v.segments:
             return out
-        q = np.frombuffer(b"".join(b[:8] for b in blob_ids), dtype=">u8").astype(np.uint64)
-        count = np.zeros(n, dtype=np.int64)
-        where = np.zeros(n, dtype=np.int64)
-        seg_of = np.zeros(n, dtype=np.int64)
-        for k, seg in enumerate(v.segments):
-            lo = seg.pfx.searchsorted(q, "left")
-            c = seg.pfx.searchsorted(q, "right") - lo
-            hit = c > 0
-            count += c
-            where[hit] = lo[hit]
-            seg_of[hit] = k
-        single = np.flatnonzero(count == 1)
+        single, where, seg_of = _search(v, blob_ids)
         single = single[np.lexsort((where[single], seg_of[single]))]
         pending = v.pending
         try:
@@ -221,6 +236,44 @@ class MasterIndex:
         except DamagedSegment as exc:
             self._repair(v, exc)
             return self.locate_many(blob_ids)
+        return out
+
+    def single_packs(self, blob_ids: Sequence[bytes]) -> list[str | None]:
+        """For each blob stored once in the loaded index, self-contained: its pack; else None.
+
+        None also for a blob unknown, stored more than once, stored as a delta or
+        added in this session: the caller asks :meth:`locations` or :meth:`get` for
+        those. The records are read and compared as arrays, one segment at a
+        time, and only the distinct packs are turned into ids: ``check`` and a
+        no-change backup ask this for every blob of a directory, where building
+        a :class:`BlobLocation` per blob cost more than the search (issue 13).
+        """
+        v = self._v
+        n = len(blob_ids)
+        out: list[str | None] = [None] * n
+        if not n or not v.segments:
+            return out
+        if v.pending.levels:  # a blob may also be pending: the per-record path checks it
+            return [loc.pack_id if loc is not None and loc.base is None else None
+                    for loc in self.locate_many(blob_ids)]
+        single, where, seg_of = _search(v, blob_ids)
+        ids = np.frombuffer(b"".join(blob_ids), dtype="<u8").reshape(n, 4)
+        try:
+            for k, seg in enumerate(v.segments):
+                mine = single[seg_of[single] == k]
+                if not len(mine):
+                    continue
+                rec = seg.records_at(where[mine])
+                same = (_words(rec["id"]) == ids[mine]).all(axis=1)
+                plain = ~_words(rec["base"]).any(axis=1)
+                keep = same & plain
+                packs = rec["pack"][keep]
+                table = {int(i): seg.pack_hex(int(i)) for i in np.unique(packs).tolist()}
+                for i, pack in zip(mine[keep].tolist(), packs.tolist(), strict=True):
+                    out[i] = table[pack]
+        except DamagedSegment as exc:
+            self._repair(v, exc)
+            return self.single_packs(blob_ids)
         return out
 
     def slot(self, blob_id: bytes) -> tuple[int, int]:
@@ -238,17 +291,17 @@ class MasterIndex:
     def self_contained_packs(self, blob_ids: Sequence[bytes]) -> list[str | None]:
         """For each blob, the pack of a self-contained copy, or None (unknown or only deltas).
 
-        One vectorised search for the whole list (:meth:`locate_many`): a
+        One vectorised search for the whole list (:meth:`single_packs`): a
         no-change backup asks this for every unchanged file of a directory at
         once, where a :meth:`get` per blob cost more than the rest of the
         walk. Blobs stored more than once or added in this session fall back
         to :meth:`get`, which prefers a self-contained copy.
         """
-        out: list[str | None] = []
-        for blob, loc in zip(blob_ids, self.locate_many(blob_ids), strict=True):
-            if loc is None:
-                loc = self.get(blob)
-            out.append(loc.pack_id if loc is not None and loc.base is None else None)
+        out = self.single_packs(blob_ids)
+        for i, pack in enumerate(out):
+            if pack is None:
+                loc = self.get(blob_ids[i])
+                out[i] = loc.pack_id if loc is not None and loc.base is None else None
         return out
 
     def __contains__(self, blob_id: bytes) -> bool:

@@ -111,6 +111,10 @@ class Segment:
         """Records [lo, hi), verified."""
         raise NotImplementedError
 
+    def records_at(self, positions: npt.NDArray[np.int64]) -> npt.NDArray[np.void]:
+        """The records at ``positions`` (any order, each in range), verified."""
+        raise NotImplementedError
+
     def batches(self) -> Iterator[tuple[int, npt.NDArray[np.void]]]:
         """(first position, records) over the whole segment in order, verified."""
         step = BLOCK_RECORDS * 4096
@@ -158,6 +162,9 @@ class ArraySegment(Segment):
 
     def records(self, lo: int, hi: int) -> npt.NDArray[np.void]:
         return self.rec[lo:hi]
+
+    def records_at(self, positions: npt.NDArray[np.int64]) -> npt.NDArray[np.void]:
+        return take(self.rec, positions)
 
 
 def _read_exact(fd: int, buf: memoryview, offset: int) -> None:
@@ -281,6 +288,20 @@ class FileSegment(Segment):
         data = b"".join(self._block(b) for b in range(first, last + 1))
         start = first * self.block
         return np.frombuffer(data, dtype=RECORD_DTYPE)[lo - start: hi - start]
+
+    def records_at(self, positions: npt.NDArray[np.int64]) -> npt.NDArray[np.void]:
+        """Each block holding one of ``positions`` read (or taken from the kept ones) and
+        verified once, placed in one buffer; the records are then picked from it."""
+        blocks = positions // self.block
+        wanted = np.unique(blocks)
+        buf = bytearray(len(wanted) * self.block * RECORD_SIZE)
+        step = self.block * RECORD_SIZE
+        for slot, b in enumerate(wanted.tolist()):
+            data = self._block(b)
+            buf[slot * step: slot * step + len(data)] = data
+        rows = np.searchsorted(wanted, blocks) * self.block + positions % self.block
+        rec: npt.NDArray[np.void] = np.frombuffer(buf, dtype=RECORD_DTYPE)[rows]
+        return rec
 
     def batches(self) -> Iterator[tuple[int, npt.NDArray[np.void]]]:
         """Sequential reads of many blocks at once, each block verified (no LRU churn)."""
