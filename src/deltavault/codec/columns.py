@@ -148,8 +148,12 @@ def decode(payload: Buffer, base: Buffer | None, raw_length: int) -> bytes:
     dt = _RWIDTH[rwidth]
     planes = zstd_decompress_exact(view[start:], rows * stride * rwidth)
     cols = unshuffle(planes, rows * stride, dt)
-    r = np.ascontiguousarray(cols.reshape(stride, rows).T).reshape(-1)[:n].astype(np.uint64)
-    d = unzigzag(r)
+    # Row-major residuals, widened, in one pass; every later step works in place on
+    # this one buffer (restore decodes every order-book chunk through here: a
+    # temporary per step cost as much as the arithmetic).
+    d = np.empty(rows * stride, dtype=np.uint64)
+    d.reshape(rows, stride)[...] = cols.reshape(stride, rows).T
+    unzigzag(d, inplace=True)
     b = base_elements(base, width, m).view(_FLOAT[width])
     v = np.empty(n, dtype=np.uint64)
     v[:m] = _scaled(b, k) + d[:m]
@@ -161,12 +165,14 @@ def decode(payload: Buffer, base: Buffer | None, raw_length: int) -> bytes:
         start = max(m, stride)
         if n > start:
             # v[i] = v[i - stride] + d[i] from ``start`` on: a running sum down
-            # each column, seeded by the column's last element known so far
-            grid = np.zeros(rows * stride, dtype=np.uint64)
-            grid[start:n] = d[start:]
-            acc = np.cumsum(grid.reshape(rows, stride), axis=0, dtype=np.uint64)
+            # each column (the known part and the padding zeroed), seeded by the
+            # column's last element known so far
+            d[:start] = 0
+            d[n:] = 0
+            grid = d.reshape(rows, stride)
+            np.cumsum(grid, axis=0, dtype=np.uint64, out=grid)
             cols_idx = np.arange(stride)
             last_row = (start - 1 - cols_idx) // stride  # >= 0: start >= stride
-            seeds = v[last_row * stride + cols_idx]
-            v[start:] = (acc + seeds).reshape(-1)[start:n]
+            grid += v[last_row * stride + cols_idx]
+            v[start:] = d[start:n]
     return _unscaled(v, k, mode, width).tobytes() + tail

@@ -84,11 +84,18 @@ def zigzag(d: UIntArray) -> UIntArray:
     return out
 
 
-def unzigzag(z: UIntArray) -> UIntArray:
-    """Inverse of :func:`zigzag`."""
+def unzigzag(z: UIntArray, *, inplace: bool = False) -> UIntArray:
+    """Inverse of :func:`zigzag`; ``inplace`` overwrites ``z`` (one temporary, not four:
+    a restore decodes every chunk through this)."""
     one = z.dtype.type(1)
-    out: UIntArray = (z >> one) ^ (z.dtype.type(0) - (z & one))
-    return out
+    if not inplace:
+        out: UIntArray = (z >> one) ^ (z.dtype.type(0) - (z & one))
+        return out
+    sign = z & one
+    np.negative(sign, out=sign)  # 0 - bit, wrapping: all ones for odd values
+    np.right_shift(z, one, out=z)
+    np.bitwise_xor(z, sign, out=z)
+    return z
 
 
 def residual_level(level: int) -> int:
