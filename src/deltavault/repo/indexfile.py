@@ -58,6 +58,12 @@ def take(records: npt.NDArray[np.void], order: npt.NDArray[np.intp]) -> npt.NDAr
     return np.ascontiguousarray(records).view(_RAW)[order].view(RECORD_DTYPE)
 
 
+def scatter(out: npt.NDArray[np.void], where: npt.NDArray[np.intp],
+            records: npt.NDArray[np.void]) -> None:
+    """``out[where] = records``, copying whole records as bytes (like :func:`take`)."""
+    out.view(_RAW)[where] = np.ascontiguousarray(records).view(_RAW)
+
+
 def concat(parts: Sequence[npt.NDArray[np.void]]) -> npt.NDArray[np.void]:
     """Record arrays joined end to end, as one byte copy."""
     if not parts:
