@@ -153,8 +153,8 @@ class ArraySegment(Segment):
         tables = [np.frombuffer(b"".join(f.pack_ids), dtype="S32") for _, f in files]
         table = np.unique(np.concatenate(tables)) if tables else np.zeros(0, "S32")
         # Sorted first (by prefix, stable: file order among equal prefixes), then each
-        # file's records, pack numbers remapped, scattered to their sorted places in
-        # one array: the records are held once besides the files (a copy per file, a
+        # file's records scattered to their sorted places in one array and their pack
+        # numbers remapped there: the records are held once besides the files (a copy per file, a
         # concatenation and a sorted copy held them three times: `check` of 1M files
         # needs ~80 MiB a copy).
         pfx = (np.concatenate([prefixes(f.records) for _, f in files]) if files
@@ -167,9 +167,10 @@ class ArraySegment(Segment):
         for (_, f), t in zip(files, tables, strict=True):
             n = len(f.records)
             if n:
-                part = f.records.copy()
-                part["pack"] = np.searchsorted(table, t).astype(np.uint32)[part["pack"]]
-                scatter(merged, where[pos:pos + n], part)
+                places = where[pos:pos + n]
+                scatter(merged, places, f.records)
+                merged["pack"][places] = np.searchsorted(table, t).astype(np.uint32)[
+                    f.records["pack"]]
             pos += n
         return cls(merged, table, frozenset(iid for iid, _ in files),
                    frozenset(s.hex() for _, f in files for s in f.supersedes),
