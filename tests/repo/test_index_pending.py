@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -101,3 +102,22 @@ def test_locate_many_answers_like_locations(repo: Repository) -> None:
             assert loc is None
         else:
             assert loc is not None and again.index.locations(bid) == [loc]
+
+
+def test_maybe_known_never_misses_a_blob_get_finds(repo: Repository) -> None:
+    """False from ``maybe_known`` lets a backup skip ``get``: it must never be wrong."""
+    stored, added = entries(4, 60, seed=5), entries(2, 30, seed=6)
+    repo.save_index_files(stored, max_records=100)  # cache segments
+    again = same_host(repo)
+    again.load_index()
+    for pid, es in added.items():
+        again.index.add(pid, es)  # pending levels
+    known = [*expected(stored), *expected(added)]
+    # ids sharing a known id's 8-byte prefix: "maybe" (get decides), never "no"
+    twins = [b[:8] + bytes(x ^ 0xFF for x in b[8:]) for b in known[::25]]
+    unknown = [os.urandom(32) for _ in range(200)]
+    got = again.index.maybe_known([*known, *twins, *unknown])
+    assert got[:len(known) + len(twins)] == [True] * (len(known) + len(twins))
+    assert not any(got[len(known) + len(twins):])  # 200 random prefixes: no collision
+    assert again.index.maybe_known([]) == []
+    assert MasterIndex().maybe_known(unknown[:3]) == [False] * 3

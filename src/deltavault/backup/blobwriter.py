@@ -22,7 +22,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +37,10 @@ from deltavault.repo.repository import Repository
 ReusePolicy = Callable[[BlobLocation], bool]
 #: a queued unit of work: function, its argument, bytes it holds
 Task = tuple[Callable[[Any], None], Any, int]
+#: a chunk for :meth:`BlobWriter.store_many`: its bytes, delta base, chunker hint
+Chunk = tuple[bytes | memoryview, bytes | None, str | None]
+#: what :meth:`BlobWriter._claim` decided for a blob
+_NEW, _REUSED, _CLAIMED = 0, 1, 2
 
 #: index checkpoint defaults (issue 13): a killed backup loses at most this much
 INDEX_EVERY_PACKS = 64
@@ -168,23 +172,51 @@ class BlobWriter:
         ``base`` names a stored blob this one may be encoded against; ``hint``
         is the chunker's element type (codec policy input).
         """
-        repo = self.repo
         if blob_id is None:
-            blob_id = repo.crypto.blob_id(data)
+            blob_id = self.repo.crypto.blob_id(data)
         with self._lock:
-            if blob_id in self._claimed:
-                self.stats.blobs_deduplicated += 1
-                return blob_id
-            loc = repo.index.get(blob_id)
-            reused = loc is not None and (self._may_reuse is None or self._may_reuse(loc))
-            if reused:
-                self.stats.blobs_deduplicated += 1
-            else:
-                self._claimed.add(blob_id)
-        if reused:
-            if self._on_reuse is not None:
-                self._on_reuse(blob_id)
-            return blob_id
+            fate = self._claim(blob_id, True)
+        self._settle(fate, blob_id, data, blob_type, base, hint)
+        return blob_id
+
+    def store_many(self, chunks: Sequence[Chunk], blob_type: int) -> list[bytes]:
+        """:meth:`store` for many chunks: one lock and one index search for them all.
+
+        A batch of small files asked the index once a blob, and each search
+        released and re-took the GIL: with the walker and a worker contending
+        for it, those hand-offs cost a quarter of a backup of 200,000 small
+        files (issue 13). The search runs under the writer's lock, as in
+        :meth:`store`, so a blob is either claimed here or found in the index.
+        """
+        crypto = self.repo.crypto
+        ids = [crypto.blob_id(c[0]) for c in chunks]
+        with self._lock:
+            maybe = self.repo.index.maybe_known(ids)
+            fates = [self._claim(b, m) for b, m in zip(ids, maybe, strict=True)]
+        for fate, b, (data, base, hint) in zip(fates, ids, chunks, strict=True):
+            self._settle(fate, b, data, blob_type, base, hint)
+        return ids
+
+    def _claim(self, blob_id: bytes, maybe_known: bool) -> int:
+        """Under the lock: is the blob new (claimed now), reused or already claimed?"""
+        if blob_id in self._claimed:
+            self.stats.blobs_deduplicated += 1
+            return _CLAIMED
+        loc = self.repo.index.get(blob_id) if maybe_known else None
+        if loc is not None and (self._may_reuse is None or self._may_reuse(loc)):
+            self.stats.blobs_deduplicated += 1
+            return _REUSED
+        self._claimed.add(blob_id)
+        return _NEW
+
+    def _settle(self, fate: int, blob_id: bytes, data: bytes | memoryview, blob_type: int,
+                base: bytes | None, hint: str | None) -> None:
+        """Outside the lock: note a reused blob, or encode, seal and pack a new one."""
+        if fate == _REUSED and self._on_reuse is not None:
+            self._on_reuse(blob_id)
+        if fate != _NEW:
+            return
+        repo = self.repo
         base_plain = None
         if base is not None and base != blob_id:
             try:
@@ -209,7 +241,6 @@ class BlobWriter:
                 full, self._builder = self._builder, PackBuilder()
         if full is not None:
             self._queue_pack(full)
-        return blob_id
 
     def save_now(self, data: bytes, blob_type: int) -> bytes:
         """Store a blob from the calling thread and return its id."""

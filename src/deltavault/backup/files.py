@@ -26,7 +26,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from deltavault.backup.blobwriter import BlobWriter
+from deltavault.backup.blobwriter import BlobWriter, Chunk
 from deltavault.backup.planner import BaseFile, DeltaPlanner
 from deltavault.chunk.base import ChunkRef
 from deltavault.chunk.files import FileChunker
@@ -129,6 +129,8 @@ class ContentStore:
             self._store_small(batch)
 
     def _store_small(self, batch: list[PendingFile]) -> None:
+        read: list[tuple[PendingFile, int, int]] = []
+        chunks: list[Chunk] = []
         for pf in batch:
             try:
                 data = _read_whole(pf.path, pf.dir_fd, pf.node.size)
@@ -140,12 +142,14 @@ class ContentStore:
                 self._read_file(pf, post=False)
                 continue
             base_file = self.planner.file(pf.rel) if self.planner.enabled else None
-            ids: list[bytes | None] = []
-            for ref in refs:
-                ids.append(self.writer.store(ref.data, BLOB_DATA,
-                                             self._base_for(base_file, ref), ref.hint))
-            pf.content = ids
-            pf.bytes_read = len(data)
+            read.append((pf, len(data), len(refs)))
+            chunks.extend((ref.data, self._base_for(base_file, ref), ref.hint) for ref in refs)
+        ids: list[bytes | None] = list(self.writer.store_many(chunks, BLOB_DATA))
+        at = 0
+        for pf, nbytes, count in read:
+            pf.content = ids[at:at + count]
+            at += count
+            pf.bytes_read = nbytes
             pf.remaining = 0
         self.done.put(batch)
 

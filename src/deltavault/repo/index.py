@@ -32,6 +32,7 @@ from deltavault.repo.indexfile import (
     Record,
     concat,
     full_id,
+    present,
     take,
 )
 from deltavault.repo.packs import ZERO_ID, PackEntry
@@ -67,13 +68,18 @@ def _view(segments: Sequence[Segment], pending: Pending) -> _View:
     return _View(tuple(segments), tuple(offsets), pending)
 
 
+def _prefixes(blob_ids: Sequence[bytes]) -> npt.NDArray[np.uint64]:
+    """The sort key of each id (see :func:`~deltavault.repo.indexfile.id_prefix`)."""
+    return np.frombuffer(b"".join(b[:8] for b in blob_ids), dtype=">u8").astype(np.uint64)
+
+
 def _search(v: _View, blob_ids: Sequence[bytes]) -> tuple[npt.NDArray[np.intp],
                                                           npt.NDArray[np.int64],
                                                           npt.NDArray[np.int64]]:
     """Query positions whose id prefix occurs exactly once in all loaded segments, and
     for each query its position and segment (one vectorised search per segment)."""
     n = len(blob_ids)
-    q = np.frombuffer(b"".join(b[:8] for b in blob_ids), dtype=">u8").astype(np.uint64)
+    q = _prefixes(blob_ids)
     count = np.zeros(n, dtype=np.int64)
     where = np.zeros(n, dtype=np.int64)
     seg_of = np.zeros(n, dtype=np.int64)
@@ -275,6 +281,25 @@ class MasterIndex:
             self._repair(v, exc)
             return self.single_packs(blob_ids)
         return out
+
+    def maybe_known(self, blob_ids: Sequence[bytes]) -> list[bool]:
+        """For each blob, False if no loaded or added record shares its id prefix.
+
+        False means unknown for certain and :meth:`get` can be skipped; True
+        means ask it (a hit, or rarely another id with the same 8-byte
+        prefix). One vectorised search per segment and level for the whole
+        list: a backup of small files asked :meth:`get` per blob, and each
+        search there released and re-took the GIL, which with the walker and
+        a worker contending for it cost a quarter of the backup (issue 13).
+        """
+        if not blob_ids:
+            return []
+        v = self._v
+        q = _prefixes(blob_ids)
+        hit = v.pending.prefix_hits(q)
+        for seg in v.segments:
+            hit |= present(seg.pfx, q)
+        return [bool(h) for h in hit.tolist()]
 
     def slot(self, blob_id: bytes) -> tuple[int, int]:
         """(position, stored length) of the blob's preferred loaded record; (-1, 0) if none.

@@ -23,6 +23,7 @@ from deltavault.repo.indexfile import (
     concat,
     id_prefix,
     prefixes,
+    present,
     take,
 )
 from deltavault.repo.packs import ZERO_ID, PackEntry
@@ -73,6 +74,13 @@ class Pending:
                     out.append(r)
                 lo += 1
         return out
+
+    def prefix_hits(self, q: npt.NDArray[np.uint64]) -> npt.NDArray[np.bool_]:
+        """Which of the id prefixes ``q`` occur among the added records."""
+        hit = np.zeros(len(q), dtype=bool)
+        for lv in self.levels:
+            hit |= present(lv.pfx, q)
+        return hit
 
     def records(self) -> Iterator[npt.NDArray[np.void]]:
         """Every added record, a level at a time."""

@@ -89,6 +89,15 @@ def id_prefix(blob_id: bytes) -> np.uint64:
     return np.uint64(int.from_bytes(blob_id[:8], "big"))
 
 
+def present(sorted_pfx: npt.NDArray[np.uint64],
+            q: npt.NDArray[np.uint64]) -> npt.NDArray[np.bool_]:
+    """Which of the prefixes ``q`` occur in the sorted array ``sorted_pfx`` (one search)."""
+    if not len(sorted_pfx):
+        return np.zeros(len(q), dtype=bool)
+    pos = np.minimum(sorted_pfx.searchsorted(q, "left"), len(sorted_pfx) - 1)
+    return np.asarray(sorted_pfx[pos] == q)
+
+
 @dataclass(frozen=True)
 class BlobLocation:
     """Where a blob is stored and how it is encoded."""
