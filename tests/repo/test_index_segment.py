@@ -16,7 +16,7 @@ from deltavault.repo.index_build import SegmentBuilder, build_segment
 from deltavault.repo.index_cache import encode_manifest, parse_manifest
 from deltavault.repo.index_segment import BLOCK_RECORDS, FileSegment
 from deltavault.repo.indexfile import IndexFile
-from tests.support.hostile import HOSTILE, decode_or_reject, mutations
+from tests.support.hostile import HOSTILE, ROUNDTRIP, decode_or_reject, mutations
 from tests.support.indexes import Entries, entries, expected
 
 KEY = bytes(range(32))
@@ -145,3 +145,29 @@ def test_merging_files_equals_sorting_their_concatenation(shape: list[tuple[int,
     plain = ArraySegment(concat(parts), table)
     assert merged.rec.tobytes() == plain.rec.tobytes()
     assert np.array_equal(merged.pfx, plain.pfx) and merged.n == plain.n
+
+
+@given(st.lists(st.integers(0, 10**6), max_size=60), st.lists(st.integers(0, 10**6), max_size=8))
+@ROUNDTRIP
+def test_records_at_equals_one_record_at_a_time(picks: list[int], kept: list[int]) -> None:
+    """Neighbouring blocks are read together and blocks already kept are copied: the
+    records are the same as reading each position alone, in the order asked."""
+    with tempfile.TemporaryDirectory() as d:
+        seg, _ = _segment(Path(d), n_packs=4, per_pack=40)
+        for p in kept:  # some blocks in the segment's cache, between runs
+            seg.record(p % seg.n)
+        pos = np.array([p % seg.n for p in picks], dtype=np.int64)
+        got = [r.tobytes() for r in seg.records_at(pos)]
+        want = [seg.records(int(p), int(p) + 1)[0].tobytes() for p in pos.tolist()]
+        assert got == want
+
+
+def test_records_at_refuses_a_block_changed_inside_a_run(tmp_path: Path) -> None:
+    seg, _ = _segment(tmp_path, n_packs=4, per_pack=40)
+    with open(seg.path, "r+b") as f:  # a record of the third block
+        f.seek(64 + (2 * BLOCK_RECORDS + 3) * 82 + 70)
+        f.write(b"\x55")
+    with pytest.raises(DeltavaultError, match="block 2 .* was changed"):
+        seg.records_at(np.arange(0, 5 * BLOCK_RECORDS, dtype=np.int64))
+    ok = seg.records_at(np.array([0, BLOCK_RECORDS + 1], dtype=np.int64))  # blocks 0, 1
+    assert len(ok) == 2

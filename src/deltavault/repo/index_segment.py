@@ -195,6 +195,18 @@ def _read_exact(fd: int, buf: memoryview, offset: int) -> None:
         pos += got
 
 
+def _runs(items: list[tuple[int, int]]) -> Iterator[list[tuple[int, int]]]:
+    """``(slot, block)`` pairs, sorted, cut into runs of consecutive blocks (one read each)."""
+    run: list[tuple[int, int]] = []
+    for item in items:
+        if run and item[1] != run[-1][1] + 1:
+            yield run
+            run = []
+        run.append(item)
+    if run:
+        yield run
+
+
 class FileSegment(Segment):
     """A verified segment file of the client cache, its records read block by block."""
 
@@ -270,7 +282,7 @@ class FileSegment(Segment):
         weakref.finalize(seg, os.close, fd)  # only now: a failed open closed it above
         return seg
 
-    def _read(self, buf: bytearray, first: int) -> None:
+    def _read(self, buf: bytearray | memoryview, first: int) -> None:
         """Records from position ``first`` into ``buf``; a file cut short is damage."""
         try:
             _read_exact(self._fd, memoryview(buf), _SEG_HEAD.size + first * RECORD_SIZE)
@@ -287,9 +299,9 @@ class FileSegment(Segment):
             data = os.pread(self._fd, size, _SEG_HEAD.size + b * self.block * RECORD_SIZE)
         except OSError as exc:
             raise DamagedSegment(f"index cache: {self.name}: {exc}", self) from exc
-        if len(data) != size or not hmac.compare_digest(
-                blake3.blake3(data).digest(), self._hashes[32 * b: 32 * (b + 1)]):
+        if len(data) != size:
             raise DamagedSegment(f"index cache: block {b} of {self.name} was changed", self)
+        self._check(b, data)
         with self._lock:  # first in, first out: random lookups gain nothing from LRU order
             self._cache[b] = data
             if len(self._cache) > _BLOCKS_KEPT:
@@ -309,18 +321,38 @@ class FileSegment(Segment):
         return np.frombuffer(data, dtype=RECORD_DTYPE)[lo - start: hi - start]
 
     def records_at(self, positions: npt.NDArray[np.int64]) -> npt.NDArray[np.void]:
-        """Each block holding one of ``positions`` read (or taken from the kept ones) and
-        verified once, placed in one buffer; the records are then picked from it."""
+        """Each block holding one of ``positions`` taken from the kept ones or read and
+        verified once — neighbouring blocks with one read — into one buffer; the
+        records are then picked from it."""
         blocks = positions // self.block
         wanted = np.unique(blocks)
-        buf = bytearray(len(wanted) * self.block * RECORD_SIZE)
         step = self.block * RECORD_SIZE
+        buf = bytearray(len(wanted) * step)
+        view = memoryview(buf)
+        missing: list[tuple[int, int]] = []  # (slot, block) not kept
         for slot, b in enumerate(wanted.tolist()):
-            data = self._block(b)
-            buf[slot * step: slot * step + len(data)] = data
+            hit = self._cache.get(b)
+            if hit is None:
+                missing.append((slot, b))
+            else:
+                buf[slot * step: slot * step + len(hit)] = hit
+        for run in _runs(missing):
+            slot, first = run[0]
+            end = min(self.n, (run[-1][1] + 1) * self.block)
+            self._read(view[slot * step: slot * step + (end - first * self.block) * RECORD_SIZE],
+                       first * self.block)
+            for s_, b in run:
+                n_rec = min(self.block, self.n - b * self.block)
+                self._check(b, view[s_ * step: s_ * step + n_rec * RECORD_SIZE])
         rows = np.searchsorted(wanted, blocks) * self.block + positions % self.block
         rec: npt.NDArray[np.void] = np.frombuffer(buf, dtype=RECORD_DTYPE)[rows]
         return rec
+
+    def _check(self, b: int, data: memoryview | bytes) -> None:
+        """Refuse block ``b`` unless its bytes have the hash the verified tail names."""
+        if not hmac.compare_digest(blake3.blake3(data).digest(),
+                                   self._hashes[32 * b: 32 * (b + 1)]):
+            raise DamagedSegment(f"index cache: block {b} of {self.name} was changed", self)
 
     def batches(self) -> Iterator[tuple[int, npt.NDArray[np.void]]]:
         """Sequential reads of many blocks at once, each block verified (no LRU churn)."""

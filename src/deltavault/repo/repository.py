@@ -10,6 +10,7 @@ restore, ops) call it; it never walks file systems or talks to the user.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import warnings
 from collections.abc import Callable, Iterator
@@ -51,6 +52,15 @@ from deltavault.store.base import ByteRange, Store
 if TYPE_CHECKING:  # numpy and the codecs load on first use, not at start-up (issue 14)
     from deltavault.repo.index import BlobLocation
 
+
+
+@functools.cache
+def _codec_decode() -> Callable[[int, bytes, bytes | None, int], bytes]:
+    """The codecs' decoder, imported on first use (``snapshots`` and ``--help`` never
+    load them) and then called without an import statement per blob."""
+    from deltavault.codec.registry import decode
+
+    return decode
 
 class Repository(RepositoryIndex):
     """An opened repository: decrypted keys, config and the blob index."""
@@ -163,14 +173,12 @@ class Repository(RepositoryIndex):
 
     def decode_blob(self, loc: BlobLocation, envelope: bytes | memoryview) -> bytes:
         """Decrypt and decode a stored blob (following delta bases); verify its id."""
-        from deltavault.codec.registry import decode as codec_decode
-
         try:
             payload = self.crypto.open_blob(loc.id, envelope)
         except IntegrityError as exc:  # name the stored object, not only the blob in it
             raise IntegrityError(f"{layout.pack_key(loc.pack_id)}: {exc}") from exc
         base = self.load_blob(loc.base) if loc.base is not None else None
-        plain = codec_decode(loc.codec, payload, base, loc.raw_length)
+        plain = _codec_decode()(loc.codec, payload, base, loc.raw_length)
         if self.crypto.blob_id(plain) != loc.id:
             raise IntegrityError(f"blob {loc.id.hex()[:16]} in pack {loc.pack_id[:12]}: "
                                  "content does not match its id")
