@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -91,6 +92,7 @@ class _Engine:
         self.pending: tuple[Batch, list[Future[None]]] | None = None
         self.deferred: list[tuple[Dir, bytes, FileJob]] = []
         self.links = 0
+        self.lane = threading.Lock()  # tasks of small blobs, one at a time (run_task)
 
     def submit(self, batch: Batch) -> None:
         """Resolve a batch's blobs, take what the live tree has, queue the reads."""
@@ -109,7 +111,8 @@ class _Engine:
                 uses.setdefault(blob, []).append((job, offset))
                 locs[blob] = loc
         bases = {loc.base for loc in locs.values() if loc.base is not None}
-        futures = [self.pool.submit(run_task, self.repo, task, uses, bases, self.writer)
+        futures = [self.pool.submit(run_task, self.repo, task, uses, bases, self.writer,
+                                    self.lane)
                    for task in span_tasks(locs.values())]
         self._finish_pending()
         self.pending = (batch, futures)

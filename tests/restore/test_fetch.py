@@ -1,0 +1,56 @@
+"""Read tasks of a restore: which run one at a time and which on every core.
+
+Tasks of small blobs share one lane (two workers trading the GIL for many
+short system calls cost more than they gain); tasks of large blobs, whose
+decoding is long native work, must still run side by side.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from deltavault.repo.index import BlobLocation
+from deltavault.restore import fetch
+from deltavault.restore.fetch import TINY_BLOB, SpanTask, run_task, span_tasks
+
+
+def _task(blob_size: int, count: int) -> SpanTask:
+    locs = [BlobLocation(bytes([i]) * 32, "aa" * 32, i * blob_size, blob_size, blob_size, 0, 0,
+                         None) for i in range(count)]
+    [task] = span_tasks(locs)
+    return task
+
+
+def _most_at_once(monkeypatch: pytest.MonkeyPatch, task: SpanTask) -> int:
+    running, most = [0], [0]
+    guard = threading.Lock()
+
+    def fake_run(*_args: Any) -> None:
+        with guard:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.05)
+        with guard:
+            running[0] -= 1
+
+    monkeypatch.setattr(fetch, "_run", fake_run)
+    lane = threading.Lock()
+    threads = [threading.Thread(target=run_task, args=(None, task, {}, set(), None, lane))
+               for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return most[0]
+
+
+def test_tasks_of_small_blobs_take_turns(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _most_at_once(monkeypatch, _task(4096, 200)) == 1
+
+
+def test_tasks_of_large_blobs_run_side_by_side(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _most_at_once(monkeypatch, _task(TINY_BLOB * 2, 4)) > 1
