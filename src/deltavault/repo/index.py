@@ -93,6 +93,27 @@ def _search(v: _View, blob_ids: Sequence[bytes]) -> tuple[npt.NDArray[np.intp],
     return np.flatnonzero(count == 1), where, seg_of
 
 
+def _found(v: _View, blob_ids: Sequence[bytes]
+           ) -> Iterator[tuple[Segment, npt.NDArray[np.intp], npt.NDArray[np.void]]]:
+    """Per segment: the queries stored exactly once in the loaded index and found
+    there, with their records (read as one array, whole ids compared as 64-bit
+    words). A query whose prefix is also among this session's additions is left
+    out: it may be stored twice, and the caller's per-blob path decides."""
+    n = len(blob_ids)
+    if not n or not v.segments:
+        return
+    single, where, seg_of = _search(v, blob_ids)
+    if v.pending.levels:
+        single = single[~v.pending.prefix_hits(_prefixes(blob_ids))[single]]
+    ids = np.frombuffer(b"".join(blob_ids), dtype="<u8").reshape(n, 4)
+    for k, seg in enumerate(v.segments):
+        mine = single[seg_of[single] == k]
+        if len(mine):
+            rec = seg.records_at(where[mine])
+            same = (_words(rec["id"]) == ids[mine]).all(axis=1)
+            yield seg, mine[same], rec[same]
+
+
 def _words(column: npt.NDArray[Any]) -> npt.NDArray[np.uint64]:
     """A column of 32-byte ids as four 64-bit words a row (exact byte comparison)."""
     return np.ascontiguousarray(column).view("<u8").reshape(len(column), 4)
@@ -227,25 +248,12 @@ class MasterIndex:
         batch, where a record read per blob cost more than the search.
         """
         v = self._v
-        n = len(blob_ids)
-        out: list[BlobLocation | None] = [None] * n
-        if not n or not v.segments:
-            return out
-        single, where, seg_of = _search(v, blob_ids)
-        if v.pending.levels:  # a blob also added now is ambiguous: the caller asks
-            single = single[~v.pending.prefix_hits(_prefixes(blob_ids))[single]]
-        ids = np.frombuffer(b"".join(blob_ids), dtype="<u8").reshape(n, 4)
+        out: list[BlobLocation | None] = [None] * len(blob_ids)
         try:
-            for k, seg in enumerate(v.segments):
-                mine = single[seg_of[single] == k]
-                if not len(mine):
-                    continue
-                rec = seg.records_at(where[mine])
-                same = (_words(rec["id"]) == ids[mine]).all(axis=1)
-                rec = rec[same]
+            for seg, found, rec in _found(v, blob_ids):
                 table = {int(i): seg.pack_hex(int(i)) for i in np.unique(rec["pack"]).tolist()}
                 for i, (_, base, pack, offset, length, raw, typ, codec) in zip(
-                        mine[same].tolist(), rec.tolist(), strict=True):
+                        found.tolist(), rec.tolist(), strict=True):
                     out[i] = BlobLocation(blob_ids[i], table[pack], offset, length, raw, typ,
                                           codec, full_id(base) if base else None)
         except DamagedSegment as exc:
@@ -257,34 +265,20 @@ class MasterIndex:
         """For each blob stored once in the loaded index, self-contained: its pack; else None.
 
         None also for a blob unknown, stored more than once, stored as a delta or
-        added in this session: the caller asks :meth:`locations` or :meth:`get` for
-        those. The records are read and compared as arrays, one segment at a
-        time, and only the distinct packs are turned into ids: ``check`` and a
-        no-change backup ask this for every blob of a directory, where building
-        a :class:`BlobLocation` per blob cost more than the search (issue 13).
+        (perhaps) added in this session: the caller asks :meth:`locations` or
+        :meth:`get` for those. Only the distinct packs are turned into ids:
+        ``check`` and a no-change backup ask this for every blob of a
+        directory, where building a :class:`BlobLocation` per blob cost more
+        than the search (issue 13).
         """
         v = self._v
-        n = len(blob_ids)
-        out: list[str | None] = [None] * n
-        if not n or not v.segments:
-            return out
-        if v.pending.levels:  # a blob may also be pending: the per-record path checks it
-            return [loc.pack_id if loc is not None and loc.base is None else None
-                    for loc in self.locate_many(blob_ids)]
-        single, where, seg_of = _search(v, blob_ids)
-        ids = np.frombuffer(b"".join(blob_ids), dtype="<u8").reshape(n, 4)
+        out: list[str | None] = [None] * len(blob_ids)
         try:
-            for k, seg in enumerate(v.segments):
-                mine = single[seg_of[single] == k]
-                if not len(mine):
-                    continue
-                rec = seg.records_at(where[mine])
-                same = (_words(rec["id"]) == ids[mine]).all(axis=1)
+            for seg, found, rec in _found(v, blob_ids):
                 plain = ~_words(rec["base"]).any(axis=1)
-                keep = same & plain
-                packs = rec["pack"][keep]
+                packs = rec["pack"][plain]
                 table = {int(i): seg.pack_hex(int(i)) for i in np.unique(packs).tolist()}
-                for i, pack in zip(mine[keep].tolist(), packs.tolist(), strict=True):
+                for i, pack in zip(found[plain].tolist(), packs.tolist(), strict=True):
                     out[i] = table[pack]
         except DamagedSegment as exc:
             self._repair(v, exc)

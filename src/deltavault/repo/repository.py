@@ -53,7 +53,6 @@ if TYPE_CHECKING:  # numpy and the codecs load on first use, not at start-up (is
     from deltavault.repo.index import BlobLocation
 
 
-
 @functools.cache
 def _codec_decode() -> Callable[[int, bytes, bytes | None, int], bytes]:
     """The codecs' decoder, imported on first use (``snapshots`` and ``--help`` never
