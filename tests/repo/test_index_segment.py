@@ -167,7 +167,7 @@ def test_records_at_refuses_a_block_changed_inside_a_run(tmp_path: Path) -> None
     with open(seg.path, "r+b") as f:  # a record of the third block
         f.seek(64 + (2 * BLOCK_RECORDS + 3) * 82 + 70)
         f.write(b"\x55")
-    with pytest.raises(DeltavaultError, match="block 2 .* was changed"):
+    with pytest.raises(DeltavaultError, match=r"block 2 .* was changed"):
         seg.records_at(np.arange(0, 5 * BLOCK_RECORDS, dtype=np.int64))
     ok = seg.records_at(np.array([0, BLOCK_RECORDS + 1], dtype=np.int64))  # blocks 0, 1
     assert len(ok) == 2
