@@ -73,13 +73,12 @@ def _prefixes(blob_ids: Sequence[bytes]) -> npt.NDArray[np.uint64]:
     return np.frombuffer(b"".join(b[:8] for b in blob_ids), dtype=">u8").astype(np.uint64)
 
 
-def _search(v: _View, blob_ids: Sequence[bytes]) -> tuple[npt.NDArray[np.intp],
+def _search(v: _View, q: npt.NDArray[np.uint64]) -> tuple[npt.NDArray[np.intp],
                                                           npt.NDArray[np.int64],
                                                           npt.NDArray[np.int64]]:
-    """Query positions whose id prefix occurs exactly once in all loaded segments, and
-    for each query its position and segment (one vectorised search per segment)."""
-    n = len(blob_ids)
-    q = _prefixes(blob_ids)
+    """Positions of the query prefixes ``q`` that occur exactly once in all loaded
+    segments, and for each query its position and segment (one search per segment)."""
+    n = len(q)
     count = np.zeros(n, dtype=np.int64)
     where = np.zeros(n, dtype=np.int64)
     seg_of = np.zeros(n, dtype=np.int64)
@@ -102,9 +101,10 @@ def _found(v: _View, blob_ids: Sequence[bytes]
     n = len(blob_ids)
     if not n or not v.segments:
         return
-    single, where, seg_of = _search(v, blob_ids)
+    q = _prefixes(blob_ids)
+    single, where, seg_of = _search(v, q)
     if v.pending.levels:
-        single = single[~v.pending.prefix_hits(_prefixes(blob_ids))[single]]
+        single = single[~v.pending.prefix_hits(q)[single]]
     ids = np.frombuffer(b"".join(blob_ids), dtype="<u8").reshape(n, 4)
     for k, seg in enumerate(v.segments):
         mine = single[seg_of[single] == k]

@@ -61,6 +61,7 @@ def _codec_decode() -> Callable[[int, bytes, bytes | None, int], bytes]:
 
     return decode
 
+
 class Repository(RepositoryIndex):
     """An opened repository: decrypted keys, config and the blob index."""
 

@@ -10,6 +10,7 @@ fails verification marks only the files that need it as damaged.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import defaultdict
 from collections.abc import Iterable
@@ -73,10 +74,8 @@ def run_task(repo: Repository, task: SpanTask, uses: Uses, bases: set[bytes],
     6.7-6.9 s and no slower one at a time). Tasks of large blobs, whose
     decoding is long native work, still run on every core.
     """
-    if lane is not None and (task.end - task.start) < TINY_BLOB * len(task.locs):
-        with lane:
-            _run(repo, task, uses, bases, writer)
-    else:
+    tiny = (task.end - task.start) < TINY_BLOB * len(task.locs)
+    with lane if lane is not None and tiny else contextlib.nullcontext():
         _run(repo, task, uses, bases, writer)
 
 
