@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deltavault.chunk.npy import NpyChunker
-from deltavault.codec import CodecId, choose, decimals, decode, encode
+from deltavault.codec import CodecId, choose, columns, decimals, decode, encode
 from deltavault.codec.general import zstd_compress
 from deltavault.codec.policy import level_for
 
@@ -129,3 +129,40 @@ def test_shuffle_round_trips_with_a_tail(width: int) -> None:
     payload = encode(CodecId.SHUFFLE, data, None, level=1, hint=hint)
     assert payload is not None
     assert decode(CodecId.SHUFFLE, payload, None, len(data)) == data
+
+
+@st.composite
+def _decimal_rows(draw: st.DrawFn) -> tuple[bytes, bytes | None, int, int]:
+    """Decimal values in rows of any width, with a base that is absent, shorter, longer
+    or equal, with some values changed: every path of the decoder (base part, first
+    row, columns seeded from a partial last row of the base)."""
+    width = draw(st.sampled_from([4, 8]))
+    stride = draw(st.integers(1, 40))
+    n = draw(st.integers(0, 400))
+    k = draw(st.integers(0, 4))
+    top = draw(st.sampled_from([100, 30_000, 10**6]))  # residuals of 1, 2 and 4 bytes
+    ints = draw(st.lists(st.integers(-top, top), min_size=n, max_size=n))
+    floats = np.float32 if width == 4 else np.float64
+    values = np.array(ints, dtype=np.int64)
+    data = (values / 10.0**k).astype(floats).tobytes() + draw(st.binary(max_size=width - 1))
+    kind = draw(st.sampled_from(["none", "short", "long", "same"]))
+    base = None
+    if kind != "none":
+        b = values.copy()
+        if kind == "short":
+            b = b[:draw(st.integers(0, n))]
+        elif kind == "long":
+            b = np.concatenate([b, np.arange(draw(st.integers(1, 50)))])
+        for i in draw(st.lists(st.integers(0, max(0, len(b) - 1)), max_size=8)) if len(b) else []:
+            b[i] += draw(st.integers(1, top))  # base values the new data no longer has
+        base = (b / 10.0**k).astype(floats).tobytes()
+    return data, base, width, stride
+
+
+@settings(max_examples=400, deadline=None)
+@given(case=_decimal_rows())
+def test_decimal_columns_round_trip(case: tuple[bytes, bytes | None, int, int]) -> None:
+    data, base, width, stride = case
+    payload = columns.try_encode(data, base, width=width, stride=stride)
+    assert payload is not None  # every value is a decimal
+    assert columns.decode(payload, base, len(data)) == data

@@ -44,8 +44,9 @@ FILE_OVERHEAD = 1024
 #: file is a few short GIL-releasing calls (open, read, close, hash, compress, seal),
 #: and two workers trading the GIL for them spend more in hand-offs than they gain
 #: (20,000 files of 1-4 KiB: 126,000 context switches and 6.1 s with two workers in
-#: parallel, 25,000 and 4.9 s with one)
-TINY_FILE = 64 * 1024
+#: parallel, 25,000 and 4.9 s with one). Not larger: an order book of 60 KiB is a
+#: millisecond of codec work (books workload at 64 KiB: 7.3-7.9 s; at 16 KiB 6.8-7.5 s)
+TINY_FILE = 16 * 1024
 
 
 @dataclass(slots=True, eq=False)

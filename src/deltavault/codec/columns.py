@@ -36,6 +36,7 @@ from deltavault.codec.decimals import (
     _scaled,
     _unscaled,
     decimal_elements,
+    unscale_floats,
 )
 from deltavault.codec.general import (
     Buffer,
@@ -59,6 +60,7 @@ HEADER_SIZE = _HEADER.size  # 15
 MAX_STRIDE = 4096
 _RWIDTH: dict[int, np.dtype[Any]] = {1: np.dtype("<u1"), 2: np.dtype("<u2"),
                                      4: np.dtype("<u4"), 8: np.dtype("<u8")}
+_SIGNED: dict[int, np.dtype[Any]] = {w: np.dtype(f"<i{w}") for w in _RWIDTH}
 
 UIntArray = npt.NDArray[Any]
 
@@ -147,32 +149,50 @@ def decode(payload: Buffer, base: Buffer | None, raw_length: int) -> bytes:
     rows = -(-n // stride)
     dt = _RWIDTH[rwidth]
     planes = zstd_decompress_exact(view[start:], rows * stride * rwidth)
-    cols = unshuffle(planes, rows * stride, dt)
-    # Row-major residuals, widened, in one pass; every later step works in place on
-    # this one buffer (restore decodes every order-book chunk through here: a
-    # temporary per step cost as much as the arithmetic).
-    d = np.empty(rows * stride, dtype=np.uint64)
-    d.reshape(rows, stride)[...] = cols.reshape(stride, rows).T
-    unzigzag(d, inplace=True)
+    z = unshuffle(planes, rows * stride, dt)
+    unzigzag(z, inplace=True)  # at the narrow width; sign-extending then widens exactly
+    # grid[c, r]: the residual of row r, column c (the encoder's column-major order)
+    grid = z.view(_SIGNED[rwidth]).astype(np.int64, copy=False).view(np.uint64)
+    grid = grid.reshape(stride, rows)
     b = base_elements(base, width, m).view(_FLOAT[width])
-    v = np.empty(n, dtype=np.uint64)
-    v[:m] = _scaled(b, k) + d[:m]
+    head = max(m, stride)  # predicted from the base or from the left, not from above
+    v_head = _head(grid, min(head, n), stride, rows)
+    v_head[:m] += _scaled(b, k)
     if n > m:
         lo, hi = m, min(n, stride)
         if hi > lo:  # first row beyond the base: a running sum from the left
-            seed = v[lo - 1] if lo else np.uint64(0)
-            v[lo:hi] = np.cumsum(d[lo:hi], dtype=np.uint64) + seed
-        start = max(m, stride)
-        if n > start:
-            # v[i] = v[i - stride] + d[i] from ``start`` on: a running sum down
-            # each column (the known part and the padding zeroed), seeded by the
-            # column's last element known so far
-            d[:start] = 0
-            d[n:] = 0
-            grid = d.reshape(rows, stride)
-            np.cumsum(grid, axis=0, dtype=np.uint64, out=grid)
-            cols_idx = np.arange(stride)
-            last_row = (start - 1 - cols_idx) // stride  # >= 0: start >= stride
-            grid += v[last_row * stride + cols_idx]
-            v[start:] = d[start:n]
-    return _unscaled(v, k, mode, width).tobytes() + tail
+            seed = v_head[lo - 1] if lo else np.uint64(0)
+            v_head[lo:hi] = np.cumsum(v_head[lo:hi], dtype=np.uint64) + seed
+    if n <= head:
+        return _joined(_unscaled(v_head, k, mode, width), tail)
+    # v[i] = v[i - stride] + d[i] from ``head`` on: a running sum along each column
+    # (contiguous in ``grid``), seeded with the column's last value of the head.
+    # head = q * stride + p: columns c < p have their first predicted row at q + 1,
+    # the others at q (q >= 1 as head >= stride).
+    q, p = divmod(head, stride)
+    grid[:p, :q] = 0
+    grid[p:, :q - 1] = 0
+    grid[:p, q] = v_head[q * stride:q * stride + p]
+    grid[p:, q - 1] = v_head[(q - 1) * stride + p:q * stride]
+    np.cumsum(grid, axis=1, dtype=np.uint64, out=grid)
+    # back to row order and to float64 in one pass (the same conversion as astype)
+    f = np.empty((rows, stride), dtype=np.float64)
+    f[...] = grid.view(np.int64).T
+    flat = f.reshape(-1)[:n]
+    flat[:head] = v_head.view(np.int64)
+    return _joined(unscale_floats(flat, k, mode, width), tail)
+
+
+def _joined(values: npt.NDArray[Any], tail: bytes) -> bytes:
+    data = values.tobytes()
+    return data + tail if tail else data
+
+
+def _head(grid: UIntArray, count: int, stride: int, rows: int) -> UIntArray:
+    """The residuals of the first ``count`` elements in row order (a copy)."""
+    full, part = divmod(count, stride)
+    out = np.empty(count, dtype=np.uint64)
+    out[:full * stride].reshape(full, stride)[...] = grid[:, :full].T
+    if part:
+        out[full * stride:] = grid[:part, full]
+    return out

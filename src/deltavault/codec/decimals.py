@@ -55,6 +55,7 @@ _INT_LIMIT = {4: float(2**24), 8: float(2**53)}
 #: Base predictions only need a defined int64 conversion.
 _PRED_LIMIT = float(2**62)
 _SAMPLE = 1024
+_TINY = 64
 _MODES = (0, 1)  # 0: int / 10**k, 1: int * 10**-k (covers ``ticks * 0.01`` data)
 
 FloatArray = npt.NDArray[Any]
@@ -73,8 +74,13 @@ def _scaled(values: FloatArray, k: int) -> UIntArray:
 
 def _unscaled(ints: UIntArray, k: int, mode: int, width: int) -> FloatArray:
     """Decode scaled integers to floats of ``width`` exactly as the decoder does."""
+    return unscale_floats(ints.view(np.int64).astype(np.float64), k, mode, width)
+
+
+def unscale_floats(f: FloatArray, k: int, mode: int, width: int) -> FloatArray:
+    """The last step of :func:`_unscaled`, in place on the integers already as float64
+    (a decoder that converts them while copying saves a pass over the chunk)."""
     with np.errstate(all="ignore"):
-        f = ints.view(np.int64).astype(np.float64)
         if mode == 0:
             np.divide(f, 10.0**k, out=f)
         else:
@@ -133,12 +139,19 @@ def _find_scale(x: FloatArray, width: int) -> tuple[int, int, UIntArray] | None:
     than one call per candidate; on weights, which pass none, 6× less).
     """
     sample = x[::max(1, len(x) // _SAMPLE)]
-    for mode in _MODES:
-        if _round_trips(sample, 0, mode, width) is not None:
-            ints = _round_trips(x, 0, mode, width)
-            if ints is not None:
-                return 0, mode, ints
-    for k, mode in _sample_candidates(sample, width, 1):
+    # k = 0: dividing and multiplying by 1.0 are the same, so mode 0 alone decides
+    if _round_trips(sample, 0, 0, width) is not None:
+        ints = _round_trips(x, 0, 0, width)
+        if ints is not None:
+            return 0, 0, ints
+    # Every scale on a few elements first, then the survivors on the sample: the
+    # all-scales test on the whole 1,024-element sample was 60 % of encoding an
+    # order book (17 scales x 1,024 elements x ~14 array passes). A scale that
+    # round-trips the sample round-trips these few, so the same (k, mode) is found.
+    tiny = sample[::max(1, len(sample) // _TINY)]
+    for k, mode in _sample_candidates(tiny, width, 1):
+        if _round_trips(sample, k, mode, width) is None:
+            continue
         ints = _round_trips(x, k, mode, width)
         if ints is not None:
             return k, mode, ints
