@@ -313,3 +313,24 @@ def test_unreadable_file_gives_warning_exit_3_and_usable_snapshot(cli_repo: Cli,
     assert (tmp_path / "out" / "src" / "ok.txt").read_text() == "fine\n"
     assert cli_repo.json("check")["ok"]
     assert file_digest(tmp_path / "out" / "src" / "ok.txt") == file_digest(src / "ok.txt")
+
+
+def test_ls_and_diff_print_one_plain_line_per_entry_with_control_characters_escaped(
+        cli_repo: Cli, tmp_path: Path) -> None:
+    """A file name may hold a newline or a terminal escape: shown escaped, never raw."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "plain.txt").write_bytes(b"x")
+    cli_repo("backup", str(src))
+    (src / "two\nlines").write_bytes(b"y")
+    (src / "esc\x1b[2Jname").write_bytes(b"z")
+    cli_repo("backup", str(src))
+    lines = cli_repo("ls", "latest").stdout.decode().splitlines()
+    assert len(lines) == 4
+    names = [line.rsplit(" ", 1)[1] for line in lines]
+    assert names == ["src", "src/esc\\x1b[2Jname", "src/plain.txt", "src/two\\x0alines"]
+    assert lines[2].startswith("-rw") and " 1 " in lines[2]
+    diff = cli_repo("diff", "latest~1", "latest").stdout.decode().splitlines()
+    assert "+ src/two\\x0alines (1 B)" in diff and "+ src/esc\\x1b[2Jname (1 B)" in diff
+    assert diff[-1].startswith("2 added, 0 removed")
+    assert "\x1b" not in "".join(lines + diff)

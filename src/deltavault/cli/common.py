@@ -10,7 +10,7 @@ import getpass
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -57,6 +57,22 @@ class _LazyConsole:
 
 err_console = _LazyConsole(stderr=True)
 out_console = _LazyConsole(stderr=False)
+#: C0 controls, DEL and C1 controls, shown escaped: a name must not drive the terminal
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
+
+
+def print_lines(lines: Iterable[str]) -> None:
+    """Plain listing lines on stdout, control characters (``\\n``, ESC, …) escaped.
+
+    Listings (``ls``, ``diff``) are written here, not through Rich: rendering a
+    line through a Rich console cost ~0.3 ms (``ls`` of 4,001 entries: 1.99 s,
+    restic 0.60 s), which at a million files is minutes.
+    """
+    write = sys.stdout.write
+    for line in lines:
+        write(line.translate(_CONTROL))
+        write("\n")
+    sys.stdout.flush()
 _json_printed = False
 
 

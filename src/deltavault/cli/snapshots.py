@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import stat as statmod
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
@@ -16,6 +17,7 @@ from deltavault.cli.common import (
     human_bytes,
     open_repo,
     out_console,
+    print_lines,
 )
 from deltavault.cli.restore import SnapshotArg
 from deltavault.errors import UserError
@@ -107,9 +109,8 @@ def ls(snapshot: SnapshotArg,
         emit_json([{"path": p, "type": n.type, "size": n.size, "mode": n.mode,
                     "mtime": _time(n.mtime_ns), "uid": n.uid, "gid": n.gid} for p, n in entries])
         return
-    for p, n in entries:
-        mode = statmod.filemode(n.mode | _TYPE_BITS.get(n.type, 0))
-        out_console.print(f"{mode} {n.size:>12} {_time(n.mtime_ns)[:19]} {p}", markup=False)
+    print_lines(f"{statmod.filemode(n.mode | _TYPE_BITS.get(n.type, 0))} {n.size:>12} "
+                f"{_time(n.mtime_ns)[:19]} {p}" for p, n in entries)
 
 
 _TYPE_BITS = {"file": statmod.S_IFREG, "dir": statmod.S_IFDIR, "symlink": statmod.S_IFLNK,
@@ -134,17 +135,13 @@ def diff(a: Annotated[str, typer.Argument(help="Older snapshot.")],
     if json_out:
         emit_json(dict(doc, a=sa.id, b=sb.id))
         return
-    for p, size in result.added:
-        out_console.print(f"+ {p} ({human_bytes(size)})", markup=False)
-    for p, size in result.removed:
-        out_console.print(f"- {p} ({human_bytes(size)})", markup=False)
-    for p, old, new in result.changed:
-        out_console.print(f"M {p} ({human_bytes(old)} -> {human_bytes(new)})", markup=False)
-    for p in result.metadata_only:
-        out_console.print(f"U {p}", markup=False)
-    out_console.print(f"{len(result.added)} added, {len(result.removed)} removed, "
-                      f"{len(result.changed)} changed, {len(result.metadata_only)} "
-                      "metadata only")
+    print_lines(itertools.chain(
+        (f"+ {p} ({human_bytes(size)})" for p, size in result.added),
+        (f"- {p} ({human_bytes(size)})" for p, size in result.removed),
+        (f"M {p} ({human_bytes(old)} -> {human_bytes(new)})" for p, old, new in result.changed),
+        (f"U {p}" for p in result.metadata_only),
+        [f"{len(result.added)} added, {len(result.removed)} removed, "
+         f"{len(result.changed)} changed, {len(result.metadata_only)} metadata only"]))
 
 
 def tag(snapshot: SnapshotArg,
