@@ -104,11 +104,12 @@ def ls(snapshot: SnapshotArg,
     from deltavault import api
 
     r = open_repo(repo, password_file)
-    entries = list(api.ls(r, snapshot, path))
+    entries = api.ls(r, snapshot, path)
     if json_out:
         emit_json([{"path": p, "type": n.type, "size": n.size, "mode": n.mode,
                     "mtime": _time(n.mtime_ns), "uid": n.uid, "gid": n.gid} for p, n in entries])
         return
+    # streamed: memory stays that of the walk, not of the listing
     print_lines(f"{statmod.filemode(n.mode | _TYPE_BITS.get(n.type, 0))} {n.size:>12} "
                 f"{_time(n.mtime_ns)[:19]} {p}" for p, n in entries)
 

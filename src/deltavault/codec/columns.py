@@ -156,7 +156,7 @@ def decode(payload: Buffer, base: Buffer | None, raw_length: int) -> bytes:
     grid = grid.reshape(stride, rows)
     b = base_elements(base, width, m).view(_FLOAT[width])
     head = max(m, stride)  # predicted from the base or from the left, not from above
-    v_head = _head(grid, min(head, n), stride, rows)
+    v_head = _head(grid, min(head, n), stride)
     v_head[:m] += _scaled(b, k)
     if n > m:
         lo, hi = m, min(n, stride)
@@ -188,7 +188,7 @@ def _joined(values: npt.NDArray[Any], tail: bytes) -> bytes:
     return data + tail if tail else data
 
 
-def _head(grid: UIntArray, count: int, stride: int, rows: int) -> UIntArray:
+def _head(grid: UIntArray, count: int, stride: int) -> UIntArray:
     """The residuals of the first ``count`` elements in row order (a copy)."""
     full, part = divmod(count, stride)
     out = np.empty(count, dtype=np.uint64)
