@@ -65,14 +65,16 @@ def print_lines(lines: Iterable[str]) -> None:
     """Plain listing lines on stdout, control characters (``\\n``, ESC, …) escaped.
 
     Listings (``ls``, ``diff``) are written here, not through Rich: rendering a
-    line through a Rich console cost ~0.3 ms (``ls`` of 4,001 entries: 1.99 s,
-    restic 0.60 s), which at a million files is minutes.
+    line through a Rich console cost ~0.2 ms (``ls`` of 4,413 entries: 1.99 s, of
+    200,000: 36 s; restic 3.9 s), which at a million files is minutes.
     """
     write = sys.stdout.write
     for line in lines:
         write(line.translate(_CONTROL))
         write("\n")
     sys.stdout.flush()
+
+
 _json_printed = False
 
 
