@@ -47,6 +47,7 @@ from deltavault.codec.general import (
 from deltavault.codec.numeric import (
     base_elements,
     check_header,
+    joined,
     shuffle,
     unshuffle,
     unzigzag,
@@ -164,7 +165,7 @@ def decode(payload: Buffer, base: Buffer | None, raw_length: int) -> bytes:
             seed = v_head[lo - 1] if lo else np.uint64(0)
             v_head[lo:hi] = np.cumsum(v_head[lo:hi], dtype=np.uint64) + seed
     if n <= head:
-        return _joined(_unscaled(v_head, k, mode, width), tail)
+        return joined(_unscaled(v_head, k, mode, width), tail)
     # v[i] = v[i - stride] + d[i] from ``head`` on: a running sum along each column
     # (contiguous in ``grid``), seeded with the column's last value of the head.
     # head = q * stride + p: columns c < p have their first predicted row at q + 1,
@@ -180,12 +181,7 @@ def decode(payload: Buffer, base: Buffer | None, raw_length: int) -> bytes:
     f[...] = grid.view(np.int64).T
     flat = f.reshape(-1)[:n]
     flat[:head] = v_head.view(np.int64)
-    return _joined(unscale_floats(flat, k, mode, width), tail)
-
-
-def _joined(values: npt.NDArray[Any], tail: bytes) -> bytes:
-    data = values.tobytes()
-    return data + tail if tail else data
+    return joined(unscale_floats(flat, k, mode, width), tail)
 
 
 def _head(grid: UIntArray, count: int, stride: int) -> UIntArray:

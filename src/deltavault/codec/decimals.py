@@ -33,6 +33,7 @@ from deltavault.codec.numeric import (
     UIntArray,
     base_elements,
     check_header,
+    joined,
     pack_residuals,
     split_elements,
     unpack_residuals,
@@ -230,4 +231,4 @@ def decode(payload: Buffer, base: Buffer | None, raw_length: int) -> bytes:
     if n > m:
         seed = v[m - 1] if m else np.uint64(0)
         v[m:] = np.cumsum(d[m:], dtype=np.uint64) + seed
-    return _unscaled(v, k, mode, width).tobytes() + tail
+    return joined(_unscaled(v, k, mode, width), tail)

@@ -28,6 +28,7 @@ from deltavault.codec.numeric import (
     UIntArray,
     base_elements,
     check_header,
+    joined,
     pack_residuals,
     shuffle,
     split_elements,
@@ -90,8 +91,7 @@ def _decode(payload: Buffer, base: Buffer | None, raw_length: int, sub: bool) ->
         if n > m:
             seed = x[m - 1] if m else dtype.type(0)
             x[m:] = np.bitwise_xor.accumulate(r[m:]) ^ seed
-    out: bytes = x.tobytes() + tail
-    return out
+    return joined(x, tail)
 
 
 def xor_encode(data: Buffer, base: Buffer | None = None, *, level: int = 3,
@@ -173,5 +173,4 @@ def shuffle_decode(payload: Buffer, base: Buffer | None, raw_length: int) -> byt
         raise FormatError("shuffle payload truncated in its tail")
     tail = bytes(view[_SHUFFLE_HEADER.size:start])
     x = unpack_residuals(view[start:], n, UINT[width])
-    out: bytes = x.tobytes() + tail
-    return out
+    return joined(x, tail)

@@ -54,6 +54,13 @@ def split_elements(data: Buffer, width: int) -> tuple[UIntArray, bytes]:
     return elems, bytes(view[n * width:])
 
 
+def joined(values: npt.NDArray[Any], tail: bytes) -> bytes:
+    """A decoder's output: the elements' bytes, then the raw tail (no second copy of
+    the elements when there is no tail, the usual case)."""
+    data = values.tobytes()
+    return data + tail if tail else data
+
+
 def base_elements(base: Buffer | None, width: int, n: int) -> UIntArray:
     """The base's first ``min(n, len(base) // width)`` elements (empty if none)."""
     if not base:
