@@ -3,7 +3,8 @@
 Tasks of small blobs share one lane (two workers trading the GIL for many
 short system calls cost more than they gain); tasks of large blobs, whose
 decoding is long native work, must still run side by side: large as decoded,
-however small they are stored.
+however small they are stored. A task in the lane leaves it while the kernel
+creates a file, so the other runs meanwhile.
 """
 
 from __future__ import annotations
@@ -15,8 +16,12 @@ from typing import Any
 import pytest
 
 from deltavault.repo.index import BlobLocation
-from deltavault.restore import fetch
+from deltavault.repo.tree import Node
+from deltavault.restore import fetch, files, fsdir
 from deltavault.restore.fetch import TINY_BLOB, SpanTask, run_task, span_tasks
+from deltavault.restore.files import FileJob, FileWriter
+from deltavault.restore.fsdir import DirTable
+from deltavault.restore.lane import Lane
 
 
 def _task(blob_size: int, count: int, raw_size: int | None = None) -> SpanTask:
@@ -40,7 +45,7 @@ def _most_at_once(monkeypatch: pytest.MonkeyPatch, task: SpanTask) -> int:
             running[0] -= 1
 
     monkeypatch.setattr(fetch, "_run", fake_run)
-    lane = threading.Lock()
+    lane = Lane()
     threads = [threading.Thread(target=run_task, args=(None, task, {}, set(), None, lane))
                for _ in range(4)]
     for t in threads:
@@ -63,3 +68,32 @@ def test_tasks_of_well_compressed_large_blobs_run_side_by_side(
     """What a blob decodes to is the work, not what it occupies in the pack: order-book
     files of ~60-130 KiB stored in ~10 KiB each are milliseconds of codec work apiece."""
     assert _most_at_once(monkeypatch, _task(8192, 40, raw_size=TINY_BLOB * 2)) > 1
+
+
+def test_a_lane_holder_steps_out_while_a_file_is_created(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the kernel creates a one-blob file, another task may hold the lane."""
+    lane = Lane()
+    seen: list[bool] = []
+    real = fsdir.create_file
+
+    def create(dir_fd: int, name: bytes) -> tuple[int, bytes | None]:
+        other = threading.Thread(target=lambda: seen.append(lane._lock.acquire(timeout=2)))
+        other.start()
+        other.join()
+        lane._lock.release()  # the other task is done with it
+        return real(dir_fd, name)
+
+    monkeypatch.setattr(files, "create_file", create)
+    table = DirTable()
+    try:
+        job = FileJob(table.root(tmp_path), b"f", Node(b"f", "file", mode=0o644, size=3,
+                                                       content=[b"x" * 32]))
+        writer = FileWriter(owners=False)
+        with lane:
+            writer.write(job, b"abc", 0, lane)
+        assert lane._lock.acquire(blocking=False)  # taken back, then left at the end
+    finally:
+        table.close()
+    assert seen == [True]
+    assert (tmp_path / "f").read_bytes() == b"abc" and writer.files == 1

@@ -10,8 +10,6 @@ fails verification marks only the files that need it as damaged.
 
 from __future__ import annotations
 
-import contextlib
-import threading
 from collections import defaultdict
 from collections.abc import Iterable
 
@@ -19,6 +17,7 @@ from deltavault.errors import DeltavaultError
 from deltavault.repo.index import BlobLocation
 from deltavault.repo.repository import Repository
 from deltavault.restore.files import FileJob, FileWriter
+from deltavault.restore.lane import Lane
 from deltavault.store.base import ByteRange
 
 #: blobs closer than this in one pack are read with one request
@@ -63,7 +62,7 @@ def span_tasks(locs: Iterable[BlobLocation]) -> list[SpanTask]:
 
 
 def run_task(repo: Repository, task: SpanTask, uses: Uses, bases: set[bytes],
-             writer: FileWriter, lane: threading.Lock | None = None) -> None:
+             writer: FileWriter, lane: Lane | None = None) -> None:
     """Read one span, verify each blob, write it to every file that uses it.
 
     A task of small blobs (small files) holds ``lane`` while it runs: each
@@ -75,15 +74,20 @@ def run_task(repo: Repository, task: SpanTask, uses: Uses, bases: set[bytes],
     decoding is long native work, still run on every core. Large as decoded:
     the books workload's order books (60-130 KiB stored in ~10 KiB each) ran
     in the lane when the test was the stored size, one core for milliseconds
-    of codec work per blob (restore 3.5 s; 2.9-3.4 s on both cores).
+    of codec work per blob (restore 3.5 s; 2.9-3.4 s on both cores). A task
+    in the lane leaves it while the kernel creates a file (:mod:`~deltavault.
+    restore.lane`).
     """
     tiny = sum(loc.raw_length for loc in task.locs) < TINY_BLOB * len(task.locs)
-    with lane if lane is not None and tiny else contextlib.nullcontext():
-        _run(repo, task, uses, bases, writer)
+    if lane is not None and tiny:
+        with lane:
+            _run(repo, task, uses, bases, writer, lane)
+    else:
+        _run(repo, task, uses, bases, writer, None)
 
 
 def _run(repo: Repository, task: SpanTask, uses: Uses, bases: set[bytes],
-         writer: FileWriter) -> None:
+         writer: FileWriter, lane: Lane | None) -> None:
     try:
         data = repo.objects.read_pack(task.pack_id, ByteRange(task.start,
                                                               task.end - task.start))
@@ -112,7 +116,7 @@ def _run(repo: Repository, task: SpanTask, uses: Uses, bases: set[bytes],
                 if zero:
                     writer.skip(job)
                     continue
-            writer.write(job, plain, offset)
+            writer.write(job, plain, offset, lane)
 
 
 def _damaged(writer: FileWriter, targets: list[tuple[FileJob, int]], reason: str) -> None:

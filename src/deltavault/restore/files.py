@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 from deltavault.repo.tree import Node
 from deltavault.restore.fsdir import Dir, apply_meta, create_file, rename_into
+from deltavault.restore.lane import Lane
 
 #: how many per-file messages a result keeps (the count is always exact)
 MAX_MESSAGES = 100
@@ -65,13 +66,20 @@ class FileWriter:
 
     # --- the data path (worker threads) ------------------------------------------------
 
-    def write(self, job: FileJob, data: bytes | memoryview, offset: int) -> None:
-        """Write one blob's plaintext at ``offset``; the last write finishes the file."""
+    def write(self, job: FileJob, data: bytes | memoryview, offset: int,
+              lane: Lane | None = None) -> None:
+        """Write one blob's plaintext at ``offset``; the last write finishes the file.
+
+        A caller holding ``lane`` leaves it while a one-blob file is created
+        (never while holding :attr:`lock`: another lane holder may wait for it).
+        """
         if job.left == 1 and job.fd is None:
             # the only write left (a one-blob file): no other thread touches the job
             if job.error is None:
                 try:
-                    job.fd, job.tmp = create_file(job.dir.fd_pinned(), job.name)
+                    d = job.dir.fd_pinned()
+                    job.fd, job.tmp = (create_file(d, job.name) if lane is None
+                                       else lane.outside(create_file, d, job.name))
                     os.pwrite(job.fd, data, offset)
                 except OSError as exc:
                     self._set_error(job, f"cannot write: {exc.strerror}", damaged=False)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -35,6 +34,7 @@ from deltavault.repo.snapshot import Snapshot
 from deltavault.restore.fetch import Uses, run_task, span_tasks
 from deltavault.restore.files import FileJob, FileWriter
 from deltavault.restore.fsdir import Dir, DirTable
+from deltavault.restore.lane import Lane
 from deltavault.restore.nodes import finish_dir, make_link, make_other
 from deltavault.restore.plan import Batch, Planner
 from deltavault.restore.reuse import Piece, Reuse
@@ -92,7 +92,7 @@ class _Engine:
         self.pending: tuple[Batch, list[Future[None]]] | None = None
         self.deferred: list[tuple[Dir, bytes, FileJob]] = []
         self.links = 0
-        self.lane = threading.Lock()  # tasks of small blobs, one at a time (run_task)
+        self.lane = Lane()  # tasks of small blobs, one at a time (run_task)
 
     def submit(self, batch: Batch) -> None:
         """Resolve a batch's blobs, take what the live tree has, queue the reads."""
