@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from deltavault.errors import DeltavaultError, FormatError
+from deltavault.repo import index_segment
 from deltavault.repo.index_build import SegmentBuilder, build_segment
 from deltavault.repo.index_cache import encode_manifest, parse_manifest
 from deltavault.repo.index_segment import BLOCK_RECORDS, FileSegment
@@ -171,3 +172,32 @@ def test_records_at_refuses_a_block_changed_inside_a_run(tmp_path: Path) -> None
         seg.records_at(np.arange(0, 5 * BLOCK_RECORDS, dtype=np.int64))
     ok = seg.records_at(np.array([0, BLOCK_RECORDS + 1], dtype=np.int64))  # blocks 0, 1
     assert len(ok) == 2
+
+
+@given(st.lists(st.integers(0, 10**6), min_size=1, max_size=60))
+@ROUNDTRIP
+def test_a_lookup_of_many_blocks_reads_the_segment_whole_once(picks: list[int]) -> None:
+    """Same records as one at a time; later lookups read nothing more."""
+    with tempfile.TemporaryDirectory() as d, pytest.MonkeyPatch.context() as mp:
+        mp.setattr(index_segment, "WHOLE_MIN_BLOCKS", 1)
+        seg, _ = _segment(Path(d), n_packs=4, per_pack=40)
+        pos = np.array([p % seg.n for p in picks], dtype=np.int64)
+        alone = FileSegment.open(seg.path, KEY, RID)  # its kept blocks are not seg's
+        want = [alone.records(int(p), int(p) + 1)[0].tobytes() for p in pos.tolist()]
+        many = np.arange(0, seg.n, BLOCK_RECORDS, dtype=np.int64)  # one from every block
+        seg.records_at(many)
+        reads: list[int] = []
+        mp.setattr(index_segment, "_read_exact", lambda *a: reads.append(1))
+        assert [r.tobytes() for r in seg.records_at(pos)] == want
+        assert reads == []
+
+
+def test_a_segment_read_whole_is_verified_block_by_block(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(index_segment, "WHOLE_MIN_BLOCKS", 1)
+    seg, _ = _segment(tmp_path, n_packs=4, per_pack=40)
+    with open(seg.path, "r+b") as f:  # a record of the last block
+        f.seek(64 + (seg.n - 2) * 82 + 70)
+        f.write(b"\x55")
+    with pytest.raises(DeltavaultError, match=r"block .* was changed"):
+        seg.records_at(np.arange(0, seg.n, BLOCK_RECORDS, dtype=np.int64))

@@ -52,6 +52,13 @@ _SEG_HEAD = struct.Struct("<8s32sQIIII")
 BLOCK_RECORDS = 16
 _MAC_SIZE = 32
 _BLOCKS_KEPT = 256  # verified blocks remembered per segment (about 330 KiB)
+#: a segment is read and verified whole, once, when one lookup wants at least
+#: 1/WHOLE_SHARE of its blocks (at least WHOLE_MIN_BLOCKS) and its records fit in
+#: WHOLE_MAX bytes: a full restore of 200,000 files asked for ~3,300 random blocks a
+#: batch, 122,000 reads and hashes in all (1.3 s), where the whole 16 MB is one read
+WHOLE_SHARE = 16
+WHOLE_MIN_BLOCKS = 256
+WHOLE_MAX = 96 * 1024 * 1024
 _EMPTY_PACKS = np.zeros(0, dtype="S32")
 
 
@@ -242,6 +249,7 @@ class FileSegment(Segment):
             raise FormatError("index cache: segment is not sorted")
         self._hashes = view[pos: pos + 32 * self._n_blocks()]
         self._cache: dict[int, bytes] = {}
+        self._whole: npt.NDArray[np.void] | None = None
         self._lock = threading.Lock()
 
     def _n_blocks(self) -> int:
@@ -323,9 +331,17 @@ class FileSegment(Segment):
     def records_at(self, positions: npt.NDArray[np.int64]) -> npt.NDArray[np.void]:
         """Each block holding one of ``positions`` taken from the kept ones or read and
         verified once — neighbouring blocks with one read — into one buffer; the
-        records are then picked from it."""
+        records are then picked from it. A lookup that wants a large share of the
+        blocks has the whole segment read and verified instead, once, and kept."""
+        whole = self._whole
+        if whole is not None:
+            return whole[positions]
         blocks = positions // self.block
         wanted = np.unique(blocks)
+        n_blocks = self._n_blocks()
+        if (n_blocks >= WHOLE_MIN_BLOCKS and len(wanted) * WHOLE_SHARE >= n_blocks
+                and self.n * RECORD_SIZE <= WHOLE_MAX):
+            return self._load_whole()[positions]
         step = self.block * RECORD_SIZE
         buf = bytearray(len(wanted) * step)
         view = memoryview(buf)
@@ -347,6 +363,19 @@ class FileSegment(Segment):
         rows = np.searchsorted(wanted, blocks) * self.block + positions % self.block
         rec: npt.NDArray[np.void] = np.frombuffer(buf, dtype=RECORD_DTYPE)[rows]
         return rec
+
+    def _load_whole(self) -> npt.NDArray[np.void]:
+        """Every record, read with one request and each block verified (kept from now)."""
+        with self._lock:
+            if self._whole is None:
+                buf = bytearray(self.n * RECORD_SIZE)
+                self._read(buf, 0)
+                view = memoryview(buf)
+                step = self.block * RECORD_SIZE
+                for b in range(self._n_blocks()):
+                    self._check(b, view[b * step: (b + 1) * step])
+                self._whole = np.frombuffer(buf, dtype=RECORD_DTYPE)
+            return self._whole
 
     def _check(self, b: int, data: memoryview | bytes) -> None:
         """Refuse block ``b`` unless its bytes have the hash the verified tail names."""
