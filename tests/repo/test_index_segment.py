@@ -201,3 +201,23 @@ def test_a_segment_read_whole_is_verified_block_by_block(tmp_path: Path,
         f.write(b"\x55")
     with pytest.raises(DeltavaultError, match=r"block .* was changed"):
         seg.records_at(np.arange(0, seg.n, BLOCK_RECORDS, dtype=np.int64))
+
+
+def test_lookups_that_read_as_many_blocks_as_the_segment_has_read_it_whole(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``check`` asks one directory's blobs at a time: once its small lookups have read
+    the segment's size in single blocks, the next reads it whole and none after that."""
+    monkeypatch.setattr(index_segment, "WHOLE_MIN_BLOCKS", 1)
+    monkeypatch.setattr(index_segment, "WHOLE_SHARE", 10**6)  # no lookup is large
+    seg, _ = _segment(tmp_path, n_packs=4, per_pack=40)
+    n_blocks = -(-seg.n // BLOCK_RECORDS)
+    for b in range(n_blocks):
+        seg.records_at(np.array([b * BLOCK_RECORDS], dtype=np.int64))
+    seg.records_at(np.array([0], dtype=np.int64))  # this one reads the segment whole
+    alone = FileSegment.open(seg.path, KEY, RID)
+    reads: list[int] = []
+    monkeypatch.setattr(index_segment, "_read_exact", lambda *a: reads.append(1))
+    for p in range(0, seg.n, 7):
+        assert seg.records_at(np.array([p], dtype=np.int64))[0].tobytes() == \
+            alone.records(p, p + 1)[0].tobytes()
+    assert reads == []
