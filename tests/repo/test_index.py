@@ -14,6 +14,7 @@ from deltavault.codec.registry import CODECS_REQUIRING_BASE as CODECS_WITH_BASE
 from deltavault.codec.registry import KNOWN_CODECS
 from deltavault.errors import FormatError
 from deltavault.repo.index import RECORD_DTYPE, IndexFile, MasterIndex
+from deltavault.repo.indexfile import entry_records
 from deltavault.repo.packs import PackEntry
 from tests.support.hostile import HOSTILE, ROUNDTRIP, decode_or_reject, mutations
 
@@ -54,6 +55,19 @@ def test_round_trip(p: dict[str, list[PackEntry]], sup: list[bytes]) -> None:
     assert g.pack_ids == f.pack_ids == [bytes.fromhex(k) for k in sorted(p)]
     assert g.supersedes == sup
     assert g.records.tobytes() == f.records.tobytes()
+
+
+@given(packs())
+@ROUNDTRIP
+def test_packs_kept_as_records_make_the_same_index_file(p: dict[str, list[PackEntry]]) -> None:
+    """A backup keeps written packs as records (82 B a blob, not ~290 as objects)."""
+    as_records = {pid: entry_records(es) for pid, es in p.items()}
+    f = IndexFile.from_packs(p)
+    g = IndexFile.from_packs(as_records)
+    assert g.encode() == f.encode()
+    assert [bytes(r["id"]).ljust(32, b"\0") for r in g.records] == [
+        e.id for k in sorted(p) for e in p[k]]
+    assert all(int(r["pack"]) == 0 for rec in as_records.values() for r in rec)  # not changed
 
 
 @given(packs())

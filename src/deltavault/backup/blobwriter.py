@@ -26,11 +26,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from deltavault.backup.budget import ByteBudget
 from deltavault.codec.policy import Policy, choose
 from deltavault.errors import DeltavaultError
 from deltavault.repo.index import BlobLocation, IndexFile
-from deltavault.repo.packs import PackBuilder, PackEntry
+from deltavault.repo.indexfile import entry_records
+from deltavault.repo.packs import PackBuilder
 from deltavault.repo.repository import Repository
 
 #: may an existing stored blob be shared by this snapshot? (delta depth rules)
@@ -71,7 +75,7 @@ class WriteStats:
     #: seconds the workers together spent waiting for work (the walk behind)
     worker_idle_s: float = 0.0
     #: packs written and not yet named by an index file this writer saved
-    written_packs: dict[str, list[PackEntry]] = field(default_factory=dict)
+    written_packs: dict[str, npt.NDArray[np.void]] = field(default_factory=dict)
     #: every pack this writer wrote (ids only; a pack holds thousands of blobs)
     pack_ids: list[str] = field(default_factory=list)
 
@@ -277,13 +281,14 @@ class BlobWriter:
         repo.objects.write_pack(pack_id, data)
         del data
         repo.index.add(pack_id, entries)
+        records = entry_records(entries)
         with self._lock:
             # now in the index: lookups find them there, the claim set shrinks
             self._claimed.difference_update(e.id for e in entries)
             s = self.stats
             s.packs_written += 1
             s.bytes_packed += size
-            s.written_packs[pack_id] = entries
+            s.written_packs[pack_id] = records
             s.pack_ids.append(pack_id)
             self._unindexed_bytes += size
             due = (len(s.written_packs) >= self._index_packs

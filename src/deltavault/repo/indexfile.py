@@ -10,7 +10,7 @@ before anything is allocated.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -193,6 +193,19 @@ class IndexStream:
             raise FormatError(f"{self.what}: length does not match its counts")
 
 
+def entry_records(entries: Sequence[PackEntry]) -> npt.NDArray[np.void]:
+    """One pack's entries as index records, pack number 0 (set when a file is made).
+
+    A backup keeps its packs' entries until an index file names them; as
+    records they take 82 bytes a blob instead of ~290 as objects (200,000
+    small files: ~58 MB held to the end of the first backup).
+    """
+    rec = np.zeros(len(entries), dtype=RECORD_DTYPE)
+    for i, e in enumerate(entries):
+        rec[i] = (e.id, e.base or ZERO_ID, 0, e.offset, e.length, e.raw_length, e.type, e.codec)
+    return rec
+
+
 @dataclass
 class IndexFile:
     """One ``index/<id>`` object's content, held in memory (small files, writers)."""
@@ -202,19 +215,18 @@ class IndexFile:
     supersedes: list[bytes]
 
     @classmethod
-    def from_packs(cls, packs: dict[str, list[PackEntry]],
+    def from_packs(cls, packs: Mapping[str, Sequence[PackEntry] | npt.NDArray[np.void]],
                    supersedes: Iterable[bytes] = ()) -> IndexFile:
-        """Index records for freshly written packs."""
+        """Index records for freshly written packs (entries, or :func:`entry_records`)."""
         pack_ids = sorted(packs)
-        n = sum(len(v) for v in packs.values())
-        rec = np.zeros(n, dtype=RECORD_DTYPE)
-        i = 0
+        parts = []
         for p, pid in enumerate(pack_ids):
-            for e in packs[pid]:
-                rec[i] = (e.id, e.base or ZERO_ID, p, e.offset, e.length, e.raw_length, e.type,
-                          e.codec)
-                i += 1
-        return cls([bytes.fromhex(p) for p in pack_ids], rec, list(supersedes))
+            got = packs[pid]
+            rec = entry_records(got) if isinstance(got, Sequence) else got.copy()
+            rec["pack"] = p
+            parts.append(rec)
+        records = np.concatenate(parts) if parts else np.zeros(0, dtype=RECORD_DTYPE)
+        return cls([bytes.fromhex(p) for p in pack_ids], records, list(supersedes))
 
     def encode(self) -> bytes:
         """Plaintext, zstd-compressed (the caller encrypts); records compressed in slices."""
