@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import tempfile
 from pathlib import Path
@@ -221,3 +222,26 @@ def test_lookups_that_read_as_many_blocks_as_the_segment_has_read_it_whole(
         assert seg.records_at(np.array([p], dtype=np.int64))[0].tobytes() == \
             alone.records(p, p + 1)[0].tobytes()
     assert reads == []
+
+
+def test_segments_held_whole_stay_within_one_budget_per_process(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second segment that does not fit beside the first is looked up block by block,
+    with the same answers; the first's share comes back when it goes."""
+    monkeypatch.setattr(index_segment, "WHOLE_MIN_BLOCKS", 1)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first, _ = _segment(tmp_path / "a", n_packs=4, per_pack=40, seed=1)
+    second, _ = _segment(tmp_path / "b", n_packs=4, per_pack=40, seed=2)
+    held = index_segment._whole_held[0]
+    monkeypatch.setattr(index_segment, "WHOLE_MAX", held + first.n * 82 + 82)
+    every = np.arange(0, first.n, dtype=np.int64)
+    first.records_at(every)
+    assert first._whole is not None
+    alone = FileSegment.open(second.path, KEY, RID)
+    got = [r.tobytes() for r in second.records_at(every)]
+    assert second._whole is None
+    assert got == [alone.records(p, p + 1)[0].tobytes() for p in range(second.n)]
+    del first
+    gc.collect()
+    assert index_segment._whole_held[0] == held

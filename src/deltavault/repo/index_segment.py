@@ -57,10 +57,27 @@ _BLOCKS_KEPT = 256  # verified blocks remembered per segment (about 330 KiB)
 #: has (at least WHOLE_MIN_BLOCKS), and its records fit in WHOLE_MAX bytes: a full
 #: restore of 200,000 files asked for ~3,300 random blocks a batch, 122,000 reads and
 #: hashes in all (1.3 s), and ``check`` one directory's 100 at a time, 200,000 in all,
-#: where the whole 16 MB is one read
+#: where the whole 16 MB is one read. WHOLE_MAX bounds all segments a process holds
+#: whole at once (a smaller segment is at most a quarter of the next: the cache's rule)
 WHOLE_SHARE = 16
 WHOLE_MIN_BLOCKS = 256
 WHOLE_MAX = 96 * 1024 * 1024
+_whole_held = [0]  # bytes of records held whole by live segments (under _whole_lock)
+_whole_lock = threading.Lock()
+
+
+def _take_whole(size: int) -> bool:
+    """Reserve ``size`` bytes of the process's WHOLE_MAX; False if they do not fit."""
+    with _whole_lock:
+        if _whole_held[0] + size > WHOLE_MAX:
+            return False
+        _whole_held[0] += size
+        return True
+
+
+def _give_whole(size: int) -> None:
+    with _whole_lock:
+        _whole_held[0] -= size
 _EMPTY_PACKS = np.zeros(0, dtype="S32")
 
 
@@ -253,6 +270,7 @@ class FileSegment(Segment):
         self._cache: dict[int, bytes] = {}
         self._whole: npt.NDArray[np.void] | None = None
         self._blocks_read = 0  # by records_at, one by one (approximate under threads)
+        self._no_whole = False  # set when the process's WHOLE_MAX had no room for it
         self._lock = threading.Lock()
 
     def _n_blocks(self) -> int:
@@ -342,9 +360,11 @@ class FileSegment(Segment):
         blocks = positions // self.block
         wanted = np.unique(blocks)
         n_blocks = self._n_blocks()
-        if (n_blocks >= WHOLE_MIN_BLOCKS and self.n * RECORD_SIZE <= WHOLE_MAX
+        if (n_blocks >= WHOLE_MIN_BLOCKS and not self._no_whole
                 and (len(wanted) * WHOLE_SHARE >= n_blocks or self._blocks_read >= n_blocks)):
-            return self._load_whole()[positions]
+            whole = self._load_whole()
+            if whole is not None:
+                return whole[positions]
         step = self.block * RECORD_SIZE
         buf = bytearray(len(wanted) * step)
         view = memoryview(buf)
@@ -368,17 +388,27 @@ class FileSegment(Segment):
         rec: npt.NDArray[np.void] = np.frombuffer(buf, dtype=RECORD_DTYPE)[rows]
         return rec
 
-    def _load_whole(self) -> npt.NDArray[np.void]:
-        """Every record, read with one request and each block verified (kept from now)."""
+    def _load_whole(self) -> npt.NDArray[np.void] | None:
+        """Every record, read with one request and each block verified (kept from now);
+        None when the process already holds WHOLE_MAX of segments whole."""
         with self._lock:
-            if self._whole is None:
-                buf = bytearray(self.n * RECORD_SIZE)
-                self._read(buf, 0)
-                view = memoryview(buf)
-                step = self.block * RECORD_SIZE
-                for b in range(self._n_blocks()):
-                    self._check(b, view[b * step: (b + 1) * step])
+            if self._whole is None and not self._no_whole:
+                size = self.n * RECORD_SIZE
+                if not _take_whole(size):
+                    self._no_whole = True
+                    return None
+                try:
+                    buf = bytearray(size)
+                    self._read(buf, 0)
+                    view = memoryview(buf)
+                    step = self.block * RECORD_SIZE
+                    for b in range(self._n_blocks()):
+                        self._check(b, view[b * step: (b + 1) * step])
+                except BaseException:
+                    _give_whole(size)
+                    raise
                 self._whole = np.frombuffer(buf, dtype=RECORD_DTYPE)
+                weakref.finalize(self, _give_whole, size)
             return self._whole
 
     def _check(self, b: int, data: memoryview | bytes) -> None:
