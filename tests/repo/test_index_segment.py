@@ -233,7 +233,7 @@ def test_segments_held_whole_stay_within_one_budget_per_process(
     (tmp_path / "b").mkdir()
     first, _ = _segment(tmp_path / "a", n_packs=4, per_pack=40, seed=1)
     second, _ = _segment(tmp_path / "b", n_packs=4, per_pack=40, seed=2)
-    held = index_segment._whole_held[0]
+    held = index_segment.whole_bytes_held()
     monkeypatch.setattr(index_segment, "WHOLE_MAX", held + first.n * 82 + 82)
     every = np.arange(0, first.n, dtype=np.int64)
     first.records_at(every)
@@ -244,4 +244,4 @@ def test_segments_held_whole_stay_within_one_budget_per_process(
     assert got == [alone.records(p, p + 1)[0].tobytes() for p in range(second.n)]
     del first
     gc.collect()
-    assert index_segment._whole_held[0] == held
+    assert index_segment.whole_bytes_held() == held

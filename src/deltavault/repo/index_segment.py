@@ -63,21 +63,37 @@ WHOLE_SHARE = 16
 WHOLE_MIN_BLOCKS = 256
 WHOLE_MAX = 96 * 1024 * 1024
 _whole_held = [0]  # bytes of records held whole by live segments (under _whole_lock)
+_whole_given: list[int] = []  # shares of segments gone since (appended without a lock)
 _whole_lock = threading.Lock()
+
+
+def _held_locked() -> int:
+    while _whole_given:
+        _whole_held[0] -= _whole_given.pop()
+    return _whole_held[0]
+
+
+def whole_bytes_held() -> int:
+    """Bytes of records this process holds in segments read whole."""
+    with _whole_lock:
+        return _held_locked()
 
 
 def _take_whole(size: int) -> bool:
     """Reserve ``size`` bytes of the process's WHOLE_MAX; False if they do not fit."""
     with _whole_lock:
-        if _whole_held[0] + size > WHOLE_MAX:
+        if _held_locked() + size > WHOLE_MAX:
             return False
         _whole_held[0] += size
         return True
 
 
 def _give_whole(size: int) -> None:
-    with _whole_lock:
-        _whole_held[0] -= size
+    """A segment's share back. No lock: a finalizer may run in any thread at any
+    allocation, also one inside :func:`_take_whole` holding the lock."""
+    _whole_given.append(size)
+
+
 _EMPTY_PACKS = np.zeros(0, dtype="S32")
 
 
