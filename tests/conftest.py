@@ -7,6 +7,7 @@ password file in the environment, exactly as a cron job would call it.
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,12 @@ pytest_plugins = ("tests.support.attack_matrix",)
 
 #: session fixtures of real servers, available to every test
 __all__ = ["backend_location", "pg_dsn", "pg_server", "redis_server", "s3_server", "sshd_server"]
+
+# A suite started in the background of a shell without job control (``nohup … &``) inherits
+# SIGINT ignored, and so would every deltavault it starts: the tests that press Ctrl-C
+# (exit 130) would wait for nothing. Children of a handled SIGINT start with the default.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 @pytest.fixture(scope="session", autouse=True)
 def client_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
