@@ -339,6 +339,9 @@ class FileSegment(Segment):
         hit = self._cache.get(b)  # a dict read is atomic: no lock on the hot path
         if hit is not None:
             return hit
+        whole = self._whole
+        if whole is not None:  # read and verified already
+            return whole[b * self.block: (b + 1) * self.block].tobytes()
         size = min(self.block, self.n - b * self.block) * RECORD_SIZE
         try:
             data = os.pread(self._fd, size, _SEG_HEAD.size + b * self.block * RECORD_SIZE)
@@ -414,12 +417,7 @@ class FileSegment(Segment):
                     self._no_whole = True
                     return None
                 try:
-                    buf = bytearray(size)
-                    self._read(buf, 0)
-                    view = memoryview(buf)
-                    step = self.block * RECORD_SIZE
-                    for b in range(self._n_blocks()):
-                        self._check(b, view[b * step: (b + 1) * step])
+                    buf = self._verified(0, self.n)
                 except BaseException:
                     _give_whole(size)
                     raise
@@ -437,17 +435,18 @@ class FileSegment(Segment):
         """Sequential reads of many blocks at once, each block verified (no LRU churn)."""
         step = self.block * 4096
         for lo in range(0, self.n, step):
-            hi = min(self.n, lo + step)
-            buf = bytearray((hi - lo) * RECORD_SIZE)
-            self._read(buf, lo)
-            for off in range(0, hi - lo, self.block):
-                b = (lo + off) // self.block
-                piece = memoryview(buf)[off * RECORD_SIZE: (off + self.block) * RECORD_SIZE]
-                if not hmac.compare_digest(blake3.blake3(piece).digest(),
-                                           self._hashes[32 * b: 32 * (b + 1)]):
-                    raise DamagedSegment(f"index cache: block {b} of {self.name} was changed",
-                                         self)
-            yield lo, np.frombuffer(buf, dtype=RECORD_DTYPE)
+            yield lo, np.frombuffer(self._verified(lo, min(self.n, lo + step)),
+                                    dtype=RECORD_DTYPE)
+
+    def _verified(self, lo: int, hi: int) -> bytearray:
+        """Records ``lo`` (a block's first) to ``hi`` with one read, every block checked."""
+        buf = bytearray((hi - lo) * RECORD_SIZE)
+        self._read(buf, lo)
+        view = memoryview(buf)
+        step = self.block * RECORD_SIZE
+        for off in range(0, len(buf), step):
+            self._check((lo + off // RECORD_SIZE) // self.block, view[off: off + step])
+        return buf
 
 
 class SegmentWriter:
