@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+
 from deltavault.ledger.events import Event, snapshot_event
+from deltavault.ledger.log import Ledger
 from deltavault.ledger.state import (
     SKEW_US,
     LedgerState,
+    events,
     format_us,
     is_journal_record,
     parse_us,
@@ -71,3 +75,22 @@ def test_journal_records_are_recognised_without_parsing() -> None:
     assert is_journal_record(rec)
     assert not is_journal_record(snap(1, NOW).to_bytes())
     assert not is_journal_record(Event.new("check", ok=True, errors=0).to_bytes())
+
+
+def test_events_without_journal_skips_records_unparsed(ledger: Ledger,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Readers of the repository's own events do not parse the trade journal."""
+    journal = [Event.new("journal", commitment=f"{i:064x}", object="d" * 64, slot=i).to_bytes()
+               for i in range(5)]
+    own = [snap(1, NOW).to_bytes(), Event.new("forget", snapshots=["x"], reason="").to_bytes()]
+    ledger.append([journal[0], own[0], *journal[1:4], own[1], journal[4]])
+    assert [(i, e.type) for i, e in events(ledger)] == [
+        (0, "journal"), (1, "snapshot"), (2, "journal"), (3, "journal"), (4, "journal"),
+        (5, "forget"), (6, "journal")]
+    parsed: list[bytes] = []
+    real = Event.from_bytes
+    monkeypatch.setattr(Event, "from_bytes", staticmethod(lambda raw: parsed.append(raw)
+                                                         or real(raw)))
+    assert [(i, e.type) for i, e in events(ledger, journal=False)] == [(1, "snapshot"),
+                                                                        (5, "forget")]
+    assert parsed == own

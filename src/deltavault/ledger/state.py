@@ -177,13 +177,19 @@ def apply_event(live: dict[str, Event], event: Event) -> None:
             live.pop(sid, None)
 
 
-def events(ledger: Ledger) -> Iterable[tuple[int, Event]]:
-    """Every event in the log, with its index (verified reads)."""
+def events(ledger: Ledger, *, journal: bool = True) -> Iterable[tuple[int, Event]]:
+    """Every event in the log, with its index (verified reads).
+
+    ``journal=False`` skips journal records unparsed (:func:`is_journal_record`):
+    a reader of the repository's own events (moves, prunes) would otherwise
+    parse a million records a day of trade journal to find a few dozen.
+    """
     size = ledger.size
     step = 4096
     for start in range(0, size, step):
         for offset, raw in enumerate(ledger.entries(start, min(size, start + step))):
-            yield start + offset, Event.from_bytes(raw)
+            if journal or not is_journal_record(raw):
+                yield start + offset, Event.from_bytes(raw)
 
 
 def fold_log(ledger: Ledger, seen_us: int | None = None) -> LedgerState:

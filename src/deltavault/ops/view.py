@@ -73,7 +73,7 @@ def read_history(repo: Repository) -> History:
     """One pass over the log for the moves and unfinished prunes."""
     history = History()
     started: dict[str, None] = {}
-    for _i, event in events(repo.ledger):
+    for _i, event in events(repo.ledger, journal=False):
         apply_moves(history.moves, event)
         run = event.fields.get("run")
         if event.type == "prune-start" and isinstance(run, str):
