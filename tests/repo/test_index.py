@@ -152,3 +152,22 @@ def test_counts_must_match_length() -> None:
     huge = struct.pack("<4sIII", b"DVI1", 2**32 - 1, 2**32 - 1, 2**32 - 1)
     with pytest.raises(FormatError):
         IndexFile.decode(zstandard.ZstdCompressor().compress(huge))
+
+
+@given(packs(), packs())
+@ROUNDTRIP
+def test_arrays_hold_every_record_sorted_with_self_contained_copies_first(
+        p: dict[str, list[PackEntry]], q: dict[str, list[PackEntry]]) -> None:
+    """Prune's whole-index view: every record of every index file, pack ids remapped."""
+    q = {pid: es for pid, es in q.items() if pid not in p}
+    m = MasterIndex()
+    m.load([("i1", IndexFile.decode(IndexFile.from_packs(p).encode())),
+            ("i2", IndexFile.decode(IndexFile.from_packs(q).encode()))])
+    pack_ids, rec = m.arrays()
+    got = [(bytes(r["id"]).ljust(32, b"\0"), pack_ids[int(r["pack"])], int(r["offset"]),
+            int(r["length"]), bytes(r["base"]).ljust(32, b"\0")) for r in rec]
+    want = [(e.id, pid, e.offset, e.length, (e.base or b"").ljust(32, b"\0"))
+            for packs_ in (p, q) for pid, es in packs_.items() for e in es]
+    assert sorted(got) == sorted(want)
+    keys = [(g[0], g[4] != b"\0" * 32) for g in got]
+    assert keys == sorted(keys)  # by id; a self-contained copy before a delta
