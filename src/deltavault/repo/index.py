@@ -385,7 +385,7 @@ class MasterIndex:
         # a blob stored both as a delta and self-contained: the self-contained record
         # sorts first, so leftmost matches prefer it
         order = np.lexsort((merged["base"] != b"", merged["id"]))
-        if not bool(np.all(order[1:] > order[:-1])):  # segments are mostly sorted already
+        if not bool(np.all(order[1:] > order[:-1])):  # one segment is in order already
             merged = take(merged, order)
         del order
         return [t.hex() for t in np.frombuffer(table.tobytes(), "V32").tolist()], merged
