@@ -387,6 +387,5 @@ class MasterIndex:
         order = np.lexsort((merged["base"] != b"", merged["id"]))
         if not bool(np.all(order[1:] > order[:-1])):  # one segment is in order already
             merged = take(merged, order)
-        del order
         return [t.hex() for t in np.frombuffer(table.tobytes(), "V32").tolist()], merged
 
