@@ -18,6 +18,7 @@ from deltavault.store.local import LocalStore
 from deltavault.store.testing import Crash, CrashingStore
 from tests.support.cli import PASSWORD
 from tests.support.history import History, assert_sound, build_history
+from tests.support.trees import manifest
 
 
 @pytest.fixture(scope="module")
@@ -136,3 +137,38 @@ def test_a_crash_at_every_write_leaves_a_sound_repository(forgotten: History,
         assert_sound(trial, tmp_path / "out")
         shutil.rmtree(trial.repo)
     assert interrupted > 0, "no crash landed between the start and the completion event"
+
+
+def test_a_listed_pack_that_holds_only_a_freed_base_is_deleted(tmp_path: Path) -> None:
+    """Re-encoding frees a base whose pack a live pack list names: the pack goes, with its move.
+
+    Day 2 stores its file as a delta on day 1's, so day 2's pack list names
+    day 1's pack. Once day 1 is forgotten, prune re-encodes day 2's blob
+    self-contained and nothing in day 1's pack is needed: keeping that pack
+    (the index no longer names it) left a pack no index names for every
+    later ``check`` to report, and its bytes were never reclaimed.
+    """
+    src = tmp_path / "src"
+    src.mkdir()
+    data = bytearray(np.random.default_rng(5).bytes(48 * 1024))
+    (src / "book.bin").write_bytes(data)
+    repo = api.init(tmp_path / "repo", PASSWORD.encode(), pack_size=64 * 1024,
+                    kdf_memory_kib=8192, kdf_time_cost=1)
+    first = api.backup(repo, [src], snapshot_type="full").snapshot
+    data[100:108] = b"modified"
+    (src / "book.bin").write_bytes(data)
+    second = api.backup(repo, [src]).snapshot
+    assert second.summary["delta_blobs"] == 1
+    listed = set((tmp_path / "repo" / "packlists" / second.id).read_text().split()[3:])
+    first_packs = set((tmp_path / "repo" / "packlists" / first.id).read_text().split()[3:])
+    assert first_packs <= listed, "day 2's pack list does not name its base's pack"
+    with repo.lock(exclusive=True):
+        forget_snapshots(repo, [first], "test")
+    result = api.prune(api.open(tmp_path / "repo", PASSWORD.encode()))
+    assert result.blobs_reencoded == 1 and result.packs_removed >= len(first_packs)
+    h = History(tmp_path / "repo", src, {second.id: manifest(src)})
+    report = api.check(h.open(), read_data=True)
+    assert report.ok and not report.unreferenced_packs, report.unreferenced_packs
+    remaining = {p.name for p in (tmp_path / "repo" / "data").rglob("*") if p.is_file()}
+    assert not remaining & first_packs
+    assert_sound(h, tmp_path / "out")

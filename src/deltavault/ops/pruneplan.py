@@ -8,8 +8,10 @@ chosen copies, so every kept delta keeps its base. A pack whose chosen
 copies leave more than ``max_unused`` of it unused is repacked: its chosen
 copies are copied byte for byte (a delta stays a delta on the same base)
 into new packs. Packs with no chosen copy are deleted, except a pack a live
-pack list names that holds nothing the index knows (deleting it would make
-the list point at nothing without a recorded move).
+pack list names whose content the index does not know (it may hold what the
+snapshot needs). A listed pack whose known blobs are all unneeded — a base
+freed by re-encoding the one delta on it — is deleted, and its move records
+that it now holds nothing the snapshot needs.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ class PrunePlan:
     keep: list[str] = field(default_factory=list)
     #: listed packs that stay but lose index entries of needed blobs (copies chosen elsewhere)
     losing: list[str] = field(default_factory=list)
-    #: listed packs kept although the index knows nothing needed in them
+    #: listed packs kept because the index knows nothing of their content
     kept_unindexed: int = 0
     #: bytes of the blobs that repacking copies
     repack_blob_bytes: int = 0
@@ -300,12 +302,16 @@ def make_plan(repo: Repository, needed: set[bytes], sizes: dict[str, int], liste
     chosen_count = np.bincount(cpack, minlength=n_packs)
     needed_mask = _members(rec["id"], _id_array(list(chosen))) & chooser.ok
     needed_count = np.bincount(rec["pack"][needed_mask], minlength=n_packs)
+    record_count = np.bincount(rec["pack"], minlength=n_packs)
     pos = {pid: i for i, pid in enumerate(plan.pack_ids)}
     candidates: list[tuple[float, str]] = []
     for pid, size in sorted(sizes.items()):
         i = pos.get(pid)
         if i is None or chosen_count[i] == 0:
-            if pid in listed and (i is None or needed_count[i] == 0):
+            # a listed pack whose content the index does not know may hold what a
+            # snapshot needs: it stays. One whose known blobs are all unneeded (a base
+            # freed by re-encoding) goes, its move recording that it holds nothing now.
+            if pid in listed and (i is None or record_count[i] == 0):
                 plan.kept_unindexed += 1
                 plan.keep.append(pid)
             else:
