@@ -10,12 +10,15 @@ would leave a snapshot pointing at nothing.
 from __future__ import annotations
 
 import os
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from deltavault import api
-from deltavault.backup.blobwriter import BlobWriter, Chunk
+from deltavault.backup.blobwriter import PACKS_IN_FLIGHT, BlobWriter, Chunk
+from deltavault.errors import DeltavaultError
 from deltavault.repo.packs import BLOB_DATA
 from deltavault.repo.repository import Repository
 from tests.support.cli import PASSWORD
@@ -79,3 +82,58 @@ def test_batch_decides_like_store_one_at_a_time(repo: Repository) -> None:
     assert ids_one == ids_many
     assert (one.stats.blobs_added, one.stats.blobs_deduplicated) == \
         (many.stats.blobs_added, many.stats.blobs_deduplicated) == (6, 5)
+
+
+@pytest.fixture
+def small_packs(tmp_path: Path) -> Repository:
+    r = api.init(tmp_path / "small", PASSWORD.encode(), pack_size=1 << 16, kdf_memory_kib=8192,
+                 kdf_time_cost=1)
+    r.load_index()
+    return r
+
+
+def test_a_slow_upload_holds_back_the_producers_after_one_finished_pack(
+        small_packs: Repository, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each finished pack is a pack-sized buffer: one may wait, beside the one being filled."""
+    repo = small_packs
+    gate, written = threading.Event(), []
+    real = repo.objects.write_pack
+
+    def slow(pack_id: str, data: bytes | bytearray) -> None:
+        assert gate.wait(30)
+        written.append(pack_id)
+        real(pack_id, data)
+
+    monkeypatch.setattr(repo.objects, "write_pack", slow)
+    w = BlobWriter(repo, workers=1)
+    blobs = [os.urandom(20_000) for _ in range(40)]  # incompressible: ~3 a 64 KiB pack
+    producer = threading.Thread(target=lambda: [w.store(b, BLOB_DATA) for b in blobs])
+    producer.start()
+    time.sleep(1.0)
+    # the uploader holds pack 1; pack 2 waits for its slot; nothing more was built
+    assert producer.is_alive() and not written
+    per_pack = -(-(1 << 16) // 20_000)
+    assert w.stats.blobs_added <= (1 + PACKS_IN_FLIGHT) * per_pack
+    gate.set()
+    producer.join(30)
+    _commit(repo, w)
+    assert len(written) == w.stats.packs_written >= 40 // per_pack
+    for data in blobs:
+        assert repo.load_blob(repo.crypto.blob_id(data)) == data
+
+
+def test_a_failed_upload_stops_a_producer_waiting_for_its_slot(
+        small_packs: Repository, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = small_packs
+
+    def broken(pack_id: str, data: bytes | bytearray) -> None:
+        time.sleep(0.3)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(repo.objects, "write_pack", broken)
+    w = BlobWriter(repo, workers=1)
+    with pytest.raises(DeltavaultError, match="disk full"):
+        for _ in range(200):
+            w.store(os.urandom(20_000), BLOB_DATA)
+    with pytest.raises(DeltavaultError):
+        w.flush()

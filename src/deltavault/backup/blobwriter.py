@@ -17,7 +17,6 @@ deduplicates against them instead of storing them again (docs/format.md §11).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import queue
 import threading
@@ -49,8 +48,14 @@ _NEW, _REUSED, _CLAIMED = 0, 1, 2
 #: index checkpoint defaults (issue 13): a killed backup loses at most this much
 INDEX_EVERY_PACKS = 64
 INDEX_EVERY_BYTES = 512 * 1024 * 1024
-#: bytes of chunks and small files queued or being encoded, at most
-INFLIGHT_BYTES = 16 * 1024 * 1024
+#: bytes of chunks and small files queued or being encoded, at most: 8 MiB with
+#: batches of small files of 1 MiB (files.BATCH_BYTES) is as fast as 16 MiB with
+#: batches of 4 MiB on every bench workload and ~10 MiB lower at peak
+#: (docs/benchmark.md, "Memory of a backup")
+INFLIGHT_BYTES = 8 * 1024 * 1024
+#: finished packs handed to the uploader and not yet written, at most: with
+#: the one being filled, each is a pack-sized buffer (docs/benchmark.md, memory)
+PACKS_IN_FLIGHT = 1
 
 
 def _env_int(name: str, default: int) -> int:
@@ -114,7 +119,9 @@ class BlobWriter:
                                           daemon=True) for i in range(max(1, workers))]
         for t in self._workers:
             t.start()
-        self._uploads: queue.Queue[PackBuilder | None] = queue.Queue(maxsize=1)
+        self._uploads: queue.SimpleQueue[PackBuilder | None] = queue.SimpleQueue()
+        self._pack_slots = threading.Semaphore(_env_int("DELTAVAULT_PACKS_IN_FLIGHT",
+                                                        PACKS_IN_FLIGHT))
         self._uploader = threading.Thread(target=self._upload_loop, name="dv-upload",
                                           daemon=True)
         self._uploader.start()
@@ -254,24 +261,26 @@ class BlobWriter:
     # --- packs -------------------------------------------------------------------
 
     def _queue_pack(self, builder: PackBuilder) -> None:
-        while True:  # never block forever on an uploader that died
-            try:
-                self._uploads.put(builder, timeout=0.5)
-                return
-            except queue.Full:
-                self.raise_error()
+        # never block forever on an uploader that died, nor hand it more work
+        while not self._pack_slots.acquire(timeout=0.5):
+            self.raise_error()
+        if self._error is not None:
+            self._pack_slots.release()
+            self.raise_error()
+        self._uploads.put(builder)
 
     def _upload_loop(self) -> None:
         while True:
             builder = self._uploads.get()
             if builder is None:
                 return
-            if self._error is not None:
-                continue  # drain so producers never block on a dead uploader
             try:
-                self._write_pack(builder)
+                if self._error is None:  # else drain, so producers never block
+                    self._write_pack(builder)
             except BaseException as exc:
                 self.fail(exc)
+            finally:
+                self._pack_slots.release()
 
     def _write_pack(self, builder: PackBuilder) -> None:
         repo = self.repo
@@ -328,5 +337,4 @@ class BlobWriter:
             self._tasks.put(None)
         if not self._closed:
             self._closed = True
-            with contextlib.suppress(queue.Full):
-                self._uploads.put_nowait(None)
+            self._uploads.put(None)

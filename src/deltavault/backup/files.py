@@ -35,9 +35,11 @@ from deltavault.repo.tree import Node
 
 #: files up to this size are read whole by a worker (one task for many)
 SMALL_FILE = 1024 * 1024
-#: a batch of small files is handed over at this many files or bytes
+#: a batch of small files is handed over at this many files or bytes (a running
+#: batch holds all its files' bytes; with batches of 4 MiB, the read-ahead budget
+#: was spent by the two running ones and the workers waited on the walker)
 BATCH_FILES = 64
-BATCH_BYTES = 4 * 1024 * 1024
+BATCH_BYTES = 1024 * 1024
 #: budget charged per file on top of its bytes, so empty files are bounded too
 FILE_OVERHEAD = 1024
 #: batches of files this small on average are stored by one worker at a time: each
