@@ -114,6 +114,8 @@ def test_a_slow_upload_holds_back_the_producers_after_one_finished_pack(
     assert producer.is_alive() and not written
     per_pack = -(-(1 << 16) // 20_000)
     assert w.stats.blobs_added <= (1 + PACKS_IN_FLIGHT) * per_pack
+    # and what waits is in a spool file, not in memory (only the one written is read back)
+    assert w._builder._file is not None and not w._builder._buf
     gate.set()
     producer.join(30)
     _commit(repo, w)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import struct
+import tempfile
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -46,8 +48,8 @@ def entries(draw: st.DrawFn) -> list[PackEntry]:
     return out
 
 
-def _pack(blobs: list[bytes]) -> tuple[str, bytes, list[PackEntry]]:
-    b = PackBuilder()
+def _pack(blobs: list[bytes], *, spool: bool = False) -> tuple[str, bytes, list[PackEntry]]:
+    b = PackBuilder(spool=spool)
     for i, plain in enumerate(blobs):
         bid = CRYPTO.blob_id(plain)
         b.add(type=i % 2, codec=0, blob_id=bid, raw_length=len(plain),
@@ -67,10 +69,11 @@ def test_header_round_trip(es: list[PackEntry]) -> None:
     assert decode_header(header, total) == es
 
 
-@given(st.lists(st.binary(max_size=300), max_size=6))
+@given(st.lists(st.binary(max_size=300), max_size=6), st.booleans())
 @ROUNDTRIP
-def test_pack_round_trip(blobs: list[bytes]) -> None:
-    pack_id, data, es = _pack(blobs)
+def test_pack_round_trip(blobs: list[bytes], spool: bool) -> None:
+    """In memory or spooled to a temporary file, a pack is the same format."""
+    pack_id, data, es = _pack(blobs, spool=spool)
     assert pack_id == hashlib.sha256(data).hexdigest()
     assert data.endswith(PACK_MAGIC)
     assert parse_pack(data, CRYPTO) == es
@@ -159,3 +162,37 @@ def test_header_of_another_role_does_not_open() -> None:
     data += fake_header + struct.pack("<I4s", len(fake_header), PACK_MAGIC)
     with pytest.raises(DeltavaultError):
         parse_pack(data, CRYPTO)
+
+
+def test_a_spooled_pack_keeps_its_blobs_out_of_memory_and_leaves_no_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The blobs wait in an unlinked file; finish reads them back; discard closes it."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    blobs = [bytes([i]) * 70_000 for i in range(5)]
+    b = PackBuilder(spool=True)
+    for plain in blobs:
+        bid = CRYPTO.blob_id(plain)
+        b.add(type=0, codec=0, blob_id=bid, raw_length=len(plain),
+              envelope=CRYPTO.seal_blob(bid, plain))
+    assert not b._buf and b.size > 5 * 70_000
+    assert not list(tmp_path.iterdir()), "the spool file has a name someone could leave behind"
+    spool = b._file
+    assert spool is not None and spool.tell() == b.size
+    pack_id, data, es = b.finish(CRYPTO)
+    assert spool.closed and pack_id == hashlib.sha256(data).hexdigest()
+    assert [CRYPTO.open_blob(e.id, bytes(data[e.offset:e.offset + e.length])) for e in es] \
+        == blobs
+    dropped = PackBuilder(spool=True)
+    dropped.add(type=0, codec=0, blob_id=bytes(32), raw_length=1, envelope=bytes(OVERHEAD))
+    held = dropped._file
+    dropped.discard()
+    assert held is not None and held.closed
+
+
+def test_a_spool_file_that_lost_bytes_is_an_error_not_a_short_pack() -> None:
+    b = PackBuilder(spool=True)
+    b.add(type=0, codec=0, blob_id=bytes(32), raw_length=1, envelope=bytes(OVERHEAD + 100))
+    assert b._file is not None
+    b._file.truncate(50)
+    with pytest.raises(OSError, match="ended at 50 of"):
+        b.finish(CRYPTO)

@@ -53,8 +53,9 @@ INDEX_EVERY_BYTES = 512 * 1024 * 1024
 #: batches of 4 MiB on every bench workload and ~10 MiB lower at peak
 #: (docs/benchmark.md, "Memory of a backup")
 INFLIGHT_BYTES = 8 * 1024 * 1024
-#: finished packs handed to the uploader and not yet written, at most: with
-#: the one being filled, each is a pack-sized buffer (docs/benchmark.md, memory)
+#: finished packs handed to the uploader and not yet written, at most (each is
+#: spooled to an unlinked temporary file until its upload reads it back, like
+#: the one being filled: docs/benchmark.md, memory)
 PACKS_IN_FLIGHT = 1
 
 
@@ -107,7 +108,7 @@ class BlobWriter:
         self._lock = threading.Lock()
         #: blobs in the open pack or a pack not yet uploaded: in no index yet
         self._claimed: set[bytes] = set()
-        self._builder = PackBuilder()
+        self._builder = PackBuilder(spool=True)
         self._error: BaseException | None = None
         # a few chunks of read-ahead per worker: enough that no worker waits on
         # the reader, little enough for the 100 MiB target (docs/benchmark.md)
@@ -249,7 +250,7 @@ class BlobWriter:
             s.bytes_stored_added += len(envelope)
             s.delta_blobs += base_id is not None
             if self._builder.size >= repo.config.pack_size:
-                full, self._builder = self._builder, PackBuilder()
+                full, self._builder = self._builder, PackBuilder(spool=True)
         if full is not None:
             self._queue_pack(full)
 
@@ -277,6 +278,8 @@ class BlobWriter:
             try:
                 if self._error is None:  # else drain, so producers never block
                     self._write_pack(builder)
+                else:
+                    builder.discard()
             except BaseException as exc:
                 self.fail(exc)
             finally:
@@ -319,7 +322,7 @@ class BlobWriter:
         for t in self._workers:
             t.join()
         with self._lock:
-            last, self._builder = self._builder, PackBuilder()
+            last, self._builder = self._builder, PackBuilder()  # nothing more comes
         if len(last) and self._error is None:
             self._queue_pack(last)
         self._uploads.put(None)

@@ -115,6 +115,13 @@ def return_large_buffers_to_the_os(threshold: int = 1 << 20) -> None:
     workload peaked 30 MiB higher (139 vs 109 MiB). Fixing the threshold
     (which also turns off glibc's dynamic adjustment) keeps peak RSS near
     what is really in use. A no-op where ``mallopt`` does not exist.
+
+    The pipeline's threads also share one malloc arena instead of one each:
+    a worker's sub-megabyte codec outputs and envelopes left each thread's
+    arena 7-9 MiB resident at the peak of a mixed-workload backup (three
+    arenas, measured from ``/proc/PID/smaps``); one arena peaked 5-10 MiB
+    lower at the same speed, since the codecs allocate little while the GIL
+    is released.
     """
     try:
         import ctypes
@@ -123,8 +130,9 @@ def return_large_buffers_to_the_os(threshold: int = 1 << 20) -> None:
         mallopt = libc.mallopt
     except (OSError, AttributeError):
         return
-    m_mmap_threshold = -3
+    m_mmap_threshold, m_arena_max = -3, -8
     mallopt(m_mmap_threshold, threshold)
+    mallopt(m_arena_max, 1)
 
 
 def _username() -> str:

@@ -8,7 +8,9 @@ checked without any key.
 from __future__ import annotations
 
 import hashlib
+import io
 import struct
+import tempfile
 from dataclasses import dataclass
 
 from deltavault.codec.registry import CODECS_ALLOWING_BASE, CODECS_REQUIRING_BASE, KNOWN_CODECS
@@ -42,12 +44,24 @@ class PackEntry:
 
 
 class PackBuilder:
-    """Collects encrypted blobs until the pack is big enough to write."""
+    """Collects encrypted blobs until the pack is big enough to write.
 
-    def __init__(self) -> None:
+    ``spool``: keep the blobs in an unlinked temporary file instead of memory
+    until :meth:`finish`. A backup has a pack filling while a finished one
+    waits for the uploader and another is being written: three pack-sized
+    buffers at its peak, a quarter of its memory (issue 14). Spooled, only
+    the pack being written is in memory; the others are in the page cache,
+    which the kernel writes back or drops, and an unlinked file leaves
+    nothing behind when the process is killed.
+    """
+
+    def __init__(self, *, spool: bool = False) -> None:
         # One growing buffer, not a list joined at the end: the join would
         # hold every pack twice at the moment it is finished.
         self._buf = bytearray()
+        self._file: io.BufferedRandom | None = (
+            tempfile.TemporaryFile(prefix="deltavault-pack-")  # noqa: SIM115  # closed by finish
+            if spool else None)
         self._entries: list[PackEntry] = []
         self.size = 0
 
@@ -58,7 +72,10 @@ class PackBuilder:
             envelope: bytes, base: bytes | None = None) -> PackEntry:
         """Append an already-encrypted blob; returns its entry."""
         entry = PackEntry(type, codec, self.size, len(envelope), raw_length, blob_id, base)
-        self._buf += envelope
+        if self._file is not None:
+            self._file.write(envelope)
+        else:
+            self._buf += envelope
         self._entries.append(entry)
         self.size += len(envelope)
         return entry
@@ -68,9 +85,36 @@ class PackBuilder:
         header = encode_header(self._entries)
         enc = crypto.seal(AAD_PACK_HEADER, header)
         data, self._buf = self._buf, bytearray()
+        if self._file is not None:
+            data = _read_back(self._file, self.size, len(enc) + TRAILER_SIZE)
+            self._file = None
         data += enc
         data += _TRAILER.pack(len(enc), PACK_MAGIC)
         return hashlib.sha256(data).hexdigest(), data, self._entries
+
+    def discard(self) -> None:
+        """Drop what was collected (a failed backup); the spool file goes at once."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self._buf = bytearray()
+
+
+def _read_back(fh: io.BufferedRandom, size: int, extra: int) -> bytearray:
+    """The spooled blobs in one buffer with room for ``extra`` more bytes; closes ``fh``."""
+    with fh:
+        data = bytearray(size + extra)
+        fh.seek(0)
+        view = memoryview(data)
+        got = 0
+        while got < size:
+            n = fh.readinto(view[got:size])
+            if not n:
+                raise OSError(f"pack spool file ended at {got} of {size} bytes")
+            got += n
+        view.release()
+    del data[size:]  # shrinks in place; the header and trailer reuse the room
+    return data
 
 
 def encode_header(entries: list[PackEntry]) -> bytes:
