@@ -13,6 +13,7 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 
@@ -97,14 +98,14 @@ def test_a_slow_upload_holds_back_the_producers_after_one_finished_pack(
     """Each finished pack is a pack-sized buffer: one may wait, beside the one being filled."""
     repo = small_packs
     gate, written = threading.Event(), []
-    real = repo.objects.write_pack
+    real = repo.objects.write_pack_file
 
-    def slow(pack_id: str, data: bytes | bytearray) -> None:
+    def slow(pack_id: str, fh: BinaryIO, size: int) -> None:
         assert gate.wait(30)
         written.append(pack_id)
-        real(pack_id, data)
+        real(pack_id, fh, size)
 
-    monkeypatch.setattr(repo.objects, "write_pack", slow)
+    monkeypatch.setattr(repo.objects, "write_pack_file", slow)
     w = BlobWriter(repo, workers=1)
     blobs = [os.urandom(20_000) for _ in range(40)]  # incompressible: ~3 a 64 KiB pack
     producer = threading.Thread(target=lambda: [w.store(b, BLOB_DATA) for b in blobs])
@@ -128,11 +129,11 @@ def test_a_failed_upload_stops_a_producer_waiting_for_its_slot(
         small_packs: Repository, monkeypatch: pytest.MonkeyPatch) -> None:
     repo = small_packs
 
-    def broken(pack_id: str, data: bytes | bytearray) -> None:
+    def broken(pack_id: str, fh: BinaryIO, size: int) -> None:
         time.sleep(0.3)
         raise OSError("disk full")
 
-    monkeypatch.setattr(repo.objects, "write_pack", broken)
+    monkeypatch.setattr(repo.objects, "write_pack_file", broken)
     w = BlobWriter(repo, workers=1)
     with pytest.raises(DeltavaultError, match="disk full"):
         for _ in range(200):

@@ -151,3 +151,21 @@ def test_wrappers_forward_capabilities(tmp_path: Path) -> None:
         assert wrapper.supports_deletes is False
         assert wrapper.location() == str(tmp_path)
     assert issubclass(BackendUnavailable, BackendError)
+
+
+def test_put_file_goes_through_each_wrappers_put_and_is_retried(tmp_path: Path) -> None:
+    """A wrapper that acts on ``put`` sees a file's write too; a retry reads the file again."""
+    spool = tmp_path / "spool"
+    spool.write_bytes(b"abcdefgh-tail")
+    metrics = MetricsStore(LocalStore(tmp_path / "m", create=True))
+    with open(spool, "rb") as fh:
+        metrics.put_file("k", fh, 8)
+    assert metrics.metrics.ops == {"put": 1} and metrics.metrics.bytes_in == 8
+    _slept, sleep = sleeps()
+    inner = LocalStore(tmp_path / "r", create=True)
+    store = RetryingStore(FaultyStore(inner, mode="flaky"), attempts=3, backoff=0.1,
+                          sleep=sleep)
+    with open(spool, "rb") as fh:
+        fh.seek(5)  # wherever the file stands, the object is its first bytes
+        store.put_file("k", fh, 8)
+    assert inner.get("k") == b"abcdefgh" and store.retries >= 1

@@ -287,11 +287,11 @@ class BlobWriter:
 
     def _write_pack(self, builder: PackBuilder) -> None:
         repo = self.repo
-        pack_id, data, entries = builder.finish(repo.crypto)
-        size = len(data)
-        # content-addressed (same bytes if already there); the buffer itself: no 2nd copy
-        repo.objects.write_pack(pack_id, data)
-        del data
+        pack_id, fh, size, entries = builder.finish_spooled(repo.crypto)
+        with fh:
+            # content-addressed (same bytes if already there); a local repository
+            # copies it file to file, other stores read it into memory once
+            repo.objects.write_pack_file(pack_id, fh, size)
         repo.index.add(pack_id, entries)
         records = entry_records(entries)
         with self._lock:

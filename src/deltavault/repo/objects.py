@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from typing import BinaryIO
 
 from deltavault.errors import ObjectExists
 from deltavault.repo import layout
@@ -91,6 +92,12 @@ class RepositoryObjects:
     def write_pack(self, pack_id: str, data: bytes | bytearray) -> None:
         """Store a pack (named by the SHA-256 of ``data``)."""
         self.put_named(layout.pack_key(pack_id), data)
+
+    def write_pack_file(self, pack_id: str, fh: BinaryIO, size: int) -> None:
+        """Store a pack from the first ``size`` bytes of a file (named by their SHA-256)."""
+        self.guard()
+        with contextlib.suppress(ObjectExists):
+            self.store.put_file(layout.pack_key(pack_id), fh, size)
 
     def delete_pack(self, pack_id: str) -> None:
         """Delete a pack."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import struct
 import tempfile
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ TRAILER_SIZE = _TRAILER.size
 ZERO_ID = bytes(32)
 #: a header claiming more blobs than this is hostile, not a pack we wrote
 MAX_BLOBS_PER_PACK = 1 << 20
+#: bytes of a spooled pack hashed at a time
+_HASH_STEP = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,35 @@ class PackBuilder:
         data += enc
         data += _TRAILER.pack(len(enc), PACK_MAGIC)
         return hashlib.sha256(data).hexdigest(), data, self._entries
+
+    def finish_spooled(self, crypto: Crypto) -> tuple[str, io.BufferedRandom, int,
+                                                      list[PackEntry]]:
+        """Like :meth:`finish`, leaving the pack in its spool file: id, file, size, entries.
+
+        The caller stores it (``RepositoryObjects.write_pack_file``) and closes
+        the file. The id is hashed from the file a megabyte at a time, so a
+        store that copies file to file never has the pack in memory.
+        """
+        fh = self._file
+        if fh is None:
+            raise ValueError("finish_spooled needs a builder made with spool=True")
+        self._file = None
+        header = encode_header(self._entries)
+        enc = crypto.seal(AAD_PACK_HEADER, header)
+        fh.write(enc)
+        fh.write(_TRAILER.pack(len(enc), PACK_MAGIC))
+        size = self.size + len(enc) + TRAILER_SIZE
+        fh.flush()
+        digest = hashlib.sha256()
+        fd, done = fh.fileno(), 0
+        while done < size:
+            block = os.pread(fd, min(_HASH_STEP, size - done), done)
+            if not block:
+                fh.close()
+                raise OSError(f"pack spool file ended at {done} of {size} bytes")
+            digest.update(block)
+            done += len(block)
+        return digest.hexdigest(), fh, size, self._entries
 
     def discard(self) -> None:
         """Drop what was collected (a failed backup); the spool file goes at once."""

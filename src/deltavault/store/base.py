@@ -34,6 +34,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import BinaryIO
 
 from deltavault.errors import ObjectNotFound, UserError
 
@@ -111,6 +112,16 @@ class Store(ABC):
     def put(self, key: str, data: bytes | bytearray) -> None:
         """Create the object atomically; raise ObjectExists if it exists."""
 
+    def put_file(self, key: str, fh: BinaryIO, size: int) -> None:
+        """Like :meth:`put`, for the first ``size`` bytes of an open file.
+
+        A backup's packs wait in temporary files (``repo.packs.PackBuilder``);
+        a backend that can copy from a file without holding the object in
+        memory overrides this. The default reads it whole and calls
+        :meth:`put`, so a wrapper that acts on ``put`` sees every write.
+        """
+        self.put(key, read_exactly(fh, size))
+
     @abstractmethod
     def replace(self, key: str, data: bytes, expected_version: str | None) -> str:
         """Compare-and-swap: write only if the current version is as expected.
@@ -156,3 +167,12 @@ class Store(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def read_exactly(fh: BinaryIO, size: int) -> bytes:
+    """The first ``size`` bytes of ``fh``; a shorter file is an error, not a short object."""
+    fh.seek(0)
+    data = fh.read(size)
+    if len(data) != size:
+        raise OSError(f"file ended at {len(data)} of {size} bytes")
+    return data

@@ -19,12 +19,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Literal, TypeVar
 
 import pytest
 
 from deltavault.errors import (
     BackendUnavailable,
+    DeltavaultError,
     NoCompareAndSwap,
     ObjectExists,
     ObjectNotFound,
@@ -53,6 +55,20 @@ class StoreConformance:
         store.put("data/00/big", data)
         assert store.get("data/00/big") == data
         assert store.stat("data/00/big").size == len(data)
+
+    def test_put_file_stores_the_first_bytes_once(self, store: Store, tmp_path: Path) -> None:
+        """A pack waits in a temporary file; the object is exactly its first ``size`` bytes."""
+        data = bytes(range(256)) * 9_000 + b"not part of the object"
+        with open(tmp_path / "spool", "w+b") as fh:
+            fh.write(data)
+            store.put_file("data/cd/cd01", fh, 256 * 9_000)
+            assert store.get("data/cd/cd01") == data[:256 * 9_000]
+            with pytest.raises(ObjectExists):
+                store.put_file("data/cd/cd01", fh, 10)
+            with pytest.raises((OSError, DeltavaultError)):  # shorter than it says
+                store.put_file("data/cd/cd02", fh, len(data) + 1)
+        assert not store.exists("data/cd/cd02")
+        assert store.get("data/cd/cd01") == data[:256 * 9_000]
 
     def test_put_is_write_once(self, store: Store) -> None:
         store.put("snapshots/s1", b"one")

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import BinaryIO, TypeVar
 
 from deltavault.errors import BackendError, BackendUnavailable, UserError, VersionConflict
 from deltavault.store.base import ByteRange, ObjectInfo, Store
@@ -147,6 +147,10 @@ class RetryingStore(StoreWrapper):
 
     def put(self, key: str, data: bytes | bytearray) -> None:
         self._call(lambda: self.inner.put(key, data))
+
+    def put_file(self, key: str, fh: BinaryIO, size: int) -> None:
+        # the inner store reads by offset (or seeks first): a retry reads it all again
+        self._call(lambda: self.inner.put_file(key, fh, size))
 
     def replace(self, key: str, data: bytes, expected_version: str | None) -> str:
         return self._call(lambda: self.inner.replace(key, data, expected_version))
