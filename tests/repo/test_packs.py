@@ -27,6 +27,7 @@ from deltavault.repo.packs import (
     parse_pack,
     split_trailer,
 )
+from deltavault.store.base import file_blocks
 from tests.support.hostile import HOSTILE, ROUNDTRIP, decode_or_reject, mutations, single_flips
 
 CRYPTO = Crypto(MasterKey(bytes(range(32))))
@@ -54,7 +55,14 @@ def _pack(blobs: list[bytes], *, spool: bool = False) -> tuple[str, bytes, list[
         bid = CRYPTO.blob_id(plain)
         b.add(type=i % 2, codec=0, blob_id=bid, raw_length=len(plain),
               envelope=CRYPTO.seal_blob(bid, plain))
-    return b.finish(CRYPTO)
+    return _spooled(b) if spool else b.finish(CRYPTO)
+
+
+def _spooled(b: PackBuilder) -> tuple[str, bytes, list[PackEntry]]:
+    """A spooled builder finished, and the pack read from its spool file."""
+    pack_id, fh, size, es = b.finish_spooled(CRYPTO)
+    with fh:
+        return pack_id, b"".join(file_blocks(fh.fileno(), 0, size)), es
 
 
 VALID_ID, VALID_PACK, VALID_ENTRIES = _pack([b"alpha" * 10, b"", b"gamma" * 100])
@@ -166,7 +174,7 @@ def test_header_of_another_role_does_not_open() -> None:
 
 def test_a_spooled_pack_keeps_its_blobs_out_of_memory_and_leaves_no_file(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The blobs wait in an unlinked file; finish reads them back; discard closes it."""
+    """The blobs wait in an unlinked file that becomes the pack; discard closes it."""
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     blobs = [bytes([i]) * 70_000 for i in range(5)]
     b = PackBuilder(spool=True)
@@ -178,7 +186,9 @@ def test_a_spooled_pack_keeps_its_blobs_out_of_memory_and_leaves_no_file(
     assert not list(tmp_path.iterdir()), "the spool file has a name someone could leave behind"
     spool = b._file
     assert spool is not None and spool.tell() == b.size
-    pack_id, data, es = b.finish(CRYPTO)
+    with pytest.raises(ValueError, match="finish_spooled"):
+        b.finish(CRYPTO)
+    pack_id, data, es = _spooled(b)
     assert spool.closed and pack_id == hashlib.sha256(data).hexdigest()
     assert [CRYPTO.open_blob(e.id, bytes(data[e.offset:e.offset + e.length])) for e in es] \
         == blobs
@@ -194,5 +204,7 @@ def test_a_spool_file_that_lost_bytes_is_an_error_not_a_short_pack() -> None:
     b.add(type=0, codec=0, blob_id=bytes(32), raw_length=1, envelope=bytes(OVERHEAD + 100))
     assert b._file is not None
     b._file.truncate(50)
+    spool = b._file
     with pytest.raises(OSError, match="ended at 50 of"):
-        b.finish(CRYPTO)
+        b.finish_spooled(CRYPTO)
+    assert spool.closed

@@ -54,8 +54,8 @@ INDEX_EVERY_BYTES = 512 * 1024 * 1024
 #: (docs/benchmark.md, "Memory of a backup")
 INFLIGHT_BYTES = 8 * 1024 * 1024
 #: finished packs handed to the uploader and not yet written, at most (each is
-#: spooled to an unlinked temporary file until its upload reads it back, like
-#: the one being filled: docs/benchmark.md, memory)
+#: spooled to an unlinked temporary file, like the one being filled, and stored
+#: from it: docs/benchmark.md, memory)
 PACKS_IN_FLIGHT = 1
 
 

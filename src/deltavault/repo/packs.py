@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from deltavault.codec.registry import CODECS_ALLOWING_BASE, CODECS_REQUIRING_BASE, KNOWN_CODECS
 from deltavault.errors import FormatError
 from deltavault.repo.crypto import AAD_PACK_HEADER, OVERHEAD, Crypto
+from deltavault.store.base import file_blocks
 
 BLOB_DATA = 0
 BLOB_TREE = 1
@@ -29,8 +30,6 @@ TRAILER_SIZE = _TRAILER.size
 ZERO_ID = bytes(32)
 #: a header claiming more blobs than this is hostile, not a pack we wrote
 MAX_BLOBS_PER_PACK = 1 << 20
-#: bytes of a spooled pack hashed at a time
-_HASH_STEP = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -50,12 +49,12 @@ class PackBuilder:
     """Collects encrypted blobs until the pack is big enough to write.
 
     ``spool``: keep the blobs in an unlinked temporary file instead of memory
-    until :meth:`finish`. A backup has a pack filling while a finished one
-    waits for the uploader and another is being written: three pack-sized
-    buffers at its peak, a quarter of its memory (issue 14). Spooled, only
-    the pack being written is in memory; the others are in the page cache,
-    which the kernel writes back or drops, and an unlinked file leaves
-    nothing behind when the process is killed.
+    and finish with :meth:`finish_spooled`. A backup has a pack filling while
+    a finished one waits for the uploader and another is being written: three
+    pack-sized buffers at its peak, a quarter of its memory (issue 14).
+    Spooled, they are in the page cache, which the kernel writes back or
+    drops; a local repository copies each file to file, and an unlinked file
+    leaves nothing behind when the process is killed.
     """
 
     def __init__(self, *, spool: bool = False) -> None:
@@ -85,12 +84,11 @@ class PackBuilder:
 
     def finish(self, crypto: Crypto) -> tuple[str, bytearray, list[PackEntry]]:
         """The pack id, its bytes and its entries; the builder is spent."""
+        if self._file is not None:
+            raise ValueError("a spooled builder finishes with finish_spooled")
         header = encode_header(self._entries)
         enc = crypto.seal(AAD_PACK_HEADER, header)
         data, self._buf = self._buf, bytearray()
-        if self._file is not None:
-            data = _read_back(self._file, self.size, len(enc) + TRAILER_SIZE)
-            self._file = None
         data += enc
         data += _TRAILER.pack(len(enc), PACK_MAGIC)
         return hashlib.sha256(data).hexdigest(), data, self._entries
@@ -107,21 +105,23 @@ class PackBuilder:
         if fh is None:
             raise ValueError("finish_spooled needs a builder made with spool=True")
         self._file = None
-        header = encode_header(self._entries)
-        enc = crypto.seal(AAD_PACK_HEADER, header)
-        fh.write(enc)
-        fh.write(_TRAILER.pack(len(enc), PACK_MAGIC))
-        size = self.size + len(enc) + TRAILER_SIZE
-        fh.flush()
-        digest = hashlib.sha256()
-        fd, done = fh.fileno(), 0
-        while done < size:
-            block = os.pread(fd, min(_HASH_STEP, size - done), done)
-            if not block:
-                fh.close()
-                raise OSError(f"pack spool file ended at {done} of {size} bytes")
-            digest.update(block)
-            done += len(block)
+        try:
+            fh.flush()
+            # appending the header to a file that lost bytes would leave a hole of zeros
+            spooled = os.fstat(fh.fileno()).st_size
+            if spooled != self.size:
+                raise OSError(f"pack spool file ended at {spooled} of {self.size} bytes")
+            enc = crypto.seal(AAD_PACK_HEADER, encode_header(self._entries))
+            fh.write(enc)
+            fh.write(_TRAILER.pack(len(enc), PACK_MAGIC))
+            size = self.size + len(enc) + TRAILER_SIZE
+            fh.flush()
+            digest = hashlib.sha256()
+            for block in file_blocks(fh.fileno(), 0, size):
+                digest.update(block)
+        except BaseException:
+            fh.close()
+            raise
         return digest.hexdigest(), fh, size, self._entries
 
     def discard(self) -> None:
@@ -130,23 +130,6 @@ class PackBuilder:
             self._file.close()
             self._file = None
         self._buf = bytearray()
-
-
-def _read_back(fh: io.BufferedRandom, size: int, extra: int) -> bytearray:
-    """The spooled blobs in one buffer with room for ``extra`` more bytes; closes ``fh``."""
-    with fh:
-        data = bytearray(size + extra)
-        fh.seek(0)
-        view = memoryview(data)
-        got = 0
-        while got < size:
-            n = fh.readinto(view[got:size])
-            if not n:
-                raise OSError(f"pack spool file ended at {got} of {size} bytes")
-            got += n
-        view.release()
-    del data[size:]  # shrinks in place; the header and trailer reuse the room
-    return data
 
 
 def encode_header(entries: list[PackEntry]) -> bytes:

@@ -29,6 +29,7 @@ Contract (checked by :mod:`deltavault.store.testing` for every backend):
 
 from __future__ import annotations
 
+import os
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -120,7 +121,11 @@ class Store(ABC):
         memory overrides this. The default reads it whole and calls
         :meth:`put`, so a wrapper that acts on ``put`` sees every write.
         """
-        self.put(key, read_exactly(fh, size))
+        fh.flush()
+        data = bytearray()
+        for block in file_blocks(fh.fileno(), 0, size):
+            data += block
+        self.put(key, data)
 
     @abstractmethod
     def replace(self, key: str, data: bytes, expected_version: str | None) -> str:
@@ -169,10 +174,16 @@ class Store(ABC):
         self.close()
 
 
-def read_exactly(fh: BinaryIO, size: int) -> bytes:
-    """The first ``size`` bytes of ``fh``; a shorter file is an error, not a short object."""
-    fh.seek(0)
-    data = fh.read(size)
-    if len(data) != size:
-        raise OSError(f"file ended at {len(data)} of {size} bytes")
-    return data
+def file_blocks(fd: int, start: int, end: int, step: int = 1 << 20) -> Iterator[bytes]:
+    """Bytes ``start`` to ``end`` of an open file, ``step`` at a time, by offset.
+
+    A file shorter than ``end`` is an error, never a short object. Reading by
+    offset leaves the file's position alone, so a retried write reads it again.
+    """
+    done = start
+    while done < end:
+        block = os.pread(fd, min(step, end - done), done)
+        if not block:
+            raise OSError(f"file ended at {done} of {end} bytes")
+        yield block
+        done += len(block)

@@ -14,7 +14,7 @@ import errno
 import fcntl
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -26,7 +26,7 @@ from deltavault.errors import (
     PermissionDenied,
     VersionConflict,
 )
-from deltavault.store.base import ByteRange, ObjectInfo, Store, check_key
+from deltavault.store.base import ByteRange, ObjectInfo, Store, check_key, file_blocks
 
 _TMP = "tmp"
 _CAS_LOCK = ".cas-lock"
@@ -66,20 +66,18 @@ class LocalStore(Store):
     def _path(self, key: str) -> Path:
         return self.root / check_key(key)
 
-    def _write_temp(self, data: bytes | bytearray | None,
-                    source: tuple[BinaryIO, int] | None = None) -> Path:
-        """A new temporary file holding ``data`` (or the first bytes of ``source``), synced."""
+    def _write_temp(self, data: bytes | bytearray,
+                    fill: Callable[[int], None] | None = None) -> Path:
+        """A new temporary file holding ``data`` (or what ``fill`` writes to its fd), synced."""
         tmpdir = self.root / _TMP
         tmpdir.mkdir(parents=True, exist_ok=True)
         tmp = tmpdir / secrets.token_hex(16)
         try:
             with open(tmp, "wb") as fh:
-                if source is not None:
-                    fh.flush()
-                    _copy_file(source[0], fh.fileno(), source[1])
-                else:
-                    assert data is not None
+                if fill is None:
                     fh.write(data)
+                else:
+                    fill(fh.fileno())
                 fh.flush()
                 os.fsync(fh.fileno())
         except OSError as exc:
@@ -115,7 +113,7 @@ class LocalStore(Store):
     def put_file(self, key: str, fh: BinaryIO, size: int) -> None:
         """Copied file to file by the kernel: the object is never in this process's memory."""
         self._path(key)  # a bad key fails before anything is written
-        self._publish(key, self._write_temp(None, (fh, size)))
+        self._publish(key, self._write_temp(b"", lambda fd: _copy_file(fh, fd, size)))
 
     def _publish(self, key: str, tmp: Path) -> None:
         """Link a written temporary file in as ``key`` (create-if-absent), then drop it."""
@@ -213,37 +211,32 @@ def _translate(exc: OSError, what: str, key: str) -> BackendError:
     return BackendError(f"cannot {what} {key}: {exc.strerror or exc}")
 
 
-#: bytes per step when the kernel cannot copy between the two files itself
-_COPY_STEP = 1 << 20
-
-
 def _copy_file(src: BinaryIO, dst_fd: int, size: int) -> None:
     """Copy the first ``size`` bytes of ``src`` to ``dst_fd``; a shorter source is an error.
 
     ``copy_file_range`` keeps the bytes in the kernel; where it is refused
-    (another file system on an old kernel, a platform without it) the copy
-    goes through one buffer of :data:`_COPY_STEP` bytes.
+    (another file system on an old kernel, a platform without it) the rest
+    goes through one megabyte buffer at a time.
     """
     src.flush()
     src_fd = src.fileno()
+    for block in file_blocks(src_fd, _kernel_copy(src_fd, dst_fd, size), size):
+        view = memoryview(block)
+        while view:
+            view = view[os.write(dst_fd, view):]
+
+
+def _kernel_copy(src_fd: int, dst_fd: int, size: int) -> int:
+    """Bytes ``copy_file_range`` copied before it was refused (usually all of them)."""
     done = 0
-    kernel = hasattr(os, "copy_file_range")
-    while done < size:
-        n = 0
-        if kernel:
-            try:
-                n = os.copy_file_range(src_fd, dst_fd, size - done, done)
-            except OSError as exc:
-                if exc.errno not in (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
-                    raise
-                kernel = False
-                continue
-        else:
-            block = os.pread(src_fd, min(_COPY_STEP, size - done), done)
-            n = len(block)
-            view = memoryview(block)
-            while view:
-                view = view[os.write(dst_fd, view):]
+    while done < size and hasattr(os, "copy_file_range"):
+        try:
+            n = os.copy_file_range(src_fd, dst_fd, size - done, done)
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+                raise
+            return done
         if not n:
             raise OSError(f"file ended at {done} of {size} bytes")
         done += n
+    return done
