@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from deltavault import api
 from deltavault.backup.files import BATCH_FILES, SMALL_FILE
@@ -126,3 +127,31 @@ def test_pack_lists_name_every_pack_a_chain_needs(tmp_path: Path) -> None:
     report = api.check(repo)
     assert report.problems == []
     assert differences(src, _restore(repo, snap.id, tmp_path / "r4")) == []
+
+
+def test_backup_runs_with_the_small_cache_and_gives_the_restore_bound_back(
+        tmp_path: Path) -> None:
+    """The cache is shrunk for the run (bases are read once) and restored after,
+    also when the backup fails, so a later restore in the process keeps 8 MiB."""
+    from deltavault.repo.blobcache import BACKUP_BYTES, DEFAULT_BYTES
+
+    src = tmp_path / "src"
+    _tree(src)
+    repo = _init(tmp_path / "repo")
+    seen: list[int] = []
+
+    def probe(_: object) -> None:
+        bound = repo.cache.resize(BACKUP_BYTES)
+        seen.append(bound)
+
+    api.backup(repo, [src], snapshot_type="full", on_progress=probe)
+    assert seen and set(seen) == {BACKUP_BYTES}
+    assert repo.cache.resize(DEFAULT_BYTES) == DEFAULT_BYTES
+
+    def fail(_: object) -> None:
+        raise KeyboardInterrupt
+
+    (src / "more.bin").write_bytes(os.urandom(SMALL_FILE * 2))
+    with pytest.raises(KeyboardInterrupt):
+        api.backup(repo, [src], snapshot_type="incr", on_progress=fail)
+    assert repo.cache.resize(DEFAULT_BYTES) == DEFAULT_BYTES

@@ -31,3 +31,15 @@ def test_default_bound_keeps_chunk_sized_bases_and_stays_small() -> None:
     kept = [i for i in range(8) if cache.get(bytes([i])) is not None]
     assert kept == [4, 5, 6, 7]
     assert DEFAULT_BYTES == 8 << 20
+
+
+def test_resize_evicts_down_to_the_new_bound_and_returns_the_old() -> None:
+    cache = BlobCache(max_bytes=100)
+    for key in (b"a", b"b", b"c", b"d"):
+        cache.put(key, bytes(25))
+    assert cache.resize(50) == 100
+    assert [cache.get(k) is not None for k in (b"a", b"b", b"c", b"d")] == [
+        False, False, True, True]
+    cache.put(b"e", bytes(13))  # over a quarter of the new bound: not kept
+    assert cache.get(b"e") is None
+    assert cache.resize(100) == 50

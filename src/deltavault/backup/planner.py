@@ -138,7 +138,12 @@ class DeltaPlanner:
             offsets.append(offset)
             lengths.append(loc.raw_length)
             offset += loc.raw_length
-        return BaseFile(offsets, lengths, list(node.content), load=self.repo.load_blob)
+        return BaseFile(offsets, lengths, list(node.content), load=self._load_uncached)
+
+    def _load_uncached(self, blob_id: bytes) -> bytes:
+        """A base chunk to sketch: read, not cached (the chosen base is read again
+        right before encoding; sketching every chunk would flush the cache)."""
+        return self.repo.load_blob(blob_id, cache=False)
 
     def _dir(self, rel: str) -> dict[bytes, Node] | None:
         """The base snapshot's directory at ``rel``: resolved iteratively, cached (LRU).

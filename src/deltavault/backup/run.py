@@ -24,6 +24,7 @@ from deltavault.backup.packset import PackSet
 from deltavault.backup.planner import DeltaPlanner
 from deltavault.backup.walker import Walker
 from deltavault.errors import UserError
+from deltavault.repo.blobcache import BACKUP_BYTES
 from deltavault.repo.repository import Repository
 from deltavault.repo.snapshot import Snapshot, now_rfc3339, packlist_root
 
@@ -63,6 +64,8 @@ def run_backup(repo: Repository, opts: BackupOptions, *,
                         may_reuse=planner.may_reuse, on_reuse=packset.note)
     pipeline_started = time.monotonic()
     walker = Walker(repo, writer, opts, progress or Progress(), on_progress, planner, packset)
+    # a backup reads each base once: a small cache for its run (blobcache.py)
+    cache_bytes = repo.cache.resize(BACKUP_BYTES)
     try:
         if opts.stdin is not None:
             root = walker.save_stdin(opts.stdin, opts.stdin_filename)
@@ -73,6 +76,8 @@ def run_backup(repo: Repository, opts: BackupOptions, *,
     except BaseException:
         writer.abort()
         raise
+    finally:
+        repo.cache.resize(cache_bytes)
     if index_file is not None:
         repo.save_index(index_file)
     packs = packset.packs | set(writer.stats.pack_ids)
