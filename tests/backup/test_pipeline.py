@@ -155,3 +155,34 @@ def test_backup_runs_with_the_small_cache_and_gives_the_restore_bound_back(
     with pytest.raises(KeyboardInterrupt):
         api.backup(repo, [src], snapshot_type="incr", on_progress=fail)
     assert repo.cache.resize(DEFAULT_BYTES) == DEFAULT_BYTES
+
+
+def test_a_chunk_with_a_delta_base_is_charged_twice_its_size(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While encoded it holds its base decoded and a dictionary copy of it: the
+    in-flight budget counts that, so delta-heavy days stay within memory."""
+    from deltavault.backup.blobwriter import BlobWriter
+    from deltavault.backup.files import DELTA_WEIGHT
+    from deltavault.chunk import ChunkRef
+
+    src = tmp_path / "src"
+    src.mkdir()
+    rows = b"".join(b'{"id": %d, "px": %d.25, "qty": %d}\n' % (i, i % 977, i % 31)
+                    for i in range(200_000))
+    (src / "log.jsonl").write_bytes(rows)
+    repo = _init(tmp_path / "repo")
+    api.backup(repo, [src], snapshot_type="full")
+    (src / "log.jsonl").write_bytes(rows[:1000] + b"inserted line\n" + rows[1000:])
+    charged: list[tuple[int, int, bool]] = []
+    submit = BlobWriter.submit
+
+    def spy(self: BlobWriter, fn: object, arg: object, nbytes: int) -> None:
+        if isinstance(arg, tuple) and len(arg) == 4 and isinstance(arg[2], ChunkRef):
+            charged.append((nbytes, arg[2].length, arg[3] is not None))
+        submit(self, fn, arg, nbytes)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(BlobWriter, "submit", spy)
+    api.backup(repo, [src], snapshot_type="diff")
+    assert any(delta for _, _, delta in charged), "no chunk was given a base"
+    for nbytes, length, delta in charged:
+        assert nbytes == length * (DELTA_WEIGHT if delta else 1)
