@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from deltavault import api, sampledata
-from deltavault.restore.rollback import PREVIOUS, STAGING, exchange
+from deltavault.restore import rollback
+from deltavault.restore.rollback import PREVIOUS, STAGING, exchange, flush_tree
 from tests.support.cli import Cli
 from tests.support.trees import differences
 
@@ -24,6 +25,51 @@ def test_exchange_swaps_two_directories(tmp_path: Path) -> None:
     (b / "x").write_text("b")
     exchange(a, b)
     assert (a / "x").read_text() == "b" and (b / "x").read_text() == "a"
+
+
+def _recording_fsync(monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], list[int]]:
+    synced: list[str] = []
+    whole: list[int] = []
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(rollback, "_syncfs", whole.append)
+    return synced, whole
+
+
+def _tree_of(root: Path, files: int) -> set[str]:
+    (root / "d" / "e").mkdir(parents=True)
+    os.symlink("nowhere", root / "d" / "link")
+    for i in range(files):
+        (root / ("d/e" if i % 2 else "d") / f"f{i}").write_bytes(b"x" * i)
+    return {str(root), str(root / "d"), str(root / "d" / "e")} | {
+        str(p) for p in root.rglob("f*")}
+
+
+def test_a_small_side_tree_is_fsynced_entry_by_entry_not_the_whole_fs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """syncfs would also wait for every other process's dirty pages."""
+    expected = _tree_of(tmp_path / "t", 10)
+    synced, whole = _recording_fsync(monkeypatch)
+    assert flush_tree(tmp_path / "t", limit=64) == "fsync"
+    assert whole == [] and set(synced) == expected and len(synced) == len(expected)
+    # every file before the directory that names it
+    for path in expected:
+        parent = os.path.dirname(path)
+        if parent in expected:
+            assert synced.index(path) < synced.index(parent)
+
+
+def test_a_large_side_tree_is_flushed_with_one_syncfs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _tree_of(tmp_path / "t", 70)
+    synced, whole = _recording_fsync(monkeypatch)
+    assert flush_tree(tmp_path / "t", limit=64) == "syncfs"
+    assert synced == [] and len(whole) == 1
 
 
 def _known_good_then_day1(cli: Cli, tmp_path: Path, scale: float = 0.005,
