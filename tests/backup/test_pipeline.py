@@ -129,11 +129,11 @@ def test_pack_lists_name_every_pack_a_chain_needs(tmp_path: Path) -> None:
     assert differences(src, _restore(repo, snap.id, tmp_path / "r4")) == []
 
 
-def test_backup_runs_with_the_small_cache_and_gives_the_restore_bound_back(
+def test_backup_and_restore_run_with_small_caches_and_give_the_bound_back(
         tmp_path: Path) -> None:
-    """The cache is shrunk for the run (bases are read once) and restored after,
-    also when the backup fails, so a later restore in the process keeps 8 MiB."""
-    from deltavault.repo.blobcache import BACKUP_BYTES, DEFAULT_BYTES
+    """The cache is shrunk for a backup's or a restore's run and restored after,
+    also when the backup fails, so a later reader in the process keeps 8 MiB."""
+    from deltavault.repo.blobcache import BACKUP_BYTES, DEFAULT_BYTES, RESTORE_BYTES
 
     src = tmp_path / "src"
     _tree(src)
@@ -146,6 +146,14 @@ def test_backup_runs_with_the_small_cache_and_gives_the_restore_bound_back(
 
     api.backup(repo, [src], snapshot_type="full", on_progress=probe)
     assert seen and set(seen) == {BACKUP_BYTES}
+    assert repo.cache.resize(DEFAULT_BYTES) == DEFAULT_BYTES
+    restored: list[int] = []
+
+    def probe_restore(done: int, total: int) -> None:
+        restored.append(repo.cache.resize(RESTORE_BYTES))
+
+    api.restore(repo, "latest", tmp_path / "out", on_progress=probe_restore)
+    assert restored and set(restored) == {RESTORE_BYTES}
     assert repo.cache.resize(DEFAULT_BYTES) == DEFAULT_BYTES
 
     def fail(_: object) -> None:

@@ -43,3 +43,16 @@ def test_resize_evicts_down_to_the_new_bound_and_returns_the_old() -> None:
     cache.put(b"e", bytes(13))  # over a quarter of the new bound: not kept
     assert cache.get(b"e") is None
     assert cache.resize(100) == 50
+
+
+def test_bounded_restores_the_bound_after_the_block_even_on_error() -> None:
+    cache = BlobCache(max_bytes=100)
+    with cache.bounded(40):
+        cache.put(b"a", bytes(11))  # over a quarter of 40
+        assert cache.get(b"a") is None
+    try:
+        with cache.bounded(40):
+            raise KeyError
+    except KeyError:
+        pass
+    assert cache.resize(100) == 100

@@ -65,19 +65,18 @@ def run_backup(repo: Repository, opts: BackupOptions, *,
     pipeline_started = time.monotonic()
     walker = Walker(repo, writer, opts, progress or Progress(), on_progress, planner, packset)
     # a backup reads each base once: a small cache for its run (blobcache.py)
-    cache_bytes = repo.cache.resize(BACKUP_BYTES)
     try:
-        if opts.stdin is not None:
-            root = walker.save_stdin(opts.stdin, opts.stdin_filename)
-        else:
-            root = walker.save_roots(abs_paths, bytes.fromhex(parent.tree) if parent else None)
-        index_file = writer.flush()
+        with repo.cache.bounded(BACKUP_BYTES):
+            if opts.stdin is not None:
+                root = walker.save_stdin(opts.stdin, opts.stdin_filename)
+            else:
+                root = walker.save_roots(abs_paths,
+                                         bytes.fromhex(parent.tree) if parent else None)
+            index_file = writer.flush()
         pipeline_s = time.monotonic() - pipeline_started
     except BaseException:
         writer.abort()
         raise
-    finally:
-        repo.cache.resize(cache_bytes)
     if index_file is not None:
         repo.save_index(index_file)
     packs = packset.packs | set(writer.stats.pack_ids)

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from deltavault.errors import DeltavaultError, RepositoryError, UserError
+from deltavault.repo.blobcache import RESTORE_BYTES
 from deltavault.repo.index import BlobLocation
 from deltavault.repo.repository import Repository
 from deltavault.repo.snapshot import Snapshot
@@ -221,7 +222,8 @@ def run_restore(repo: Repository, snap: Snapshot, opts: RestoreOptions, *,
         planner = Planner(repo, bytes.fromhex(snap.tree), root, include=opts.include,
                           live_root=live_root, in_place=opts.live is None,
                           live_top=os.fsencode(opts.live_entry) if opts.live_entry else None)
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dv-restore") as pool:
+        with (repo.cache.bounded(RESTORE_BYTES),
+              ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dv-restore") as pool):
             engine = _Engine(repo, writer, pool, reuse, opts.owners)
             try:
                 for batch in planner.batches():
