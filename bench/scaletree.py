@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 from variants.common import rng
 
+from deltavault.restore.fsdir import iter_tree
+
 FILES_PER_DIR = 100
 DIRS_PER_GROUP = 1000
 KINDS = ("binary", "text")
@@ -119,15 +121,10 @@ def one_file(n: int, kind: str) -> str:
 def count_tree(root: Path) -> tuple[int, int]:
     """Regular files and their bytes under ``root`` (iterative scandir walk)."""
     files = size = 0
-    stack = [str(root)]
-    while stack:
-        with os.scandir(stack.pop()) as it:
-            for e in it:
-                if e.is_dir(follow_symlinks=False):
-                    stack.append(e.path)
-                elif e.is_file(follow_symlinks=False):
-                    files += 1
-                    size += e.stat(follow_symlinks=False).st_size
+    for e in iter_tree(root):
+        if e.is_file(follow_symlinks=False):
+            files += 1
+            size += e.stat(follow_symlinks=False).st_size
     return files, size
 
 

@@ -228,3 +228,15 @@ def test_json_reports_what_was_taken_from_the_live_tree(cli: Cli, tmp_path: Path
     assert out["previous"] is None
     # after one day of change most of the tree is still the snapshot's
     assert out["reused_bytes"] >= out["bytes"] // 2
+
+
+def test_iter_tree_lists_every_entry_once_and_does_not_follow_links(tmp_path: Path) -> None:
+    from deltavault.restore.fsdir import iter_tree
+
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "b" / "f").write_text("x")
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "g").write_text("y")
+    os.symlink(tmp_path / "outside", tmp_path / "a" / "link")
+    got = sorted(os.path.relpath(e.path, tmp_path / "a") for e in iter_tree(tmp_path / "a"))
+    assert got == ["b", "b/f", "link"]

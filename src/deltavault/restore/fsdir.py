@@ -27,6 +27,7 @@ import secrets
 import stat
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
 
 from deltavault.errors import DeltavaultError, UnsafePath
 
@@ -358,3 +359,15 @@ def _renameat2():  # type: ignore[no-untyped-def]
     if fn is None:
         raise DeltavaultError("atomic exchange (renameat2) is not available on this system")
     return fn
+
+
+def iter_tree(root: str | os.PathLike[str]) -> Iterator[os.DirEntry[str]]:
+    """Every entry below ``root``, directories before what they hold, by path
+    (so within PATH_MAX); iterative, never following a symlink."""
+    stack = [os.fspath(root)]
+    while stack:
+        with os.scandir(stack.pop()) as it:
+            for e in it:
+                if e.is_dir(follow_symlinks=False):
+                    stack.append(e.path)
+                yield e

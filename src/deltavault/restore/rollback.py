@@ -32,7 +32,7 @@ from pathlib import Path
 from deltavault.errors import DeltavaultError, UserError
 from deltavault.repo.repository import Repository
 from deltavault.repo.snapshot import Snapshot
-from deltavault.restore.fsdir import O_DIR, exchange_at, libc
+from deltavault.restore.fsdir import O_DIR, exchange_at, iter_tree, libc
 from deltavault.restore.restorer import RestoreOptions, run_restore
 from deltavault.restore.rmtree import remove_tree
 
@@ -214,22 +214,16 @@ def flush_tree(root: Path, limit: int = FSYNC_ENTRIES) -> str:
     0.93 s that way and 1.28-1.78 s file by file, each fsync a journal commit.
     """
     entries: list[tuple[str, bool]] = [(str(root), True)]
-    stack = [str(root)]
-    while stack:
-        with os.scandir(stack.pop()) as it:
-            for e in it:
-                if e.is_dir(follow_symlinks=False):
-                    stack.append(e.path)
-                    entries.append((e.path, True))
-                elif e.is_file(follow_symlinks=False):
-                    entries.append((e.path, False))
-                if len(entries) > limit:
-                    fd = os.open(root, O_DIR)
-                    try:
-                        _syncfs(fd)
-                    finally:
-                        os.close(fd)
-                    return "syncfs"
+    for e in iter_tree(root):
+        if e.is_dir(follow_symlinks=False) or e.is_file(follow_symlinks=False):
+            entries.append((e.path, e.is_dir(follow_symlinks=False)))
+        if len(entries) > limit:
+            fd = os.open(root, O_DIR)
+            try:
+                _syncfs(fd)
+            finally:
+                os.close(fd)
+            return "syncfs"
     # files first, then directories deepest first, so each name is durable
     # after what it names
     for path, _ in sorted(entries, key=lambda e: (e[1], -e[0].count(os.sep))):
