@@ -61,17 +61,13 @@ class BlobCache:
                 return
             self._items[key] = value
             self._size += len(value)
-            while self._size > self._max:
-                _, old = self._items.popitem(last=False)
-                self._size -= len(old)
+            self._evict_locked()
 
     def resize(self, max_bytes: int) -> int:
         """Bound the cache at ``max_bytes`` from now on; returns the old bound."""
         with self._lock:
             old, self._max = self._max, max_bytes
-            while self._size > self._max:
-                _, value = self._items.popitem(last=False)
-                self._size -= len(value)
+            self._evict_locked()
             return old
 
     @contextmanager
@@ -86,6 +82,12 @@ class BlobCache:
             yield
         finally:
             self.resize(old)
+
+    def _evict_locked(self) -> None:
+        """Drop the least recently used until the cache fits its bound (lock held)."""
+        while self._size > self._max:
+            _, value = self._items.popitem(last=False)
+            self._size -= len(value)
 
     def clear(self) -> None:
         """Forget everything (after objects were replaced, e.g. by repair)."""
