@@ -57,6 +57,16 @@ def page(browser: Any, console: Console) -> Iterator[Page]:
         p.close()
 
 
+def follow(page: Page, selector: str) -> None:
+    """Click a link or submit button and wait until the page it loads has loaded.
+
+    A locator's count() or evaluate_all() does not wait: read right after a
+    bare click they can see the old page or a new one still being parsed.
+    """
+    with page.expect_navigation(wait_until="load"):
+        page.click(selector)
+
+
 def shot(page: Page, name: str) -> None:
     page.screenshot(path=str(artifact_dir() / f"{name}.png"), full_page=True)
 
@@ -87,9 +97,9 @@ def test_timeline_to_snapshot_to_download(page: Page, console: Console, scenario
     page.wait_for_url(f"**/snapshot/{scenario.snapshots[0]}")
     assert page.locator("#snapshot-id").inner_text() == scenario.snapshots[0][:12]
     shot(page, "snapshot")
-    page.click("a.dir:text('state/')")
-    page.click("a.dir:text('db/')")
-    page.click("a.file:text('positions.sqlite')")
+    follow(page, "a.dir:text('state/')")
+    follow(page, "a.dir:text('db/')")
+    follow(page, "a.file:text('positions.sqlite')")
     expected_db = scenario.files["state/db/positions.sqlite"]
     counts = sqlite_counts(expected_db, tmp_path)
     for table, n in counts.items():
@@ -148,15 +158,15 @@ def test_ledger_events_filter_by_type(page: Page, console: Console) -> None:
     page.goto(console.url + "ledger")
     assert page.locator("#cp-size").inner_text().isdigit()
     page.select_option("#event-type", "snapshot")
-    page.click("#event-filter button")
+    follow(page, "#event-filter button")
     types = page.locator("#events tbody tr").evaluate_all("rs => rs.map(r => r.dataset.type)")
     assert types == ["snapshot"] * 3
     page.select_option("#event-type", "journal")
     page.fill("input[name=since]", "2000-01-01T00:00:00")
-    page.click("#event-filter button")
+    follow(page, "#event-filter button")
     assert page.locator("#events tbody tr[data-type=journal]").count() == 20
     page.fill("input[name=until]", "2000-01-02T00:00:00")
-    page.click("#event-filter button")
+    follow(page, "#event-filter button")
     assert page.locator("#events tbody tr").count() == 0
 
 
@@ -164,7 +174,7 @@ def test_journal_proof_download_verifies_offline(page: Page, console: Console,
                                                  scenario: Scenario, tmp_path: Path) -> None:
     page.goto(console.url + "ledger/journal")
     page.fill("#journal-q", "order_id=O-0003")
-    page.click("#journal-search-button")
+    follow(page, "#journal-search-button")
     hits = page.locator("#journal-hits tbody tr")
     assert hits.count() == 1
     index = int(hits.nth(0).get_attribute("data-index") or "-1")
@@ -181,7 +191,7 @@ def test_journal_proof_download_verifies_offline(page: Page, console: Console,
     assert res.returncode == 0, res.stderr
     assert '"order_id": "O-0003"' in res.stdout
     page.fill("#journal-index", str(scenario.journal[0]))
-    page.click("#journal-index-button")
+    follow(page, "#journal-index-button")
     assert page.locator("#journal-hits tbody tr").get_attribute("data-index") == \
         str(scenario.journal[0])
 
