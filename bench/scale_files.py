@@ -30,10 +30,7 @@ from tools import Measured, Tool, ToolError, describe, dir_bytes, make_tools, re
 #: full restores start this long after the bench's last large deletion (``--settle``).
 SETTLE_S = 310.0
 #: the bench's start counts as a deletion: a run just before it (or any other work) may
-#: have deleted large trees that the bench cannot see. The 1M run of 2026-12-03 started
-#: five minutes after a 200k run removed its trees; deltavault's restore (no wait, no sync,
-#: right after the tree was written and backed up) took 127.7 s, restic's (after a wait
-#: and a sync) 94.6 s; the same restore after a sync and a pause took 97.8 s (restic 97.5 s).
+#: have deleted large trees that the bench cannot see (docs/benchmark.md, "Why --settle")
 _last_delete = [time.monotonic()]
 
 
