@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from deltavault.backup.files import SMALL_FILE, _read_whole
+from deltavault.backup.smallfile import SMALL_FILE, read_whole
 
 
 @pytest.mark.parametrize("stat_size,actual", [
@@ -19,4 +19,4 @@ def test_read_whole_returns_the_file_as_it_is_now(tmp_path: Path, stat_size: int
                                                   actual: int) -> None:
     data = bytes(i % 251 for i in range(actual))
     (tmp_path / "f").write_bytes(data)
-    assert _read_whole(str(tmp_path / "f"), None, stat_size) == data
+    assert read_whole(str(tmp_path / "f"), None, stat_size) == data

@@ -42,6 +42,8 @@ ReusePolicy = Callable[[BlobLocation], bool]
 Task = tuple[Callable[[Any], None], Any, int]
 #: a chunk for :meth:`BlobWriter.store_many`: its bytes, delta base, chunker hint
 Chunk = tuple[bytes | memoryview, bytes | None, str | None]
+#: a blob sealed elsewhere (sealer.py): its id, codec, plaintext length, envelope
+Sealed = tuple[bytes, int, int, bytes]
 #: what :meth:`BlobWriter._claim` decided for a blob
 _NEW, _REUSED, _CLAIMED = 0, 1, 2
 
@@ -59,7 +61,8 @@ INFLIGHT_BYTES = 8 * 1024 * 1024
 PACKS_IN_FLIGHT = 1
 
 
-def _env_int(name: str, default: int) -> int:
+def env_int(name: str, default: int) -> int:
+    """A positive integer from the environment, or ``default`` if unset or invalid."""
     try:
         return max(1, int(os.environ.get(name, "") or default))
     except ValueError:
@@ -96,13 +99,14 @@ class BlobWriter:
                  index_every_bytes: int | None = None) -> None:
         self.repo = repo
         self.stats = WriteStats()
+        self.workers = max(1, workers)
         self._policy: Policy = codec_policy
         self._may_reuse = may_reuse
         self._on_reuse = on_reuse
         self._level = repo.config.compression_level
-        self._index_packs = index_every_packs or _env_int("DELTAVAULT_INDEX_EVERY_PACKS",
+        self._index_packs = index_every_packs or env_int("DELTAVAULT_INDEX_EVERY_PACKS",
                                                           INDEX_EVERY_PACKS)
-        self._index_bytes = index_every_bytes or _env_int("DELTAVAULT_INDEX_EVERY_BYTES",
+        self._index_bytes = index_every_bytes or env_int("DELTAVAULT_INDEX_EVERY_BYTES",
                                                           INDEX_EVERY_BYTES)
         self._unindexed_bytes = 0
         self._lock = threading.Lock()
@@ -112,7 +116,7 @@ class BlobWriter:
         self._error: BaseException | None = None
         # a few chunks of read-ahead per worker: enough that no worker waits on
         # the reader, little enough for the 100 MiB target (docs/benchmark.md)
-        self.budget = ByteBudget(inflight_bytes or _env_int("DELTAVAULT_INFLIGHT_BYTES",
+        self.budget = ByteBudget(inflight_bytes or env_int("DELTAVAULT_INFLIGHT_BYTES",
                                                             max(INFLIGHT_BYTES,
                                                                 4 * workers << 20)))
         self._tasks: queue.SimpleQueue[Task | None] = queue.SimpleQueue()
@@ -121,12 +125,22 @@ class BlobWriter:
         for t in self._workers:
             t.start()
         self._uploads: queue.SimpleQueue[PackBuilder | None] = queue.SimpleQueue()
-        self._pack_slots = threading.Semaphore(_env_int("DELTAVAULT_PACKS_IN_FLIGHT",
+        self._pack_slots = threading.Semaphore(env_int("DELTAVAULT_PACKS_IN_FLIGHT",
                                                         PACKS_IN_FLIGHT))
         self._uploader = threading.Thread(target=self._upload_loop, name="dv-upload",
                                           daemon=True)
         self._uploader.start()
         self._closed = False
+
+    @property
+    def policy(self) -> Policy:
+        """The codec policy every blob of this backup is encoded under."""
+        return self._policy
+
+    @property
+    def level(self) -> int:
+        """The repository's zstd level (the policy maps it per kind of chunk)."""
+        return self._level
 
     # --- the pool ----------------------------------------------------------------
 
@@ -240,19 +254,41 @@ class BlobWriter:
         if base_id is not None and self._on_reuse is not None:
             self._on_reuse(base_id)  # the snapshot needs the base's pack too
         envelope = repo.crypto.seal_blob(blob_id, enc.payload)
+        self._append(blob_type, int(enc.codec_id), blob_id, len(data), envelope, base_id)
+
+    def _append(self, blob_type: int, codec: int, blob_id: bytes, raw_length: int,
+                envelope: bytes, base_id: bytes | None) -> None:
+        """Add a sealed blob to the open pack; hand the pack on when it is full."""
         full: PackBuilder | None = None
         with self._lock:
-            self._builder.add(type=blob_type, codec=int(enc.codec_id), blob_id=blob_id,
-                              raw_length=len(data), envelope=envelope, base=base_id)
+            self._builder.add(type=blob_type, codec=codec, blob_id=blob_id,
+                              raw_length=raw_length, envelope=envelope, base=base_id)
             s = self.stats
             s.blobs_added += 1
-            s.bytes_plain_added += len(data)
+            s.bytes_plain_added += raw_length
             s.bytes_stored_added += len(envelope)
             s.delta_blobs += base_id is not None
-            if self._builder.size >= repo.config.pack_size:
+            if self._builder.size >= self.repo.config.pack_size:
                 full, self._builder = self._builder, PackBuilder(spool=True)
         if full is not None:
             self._queue_pack(full)
+
+    def store_sealed(self, blobs: Sequence[Sealed], blob_type: int) -> list[bytes]:
+        """:meth:`store_many` for blobs already encoded and sealed (sealer.py).
+
+        Deduplication is decided here, as for any other blob: a sealed blob
+        the repository or this backup already has is dropped.
+        """
+        ids = [b[0] for b in blobs]
+        with self._lock:
+            maybe = self.repo.index.maybe_known(ids)
+            fates = [self._claim(b, m) for b, m in zip(ids, maybe, strict=True)]
+        for fate, (blob_id, codec, raw_length, envelope) in zip(fates, blobs, strict=True):
+            if fate == _REUSED and self._on_reuse is not None:
+                self._on_reuse(blob_id)
+            elif fate == _NEW:
+                self._append(blob_type, codec, blob_id, raw_length, envelope, None)
+        return ids
 
     def save_now(self, data: bytes, blob_type: int) -> bytes:
         """Store a blob from the calling thread and return its id."""

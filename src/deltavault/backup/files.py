@@ -20,21 +20,24 @@ trees, so nothing about directories needs a lock).
 
 from __future__ import annotations
 
+import functools
 import os
 import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-from deltavault.backup.blobwriter import BlobWriter, Chunk
+from deltavault.backup.blobwriter import BlobWriter, Chunk, Sealed, env_int
 from deltavault.backup.planner import BaseFile, DeltaPlanner
+from deltavault.backup.sealer import Answer, Sealer, SealerGone, SealerUse
+from deltavault.backup.smallfile import OPEN_FLAGS, SMALL_FILE, read_whole
 from deltavault.chunk.base import ChunkRef
 from deltavault.chunk.files import FileChunker
+from deltavault.errors import DeltavaultError
 from deltavault.repo.packs import BLOB_DATA
 from deltavault.repo.tree import Node
 
-#: files up to this size are read whole by a worker (one task for many)
-SMALL_FILE = 1024 * 1024
 #: a batch of small files is handed over at this many files or bytes (a running
 #: batch holds all its files' bytes; with batches of 4 MiB, the read-ahead budget
 #: was spent by the two running ones and the workers waited on the walker)
@@ -56,6 +59,10 @@ DELTA_WEIGHT = 2
 #: parallel, 25,000 and 4.9 s with one). Not larger: an order book of 60 KiB is a
 #: millisecond of codec work (books workload at 64 KiB: 7.3-7.9 s; at 16 KiB 6.8-7.5 s)
 TINY_FILE = 16 * 1024
+#: tiny files a backup stores in process before it starts a sealer process for
+#: the rest (sealer.py): its start-up is a few hundred milliseconds of imports
+#: (``DELTAVAULT_SEALER_AFTER_FILES``; ``DELTAVAULT_SEALER=0``: never)
+SEALER_AFTER_FILES = 2048
 
 
 @dataclass(slots=True, eq=False)
@@ -97,6 +104,13 @@ class ContentStore:
         self._reader.start()
         self._batch: list[PendingFile] = []
         self._batch_bytes = 0
+        self._tiny_files = 0
+        self._sealer: Sealer | None = None
+        #: what the sealer process did, once it is stopped (None: not started)
+        self.sealer_use: SealerUse | None = None
+        self._seal_after = env_int("DELTAVAULT_SEALER_AFTER_FILES", SEALER_AFTER_FILES)
+        self._may_seal = (writer.workers > 1 and (os.cpu_count() or 1) > 1
+                          and os.environ.get("DELTAVAULT_SEALER", "1") != "0")
 
     # --- from the walker ------------------------------------------------------------
 
@@ -117,11 +131,35 @@ class ContentStore:
             self.flush_batch()
 
     def flush_batch(self) -> None:
-        """Hand the small files gathered so far to a worker."""
-        if self._batch:
-            batch, nbytes = self._batch, self._batch_bytes
-            self._batch, self._batch_bytes = [], 0
-            self.writer.submit(self._small_batch, batch, nbytes)
+        """Hand the small files gathered so far to a worker, or to the sealer process."""
+        if not self._batch:
+            return
+        batch, nbytes = self._batch, self._batch_bytes
+        self._batch, self._batch_bytes = [], 0
+        if _tiny(batch):
+            if self._may_seal:
+                self._tiny_files += len(batch)
+                if self._tiny_files >= self._seal_after:
+                    self._start_sealer()
+            sealer = self._sealer
+            if sealer is not None and sealer.ready() and self._sealable(batch):
+                self.writer.raise_error()
+                self.writer.budget.acquire(nbytes)  # released once the batch is packed
+                try:
+                    sealer.submit([(os.fsencode(pf.path), pf.node.size) for pf in batch],
+                                  functools.partial(self._sealed, batch, nbytes))
+                    return
+                except SealerGone:
+                    self.writer.budget.release(nbytes)
+        self.writer.submit(self._small_batch, batch, nbytes)
+
+    def _start_sealer(self) -> None:
+        self._may_seal = False  # one try
+        try:
+            self._sealer = Sealer(self.writer.repo.crypto, self.chunker.config.cdc,
+                                  self.writer.policy, self.writer.level)
+        except SealerGone:
+            self._sealer = None
 
     def close(self) -> None:
         """No more files: flush the batch and stop the reader once it is done."""
@@ -129,21 +167,68 @@ class ContentStore:
         self._large.put(None)
         self._reader.join()
 
+    def stop_sealer(self) -> None:
+        """Stop the sealer process, once every batch is stored (or the backup failed)."""
+        sealer, self._sealer = self._sealer, None
+        if sealer is not None:
+            self.sealer_use = sealer.close()
+
     # --- small files, on a worker ----------------------------------------------------
 
     def _small_batch(self, batch: list[PendingFile]) -> None:
-        if sum(pf.node.size for pf in batch) < TINY_FILE * len(batch):
+        if _tiny(batch):
             with self._tiny_lane:  # see TINY_FILE
                 self._store_small(batch)
         else:
             self._store_small(batch)
+
+    def _sealable(self, batch: list[PendingFile]) -> bool:
+        """Files the sealer may take: opened by path, without a delta base."""
+        planner = self.planner
+        return all(pf.dir_fd is None and (not planner.enabled or planner.file(pf.rel) is None)
+                   for pf in batch)
+
+    # --- tiny files, answered by the sealer process (on its reader thread) -----------
+
+    def _sealed(self, batch: list[PendingFile], nbytes: int,
+                answers: list[Answer] | DeltavaultError) -> None:
+        """Pack a batch the sealer sealed; do it here if the sealer failed."""
+        writer = self.writer
+        try:
+            if writer.failed:
+                return  # the backup is being abandoned
+            parsed = None
+            if not isinstance(answers, DeltavaultError):
+                try:  # the whole answer is read before anything of it is acted on
+                    parsed = [_parse_answer(a) for a in answers]
+                except (IndexError, TypeError, ValueError):
+                    parsed = None
+            if parsed is None:  # nothing of this batch was stored: do it in process
+                with self._tiny_lane:
+                    self._store_small(batch)
+                return
+            read: list[tuple[PendingFile, int, int]] = []
+            blobs: list[Sealed] = []
+            for pf, (why, chunks, count) in zip(batch, parsed, strict=True):
+                if why is not None:
+                    pf.error = why
+                elif chunks is None:  # SQLite: the stream path knows live databases
+                    self._read_file(pf, post=False)
+                else:
+                    read.append((pf, count, len(chunks)))
+                    blobs.extend(chunks)
+            self._settle_batch(batch, read, writer.store_sealed(blobs, BLOB_DATA))
+        except BaseException as exc:  # surfaced to the walker, as a worker's would be
+            writer.fail(exc)
+        finally:
+            writer.budget.release(nbytes)
 
     def _store_small(self, batch: list[PendingFile]) -> None:
         read: list[tuple[PendingFile, int, int]] = []
         chunks: list[Chunk] = []
         for pf in batch:
             try:
-                data = _read_whole(pf.path, pf.dir_fd, pf.node.size)
+                data = read_whole(pf.path, pf.dir_fd, pf.node.size)
             except OSError as exc:
                 pf.error = str(exc.strerror)
                 continue
@@ -154,10 +239,14 @@ class ContentStore:
             base_file = self.planner.file(pf.rel) if self.planner.enabled else None
             read.append((pf, len(data), len(refs)))
             chunks.extend((ref.data, self._base_for(base_file, ref), ref.hint) for ref in refs)
-        ids: list[bytes | None] = list(self.writer.store_many(chunks, BLOB_DATA))
+        self._settle_batch(batch, read, self.writer.store_many(chunks, BLOB_DATA))
+
+    def _settle_batch(self, batch: list[PendingFile], read: list[tuple[PendingFile, int, int]],
+                      ids: list[bytes]) -> None:
+        """Give each file read its blob ids (in order), and post the batch as done."""
         at = 0
         for pf, nbytes, count in read:
-            pf.content = ids[at:at + count]
+            pf.content = list(ids[at:at + count])
             at += count
             pf.bytes_read = nbytes
             pf.remaining = 0
@@ -184,7 +273,7 @@ class ContentStore:
     def _read_file(self, pf: PendingFile, *, post: bool) -> None:
         """Cut a file as a stream; chunks go to the workers (``post``) or are stored here."""
         try:
-            fh = open(os.open(pf.path, _OPEN_FLAGS, dir_fd=pf.dir_fd),  # noqa: SIM115
+            fh = open(os.open(pf.path, OPEN_FLAGS, dir_fd=pf.dir_fd),  # noqa: SIM115
                       "rb", buffering=0)
         except OSError as exc:
             pf.error = str(exc.strerror)
@@ -238,30 +327,21 @@ class ContentStore:
         return base
 
 
-_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+def _parse_answer(answer: list[Any]) -> tuple[str | None, list[Sealed] | None, int]:
+    """One file's answer from the sealer: (why unreadable, its sealed chunks, bytes read)."""
+    if answer[0] == 1:
+        return str(answer[1]), None, 0
+    if answer[0] == 2:
+        return None, None, 0
+    if answer[0] != 0:
+        raise ValueError(f"status {answer[0]!r}")
+    chunks = [(bytes(c[0]), int(c[1]), int(c[2]), bytes(c[3])) for c in answer[1]]
+    return None, chunks, int(answer[2])
 
 
-def _read_whole(path: str, dir_fd: int | None, size: int) -> bytes:
-    """A small file's bytes with one open, one read and one close.
-
-    The read asks for one byte more than the walk's ``lstat`` saw: a shorter
-    read is the end of a regular file, a full one means it grew, and the rest
-    is read until the end. (A buffer of the stat's size, not :data:`SMALL_FILE`,
-    so a 2 KiB file does not allocate and shrink 1 MiB.)
-    """
-    fd = os.open(path, _OPEN_FLAGS, dir_fd=dir_fd)
-    try:
-        want = size + 1
-        block = os.read(fd, want)
-        if len(block) < want:
-            return block
-        parts = [block]
-        while block:
-            block = os.read(fd, SMALL_FILE + 1)
-            parts.append(block)
-        return b"".join(parts)
-    finally:
-        os.close(fd)
+def _tiny(batch: list[PendingFile]) -> bool:
+    """Whether a batch's files are tiny on average (see :data:`TINY_FILE`)."""
+    return sum(pf.node.size for pf in batch) < TINY_FILE * len(batch)
 
 
 #: completion callback type for the walker

@@ -92,6 +92,12 @@ def run_backup(repo: Repository, opts: BackupOptions, *,
     # whose wait it was when it was not — workers short of work, or the walk
     # and reader held back by the bytes-in-flight bound
     cpu_s = time.process_time() - cpu_started
+    sealer = walker.content.sealer_use
+    if sealer is not None:  # the helper process's work is the backup's too
+        cpu_s += sealer.cpu_s
+        summary["sealer"] = {"files": sealer.files, "cpu_s": round(sealer.cpu_s, 3),
+                             "peak_rss_mib": round(sealer.peak_rss_mib, 1),
+                             "failed": sealer.failed}
     summary.update({
         "cpu_s": round(cpu_s, 3),
         "cores_used": round(cpu_s / max(summary["duration_s"], 1e-6), 2),

@@ -166,19 +166,22 @@ class Walker:
         """Walk below ``root``, then wait until every tree is written; the root tree id."""
         stack = [root]
         try:
-            self._walk(stack)
-        finally:
-            self.content.close()
-        while self._root is None:
-            self.writer.raise_error()
             try:
-                batch = self._done.get(timeout=_POLL_S)
-            except queue.Empty:
-                continue
-            self._completed(batch)
-            self._drain()
-        self.writer.raise_error()
-        return self._root
+                self._walk(stack)
+            finally:
+                self.content.close()
+            while self._root is None:
+                self.writer.raise_error()
+                try:
+                    batch = self._done.get(timeout=_POLL_S)
+                except queue.Empty:
+                    continue
+                self._completed(batch)
+                self._drain()
+            self.writer.raise_error()
+            return self._root
+        finally:
+            self.content.stop_sealer()
 
     def _walk(self, stack: list[_Frame]) -> None:
         try:
