@@ -81,6 +81,13 @@ def _seal(sealer: Sealer, files: list[tuple[bytes, int]]) -> list[list[object]]:
     return got[0]
 
 
+def _restores_exactly(repo: Repository, snapshot: str, src: Path, out: Path) -> None:
+    """The snapshot restores ``src`` byte for byte and every stored blob reads back."""
+    api.restore(repo, snapshot, out)
+    assert differences(src, out / src.name) == []
+    assert api.check(repo, read_data=True).ok
+
+
 def _tiny_tree(root: Path, n: int, seed: int = 3) -> None:
     """``n`` JSON-lines files of 0.1-4 KiB, 100 to a directory."""
     rng = np.random.default_rng(seed)
@@ -157,9 +164,7 @@ def test_a_backup_with_the_sealer_stores_the_same_tree_as_without(
     fresh = api.backup(repo2, [src], snapshot_type="full").snapshot
     assert fresh.summary["sealer"]["files"] >= 1400
     assert fresh.summary["blobs_added"] >= 1500  # files, and trees
-    api.restore(repo2, fresh.id, tmp_path / "out")
-    assert differences(src, tmp_path / "out" / "src") == []
-    assert api.check(repo2, read_data=True).ok
+    _restores_exactly(repo2, fresh.id, src, tmp_path / "out")
 
 
 @pytest.mark.usefixtures("waiting_sealer")
@@ -186,9 +191,7 @@ def test_a_backup_whose_sealer_dies_finishes_without_it(
     assert result.errors == []
     use = result.snapshot.summary["sealer"]
     assert use["failed"] and 0 < use["files"] < 1500
-    api.restore(repo, result.snapshot.id, tmp_path / "out")
-    assert differences(src, tmp_path / "out" / "src") == []
-    assert api.check(repo, read_data=True).ok
+    _restores_exactly(repo, result.snapshot.id, src, tmp_path / "out")
 
 
 @pytest.mark.usefixtures("waiting_sealer")
