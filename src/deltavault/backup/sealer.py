@@ -230,6 +230,7 @@ class Sealer:
                 self._broken = "sealer closed"
         proc = self._proc
         assert proc.stdin is not None and proc.stdout is not None
+        peak = _peak_rss_mib(proc.pid)  # idle now: its peak is final
         with contextlib.suppress(OSError):
             proc.stdin.close()
         # the reader ends at the helper's exit (end of its output); a helper that
@@ -243,13 +244,27 @@ class Sealer:
             _, status, usage = os.wait4(proc.pid, 0)
             proc.returncode = os.waitstatus_to_exitcode(status)
             self.use.cpu_s = usage.ru_utime + usage.ru_stime
-            self.use.peak_rss_mib = usage.ru_maxrss / 1024  # KiB on Linux
+            # (the kernel's maxrss of a child counts its parent's memory up to
+            # the exec: an upper bound only, where /proc cannot say)
+            self.use.peak_rss_mib = peak if peak is not None else usage.ru_maxrss / 1024
         except ChildProcessError:  # reaped already: no usage to report
             pass
         with self._lock:
             self._reaped = True
         proc.stdout.close()
         return self.use
+
+
+def _peak_rss_mib(pid: int) -> float | None:
+    """A live process's own peak resident memory (``VmHWM``), or None without /proc."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 # --- the helper process -------------------------------------------------------------
