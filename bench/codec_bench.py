@@ -40,7 +40,8 @@ from typing import Any
 import numpy as np
 
 from deltavault.chunk import CdcParams, ChunkRef, FastCdcChunker, NpyChunker, SqliteChunker
-from deltavault.codec import CODECS, CodecId, SketchIndex, choose, decode, encode, sketch
+from deltavault.codec import CODECS, CodecId, choose, decode, encode
+from deltavault.codec.sketch import SketchIndex, sketch
 
 OVERHEAD = 28 + 74 + 82
 DELTA_CODECS = [CodecId.ZSTD_PATCH, CodecId.FLOAT_XOR, CodecId.FLOAT_SUB, CodecId.DECIMAL]

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 
-from deltavault.codec import SketchIndex, sketch
+from deltavault.codec.sketch import SketchIndex, sketch
 
 _rng = np.random.default_rng(5)
 

@@ -17,9 +17,7 @@ import ast
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
-
-import numpy as np
+from typing import TYPE_CHECKING, BinaryIO
 
 from deltavault.chunk.aligned import AlignedChunker
 from deltavault.chunk.base import (
@@ -29,6 +27,9 @@ from deltavault.chunk.base import (
     read_exactly,
 )
 from deltavault.chunk.fastcdc import FastCdcChunker
+
+if TYPE_CHECKING:  # numpy is imported where a header is parsed, not with the module
+    import numpy as np
 
 MAGIC = b"\x93NUMPY"
 #: numpy itself refuses headers over 10 000 bytes by default; v2/v3 allow 4 GiB,
@@ -98,6 +99,8 @@ def parse_header(prefix: bytes) -> NpyHeader | None:
     if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
         return None
     try:
+        import numpy as np
+
         dtype = np.dtype(descr)
     except (TypeError, ValueError, SyntaxError, RecursionError, MemoryError):
         return None

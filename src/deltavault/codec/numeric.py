@@ -23,29 +23,6 @@ UIntArray = npt.NDArray[Any]
 UINT: dict[int, np.dtype[Any]] = {4: np.dtype("<u4"), 8: np.dtype("<u8")}
 
 
-def width_of(hint: str | None) -> int:
-    """Element width from a chunk hint (``"f4"``, ``"f4:8"`` → 4, anything else → 8)."""
-    return 4 if hint is not None and (hint.startswith("f4") or hint in ("<f4", "float32")) else 8
-
-
-def stride_of(hint: str | None) -> int:
-    """Row length from a chunk hint (``"f8:80"`` → 80; no row → 1)."""
-    if hint is None or ":" not in hint:
-        return 1
-    try:
-        return max(1, int(hint.partition(":")[2]))
-    except ValueError:
-        return 1
-
-
-def float_kind(hint: str | None) -> str | None:
-    """``"f4"``/``"f8"`` for a float chunk hint (with or without a row length), else None."""
-    if hint is None:
-        return None
-    kind = hint.partition(":")[0]
-    return kind if kind in ("f4", "f8") else None
-
-
 def split_elements(data: Buffer, width: int) -> tuple[UIntArray, bytes]:
     """View ``data`` as little-endian unsigned elements plus the leftover tail."""
     view = memoryview(data).cast("B")

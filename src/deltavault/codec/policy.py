@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from deltavault.codec.general import Buffer
-from deltavault.codec.numeric import float_kind
+from deltavault.codec.hints import float_kind
 from deltavault.codec.registry import CODECS, CodecId, encode
 
 Policy = Literal["fast", "balanced", "max", "auto"]

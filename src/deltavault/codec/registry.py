@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 
-from deltavault.codec import columns, decimals, floats, general
+from deltavault.codec import general
 from deltavault.codec.general import Buffer
-from deltavault.codec.numeric import stride_of, width_of
+from deltavault.codec.hints import stride_of, width_of
 from deltavault.errors import FormatError
 
 
@@ -63,26 +63,70 @@ def _patch(data: Buffer, base: Buffer | None, level: int, hint: str | None) -> b
     return general.patch_encode(data, base, level=level)
 
 
+# The numeric codecs (numpy) are imported when first used: a process that
+# only stores text and random bytes (the backup's sealer) never loads numpy.
+
+
 def _xor(data: Buffer, base: Buffer | None, level: int, hint: str | None) -> bytes:
+    from deltavault.codec import floats
+
     return floats.xor_encode(data, base, level=level, width=width_of(hint))
 
 
 def _sub(data: Buffer, base: Buffer | None, level: int, hint: str | None) -> bytes:
+    from deltavault.codec import floats
+
     return floats.sub_encode(data, base, level=level, width=width_of(hint))
 
 
 def _decimal(data: Buffer, base: Buffer | None, level: int, hint: str | None) -> bytes | None:
+    from deltavault.codec import decimals
+
     return decimals.try_encode(data, base, level=level, width=width_of(hint))
 
 
 def _shuffle(data: Buffer, base: Buffer | None, level: int, hint: str | None) -> bytes:
+    from deltavault.codec import floats
+
     return floats.shuffle_encode(data, level=level, width=width_of(hint))
 
 
 def _decimal_col(data: Buffer, base: Buffer | None, level: int,
                  hint: str | None) -> bytes | None:
+    from deltavault.codec import columns
+
     stride = min(stride_of(hint), columns.MAX_STRIDE)
     return columns.try_encode(data, base, level=level, width=width_of(hint), stride=stride)
+
+
+def _xor_decode(payload: Buffer, base: Buffer | None, raw_length: int) -> bytes:
+    from deltavault.codec import floats
+
+    return floats.xor_decode(payload, base, raw_length)
+
+
+def _sub_decode(payload: Buffer, base: Buffer | None, raw_length: int) -> bytes:
+    from deltavault.codec import floats
+
+    return floats.sub_decode(payload, base, raw_length)
+
+
+def _decimal_decode(payload: Buffer, base: Buffer | None, raw_length: int) -> bytes:
+    from deltavault.codec import decimals
+
+    return decimals.decode(payload, base, raw_length)
+
+
+def _shuffle_decode(payload: Buffer, base: Buffer | None, raw_length: int) -> bytes:
+    from deltavault.codec import floats
+
+    return floats.shuffle_decode(payload, base, raw_length)
+
+
+def _decimal_col_decode(payload: Buffer, base: Buffer | None, raw_length: int) -> bytes:
+    from deltavault.codec import columns
+
+    return columns.decode(payload, base, raw_length)
 
 
 CODECS: dict[int, Codec] = {
@@ -91,11 +135,11 @@ CODECS: dict[int, Codec] = {
         Codec(CodecId.RAW, "raw", False, _raw, general.raw_decode),
         Codec(CodecId.ZSTD, "zstd", False, _zstd, general.zstd_decode),
         Codec(CodecId.ZSTD_PATCH, "zstd-patch", True, _patch, general.patch_decode),
-        Codec(CodecId.FLOAT_XOR, "float-xor", True, _xor, floats.xor_decode),
-        Codec(CodecId.FLOAT_SUB, "float-sub", True, _sub, floats.sub_decode),
-        Codec(CodecId.DECIMAL, "decimal", True, _decimal, decimals.decode),
-        Codec(CodecId.SHUFFLE, "shuffle", False, _shuffle, floats.shuffle_decode),
-        Codec(CodecId.DECIMAL_COL, "decimal-col", True, _decimal_col, columns.decode),
+        Codec(CodecId.FLOAT_XOR, "float-xor", True, _xor, _xor_decode),
+        Codec(CodecId.FLOAT_SUB, "float-sub", True, _sub, _sub_decode),
+        Codec(CodecId.DECIMAL, "decimal", True, _decimal, _decimal_decode),
+        Codec(CodecId.SHUFFLE, "shuffle", False, _shuffle, _shuffle_decode),
+        Codec(CodecId.DECIMAL_COL, "decimal-col", True, _decimal_col, _decimal_col_decode),
     )
 }
 
