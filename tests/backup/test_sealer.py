@@ -29,6 +29,7 @@ from deltavault.backup.sealer import Callback, Sealer, SealerGone, _read_frame
 from deltavault.chunk import CdcParams
 from deltavault.chunk.files import FileChunker
 from deltavault.codec.registry import decode
+from deltavault.errors import DeltavaultError
 from deltavault.repo.repository import Repository
 from tests.support.cli import KDF_ARGS, PASSWORD, Cli, entry_argv
 from tests.support.trees import differences
@@ -306,3 +307,34 @@ def test_the_sealer_process_does_not_load_numpy(tmp_path: Path) -> None:
         sealer.close()
     assert "_multiarray_umath" not in maps  # numpy's core extension is not mapped
     assert "zstd" in maps or "zstandard" in maps  # (and the check can see extensions)
+
+
+@pytest.mark.usefixtures("waiting_sealer")
+def test_a_malformed_answer_is_stored_in_process_instead(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    src = tmp_path / "src"
+    _tiny_tree(src, 1000, seed=7)
+    real_submit = Sealer.submit
+    calls = {"n": 0}
+
+    def garbling(self: Sealer, batch: list[tuple[bytes, int]], done: Callback) -> None:
+        calls["n"] += 1
+        if calls["n"] != 2:
+            real_submit(self, batch, done)
+            return
+
+        def short_ids(answers: list[list[object]] | DeltavaultError) -> None:
+            assert isinstance(answers, list)
+            for a in answers:  # a blob id cut short
+                if a[0] == 0:
+                    a[1][0][0] = a[1][0][0][:16]
+            done(answers)
+
+        real_submit(self, batch, short_ids)
+
+    monkeypatch.setattr(Sealer, "submit", garbling)
+    repo = _init(tmp_path / "repo")
+    result = api.backup(repo, [src], snapshot_type="full")
+    assert result.errors == [] and calls["n"] > 2
+    assert result.snapshot.summary["sealer"]["files"] >= 1000 - 64 * 2
+    _restores_exactly(repo, result.snapshot.id, src, tmp_path / "out")

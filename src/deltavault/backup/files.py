@@ -11,7 +11,11 @@ paths:
   cover dozens of files;
 * a **large file** is read and cut by the reader thread, which queues each
   chunk to the workers, so the reads of one file run ahead of the
-  compression of its earlier chunks on every core.
+  compression of its earlier chunks on every core;
+* once a backup has met :data:`SEALER_AFTER_FILES` **tiny files**, their
+  batches go to a sealer process instead (sealer.py: the same reading,
+  cutting, encoding and sealing, under its own interpreter lock); its
+  answers are packed on its reader thread (:meth:`ContentStore._sealed`).
 
 A :class:`PendingFile` collects its chunks' blob ids; when the last one is
 stored it is posted to the walker's completion queue (the walker alone owns
@@ -336,12 +340,18 @@ def _parse_answer(answer: list[Any]) -> tuple[str | None, list[Sealed] | None, i
     if answer[0] != 0:
         raise ValueError(f"status {answer[0]!r}")
     chunks = [(bytes(c[0]), int(c[1]), int(c[2]), bytes(c[3])) for c in answer[1]]
+    if any(len(c[0]) != BLOB_ID_SIZE for c in chunks):
+        raise ValueError("blob id of the wrong size")
     return None, chunks, int(answer[2])
 
 
 def _tiny(batch: list[PendingFile]) -> bool:
     """Whether a batch's files are tiny on average (see :data:`TINY_FILE`)."""
     return sum(pf.node.size for pf in batch) < TINY_FILE * len(batch)
+
+
+#: bytes of a blob id (keyed BLAKE3)
+BLOB_ID_SIZE = 32
 
 
 #: completion callback type for the walker
