@@ -16,8 +16,9 @@ so a file is stored alike whichever path takes it. It is started only once
 a backup has seen enough tiny files to pay for its start-up (its imports
 take a few hundred milliseconds, on the other core), and it only takes
 files that need no delta base. If it cannot start or dies, the backup
-carries on in process (nothing the helper returned is trusted before the
-backup's own process has packed it; an unfinished batch is done again).
+carries on in process: a batch it had not answered is stored by the
+backup's own workers, and deduplication (which blob is new) is decided in
+the backup's process either way.
 
 Protocol, over the helper's stdin and stdout (both ends are this program):
 frames of a 4-byte little-endian length and a msgpack body. First the
