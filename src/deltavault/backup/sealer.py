@@ -50,6 +50,7 @@ import msgpack
 
 from deltavault.backup.smallfile import read_whole
 from deltavault.chunk import CdcParams
+from deltavault.chunk.base import ByteReader, read_exactly
 from deltavault.chunk.files import FileChunker
 from deltavault.codec.policy import Policy, choose
 from deltavault.errors import DeltavaultError
@@ -73,7 +74,8 @@ class SealerUse:
 
     #: files it read and sealed
     files: int = 0
-    #: its CPU time and peak resident memory (from the kernel, when it exited)
+    #: its CPU time (from the kernel, when it exited) and its own peak resident
+    #: memory (``VmHWM``, read just before it was stopped)
     cpu_s: float = 0.0
     peak_rss_mib: float = 0.0
     #: why it stopped being used before the end, if it did
@@ -91,27 +93,16 @@ def _write_frame(fd: int, body: object) -> None:
         view = view[os.write(fd, view):]
 
 
-def _read_exact(fd: int, n: int) -> bytes | None:
-    parts: list[bytes] = []
-    got = 0
-    while got < n:
-        block = os.read(fd, min(n - got, 1 << 20))
-        if not block:
-            return None
-        parts.append(block)
-        got += len(block)
-    return b"".join(parts)
-
-
-def _read_frame(fd: int) -> Any:
-    head = _read_exact(fd, _LEN.size)
-    if head is None:
+def _read_frame(f: ByteReader) -> Any:
+    """The next frame's body, or None at the end of the stream (a frame cut short too)."""
+    head = read_exactly(f, _LEN.size)
+    if len(head) < _LEN.size:
         return None
     (n,) = _LEN.unpack(head)
     if n > MAX_FRAME:
         raise SealerGone(f"sealer: frame of {n} bytes")
-    body = _read_exact(fd, n)
-    if body is None:
+    body = read_exactly(f, n)
+    if len(body) < n:
         return None
     try:
         return msgpack.unpackb(body, raw=False, use_list=True)
@@ -139,8 +130,8 @@ class Sealer:
             raise SealerGone(f"sealer: cannot start: {exc}") from exc
         assert self._proc.stdin is not None and self._proc.stdout is not None
         self._out = self._proc.stdin.fileno()
-        self._in = self._proc.stdout.fileno()
-        for fd in (self._out, self._in):
+        self._in = self._proc.stdout  # unbuffered (bufsize=0): no answer is read ahead
+        for fd in (self._out, self._in.fileno()):
             # a whole batch fits in the pipe: with the default 64 KiB the helper
             # waited on every answer until this process's reader thread got the
             # interpreter lock from the walk, several times an answer (40 % of
@@ -292,7 +283,9 @@ def _seal_file(path: bytes, size: int, chunker: FileChunker, crypto: Crypto, pol
 def main() -> None:
     """Serve requests from stdin until it ends (the backup closed it, or died)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the backup decides when to stop
-    inp, out = sys.stdin.fileno(), sys.stdout.fileno()
+    # unbuffered: a request is read exactly, nothing of the next one ahead
+    inp = open(sys.stdin.fileno(), "rb", buffering=0, closefd=False)  # noqa: SIM115
+    out = sys.stdout.fileno()
     init = _read_frame(inp)
     if init is None:
         return
