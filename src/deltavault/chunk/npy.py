@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import struct
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
@@ -39,6 +40,11 @@ DEFAULT_CHUNK_BYTES = 1024 * 1024
 #: widest row a codec predicts across (a stride is recorded in a u16)
 MAX_STRIDE = 4096
 _FLOAT_HINTS = {"<f8": "f8", "<f4": "f4"}
+#: CPython 3.11 keeps the AST converter's recursion counter per interpreter, not
+#: per thread: two backup workers inside ``ast.literal_eval`` at once can fail with
+#: SystemError ("AST constructor recursion depth mismatch"). Headers are short, so
+#: one parse at a time costs nothing measurable.
+_LITERAL_EVAL = threading.Lock()
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +94,8 @@ def parse_header(prefix: bytes) -> NpyHeader | None:
         return None
     try:
         text = prefix[start:start + hlen].decode("latin1" if major < 3 else "utf8")
-        meta = ast.literal_eval(text)
+        with _LITERAL_EVAL:
+            meta = ast.literal_eval(text)
     except (ValueError, SyntaxError, UnicodeDecodeError, MemoryError, RecursionError, TypeError):
         return None
     if not isinstance(meta, dict) or set(meta) != {"descr", "fortran_order", "shape"}:
