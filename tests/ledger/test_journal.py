@@ -9,7 +9,7 @@ import pytest
 from deltavault.errors import IntegrityError, ProofError
 from deltavault.ledger.journal import Journal
 from deltavault.ledger.log import Ledger
-from deltavault.ledger.proof import parse_proof, verify_proof
+from deltavault.ledger.proof import commitment, parse_proof, verify_proof
 from deltavault.ledger.witness import cosign
 from deltavault.store.local import LocalStore
 from tests.support.ledger import AesGcmSealer
@@ -113,3 +113,35 @@ def test_proof_with_witness(ledger: Ledger, sealer: AesGcmSealer, witness, tmp_p
     r = verify_proof(text, ledger.verifier.vkey(), witnesses=[witness.verifier],
                      required_witnesses=[witness.name])  # fmt: skip
     assert r.witnesses == {witness.name: 1_700_000_000}
+
+
+def test_batch_and_entries_are_the_canonical_forms(ledger: Ledger, sealer: AesGcmSealer) -> None:
+    """The batch object and the entries are spliced from templates; they must be
+    byte for byte what canonicalising the whole batch and each event writes."""
+    from deltavault.ledger.events import Event, canonical_json
+    from deltavault.ledger.names import JOURNAL_PREFIX
+
+    records = [*RECORDS, {"px": 100.0, "note": "line\nbreak \u00e9", "n": None}]
+    journal = Journal(ledger, sealer)
+    idx = journal.append(records, time="2026-12-03T10:00:00.5Z")
+    first = Event.from_bytes(ledger.entry(idx[0]))
+    oid = first.fields["object"]
+    batch = journal.read_batch(oid)  # canonical=True: re-encoded and compared
+    assert [r for r, _ in batch] == records
+    plaintext = sealer.open(b"dv1:journal", ledger.store.get(JOURNAL_PREFIX + oid))
+    items = [{"record": r, "salt": s.hex()} for r, s in batch]
+    assert plaintext == canonical_json({"records": items, "v": 1})
+    for slot, index in enumerate(idx):
+        record, salt = batch[slot]
+        expected = Event.new("journal", time="2026-12-03T10:00:00.5Z",
+                             commitment=commitment(salt, record).hex(), object=oid, slot=slot)
+        assert ledger.entry(index) == expected.to_bytes()
+
+
+def test_bad_time_refused_before_anything_is_written(ledger: Ledger, sealer: AesGcmSealer) -> None:
+    from deltavault.errors import UserError
+    from deltavault.ledger.names import JOURNAL_PREFIX
+
+    with pytest.raises(UserError, match="RFC 3339"):
+        Journal(ledger, sealer).append(RECORDS, time="yesterday")
+    assert ledger.size == 0 and not list(ledger.store.list(JOURNAL_PREFIX))

@@ -20,6 +20,7 @@ from typing import Any
 import rfc8785
 
 from deltavault.errors import FormatError, UserError
+from deltavault.ledger import jcs
 
 _TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -63,8 +64,8 @@ def canonical_json(value: Any) -> bytes:
         UserError: not representable (NaN, integers beyond ±2**53, non-str keys).
     """
     try:
-        return bytes(rfc8785.dumps(value))
-    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
+        return jcs.dumps(value)
+    except (rfc8785.CanonicalizationError, TypeError, ValueError, RecursionError) as exc:
         raise UserError(f"value cannot be canonical JSON: {exc}") from exc
 
 
@@ -106,7 +107,7 @@ def parse_canonical(data: bytes, what: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise FormatError(f"{what} is not a JSON object")
     try:
-        canonical = bytes(rfc8785.dumps(value))
+        canonical = jcs.dumps(value)
     except (rfc8785.CanonicalizationError, ValueError, TypeError, RecursionError) as exc:
         raise FormatError(f"{what} cannot be canonical JSON: {exc}") from exc
     if canonical != data:
@@ -194,6 +195,41 @@ class Event:
         fields = parse_canonical(data, "event")
         validate(fields)
         return cls(fields["type"], fields["time"], fields)
+
+
+def event_time(time: str | None) -> str:
+    """``time`` if it is an RFC 3339 UTC time as events carry it, else now.
+
+    Raises:
+        UserError: ``time`` is given and malformed.
+    """
+    if time is None:
+        return now_rfc3339()
+    if not _TIME.fullmatch(time):
+        raise UserError(f"{time[:40]!r} is not an RFC 3339 UTC time (e.g. 2026-12-03T10:00:00Z)")
+    return time
+
+
+def journal_entries(commitments: list[str], object_id: str, time: str | None = None
+                    ) -> list[bytes]:
+    """The ledger entries of one journal batch: slot ``i`` commits ``commitments[i]``.
+
+    Byte for byte ``Event.new("journal", ...).to_bytes()`` for each record (the
+    fields are hex digits, a count and a validated time, so their canonical
+    form is a fixed template), without building and canonicalising an event
+    per record: a journal grows by millions of records a day. One time for
+    the whole batch (now, unless given).
+
+    Raises:
+        UserError: ``time`` is not RFC 3339 UTC, or a field is not 64 hex digits.
+    """
+    when = event_time(time)
+    if not _HEX64.fullmatch(object_id) or not all(_HEX64.fullmatch(c) for c in commitments):
+        raise UserError("journal event: an object id or commitment is not 64 hex digits")
+    head = b'{"commitment":"'
+    tail = b'","object":"%s","slot":%%d,"time":"%s","type":"journal"}' % (
+        object_id.encode(), when.encode())
+    return [head + c.encode() + tail % i for i, c in enumerate(commitments)]
 
 
 def snapshot_event(

@@ -25,7 +25,13 @@ from typing import Any, Protocol
 
 from deltavault.errors import FormatError, IntegrityError, ObjectExists, ObjectNotFound, UserError
 from deltavault.ledger._text import parse_hex32
-from deltavault.ledger.events import Event, canonical_json, parse_canonical
+from deltavault.ledger.events import (
+    Event,
+    canonical_json,
+    event_time,
+    journal_entries,
+    parse_canonical,
+)
 from deltavault.ledger.log import Ledger
 from deltavault.ledger.names import JOURNAL_PREFIX
 from deltavault.ledger.proof import Disclosure, ProofFile, commitment
@@ -63,19 +69,23 @@ class Journal:
             return []
         if not all(isinstance(r, dict) for r in records):
             raise UserError("journal records must be JSON objects")
+        time = event_time(time)  # a malformed time is refused before anything is written
         salts = [os.urandom(SALT_SIZE) for _ in records]
-        pairs = list(zip(records, salts, strict=True))
-        items = [{"record": r, "salt": s.hex()} for r, s in pairs]
-        plaintext = canonical_json({"records": items, "v": 1})
+        # Each record is canonicalised once: its bytes go into its commitment
+        # and, spliced, into the batch (RFC 8785 of {"records": [{"record": r,
+        # "salt": s}, ...], "v": 1}: those keys are already in sorted order).
+        canon = [canonical_json(r) for r in records]
+        plaintext = b"".join((
+            b'{"records":[',
+            b",".join(b'{"record":%s,"salt":"%s"}' % (c, s.hex().encode()) for c, s in zip(
+                canon, salts, strict=True)),
+            b'],"v":1}'))
         sealed = self.sealer.seal(JOURNAL_AAD, plaintext)
         oid = hashlib.sha256(sealed).hexdigest()
         with contextlib.suppress(ObjectExists):  # named by its hash: same bytes
             self.ledger.store.put(JOURNAL_PREFIX + oid, sealed)
-        entries = [
-            Event.new("journal", time=time, commitment=commitment(s, r).hex(), object=oid, slot=i)
-            for i, (r, s) in enumerate(pairs)
-        ]
-        return self.ledger.append([e.to_bytes() for e in entries])
+        digests = [hashlib.sha256(s + c).hexdigest() for s, c in zip(salts, canon, strict=True)]
+        return self.ledger.append(journal_entries(digests, oid, time))
 
     def read(self, index: int) -> tuple[dict[str, Any], bytes]:
         """The record at leaf ``index`` and its salt, checked against the commitment.
