@@ -172,3 +172,33 @@ def test_a_listed_pack_that_holds_only_a_freed_base_is_deleted(tmp_path: Path) -
     remaining = {p.name for p in (tmp_path / "repo" / "data").rglob("*") if p.is_file()}
     assert not remaining & first_packs
     assert_sound(h, tmp_path / "out")
+
+
+def test_a_small_delta_on_a_forgotten_small_delta_stays_a_delta(tmp_path: Path) -> None:
+    """Day 2 is a small delta on day 1's small delta on day 0's full copy; day 1 is
+    forgotten. Re-encoding day 2 whole would store a full copy to free two small
+    deltas, so prune keeps the chain, and the repository does not grow."""
+    src = tmp_path / "src"
+    src.mkdir()
+    data = bytearray(np.random.default_rng(7).bytes(48 * 1024))
+    repo = api.init(tmp_path / "repo", PASSWORD.encode(), pack_size=64 * 1024,
+                    kdf_memory_kib=8192, kdf_time_cost=1)
+    snaps, states = [], {}
+    for day in range(3):
+        data[100 + 16 * day:108 + 16 * day] = b"day %4d" % day
+        (src / "book.bin").write_bytes(data)
+        snaps.append(api.backup(repo, [src], snapshot_type="full" if not day else "incr").snapshot)
+        states[snaps[-1].id] = manifest(src)
+    assert [s.summary["delta_blobs"] for s in snaps[1:]] == [1, 1]
+    with repo.lock(exclusive=True):
+        forget_snapshots(repo, [snaps[1]], "test")
+
+    def data_bytes() -> int:
+        return sum(p.stat().st_size for p in (tmp_path / "repo" / "data").rglob("*") if p.is_file())
+
+    before = data_bytes()
+    result = api.prune(api.open(tmp_path / "repo", PASSWORD.encode()))
+    assert result.blobs_reencoded == 0
+    assert data_bytes() <= before
+    del states[snaps[1].id]
+    assert_sound(History(tmp_path / "repo", src, states), tmp_path / "out", read_data=True)
