@@ -222,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     workloads = variants.select(args.workload)
     if args.out and len(workloads) > 1:
         ap.error("--out needs a single --workload")
+    if args.workdir:
+        args.workdir.mkdir(parents=True, exist_ok=True)
     base = Path(tempfile.mkdtemp(prefix="deltavault-bench-", dir=args.workdir))
     docs: list[dict[str, Any]] = []
     try:

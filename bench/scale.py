@@ -104,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         "seed": args.seed, "errors": {},
     }
     say = report.console.print
+    if args.workdir:
+        args.workdir.mkdir(parents=True, exist_ok=True)
     base = Path(tempfile.mkdtemp(prefix="deltavault-scale-", dir=args.workdir))
 
     def section(name: str, fn: Any) -> None:

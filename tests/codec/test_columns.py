@@ -166,3 +166,20 @@ def test_decimal_columns_round_trip(case: tuple[bytes, bytes | None, int, int]) 
     payload = columns.try_encode(data, base, width=width, stride=stride)
     assert payload is not None  # every value is a decimal
     assert columns.decode(payload, base, len(data)) == data
+
+
+def test_payload_names_the_hint_it_was_encoded_under() -> None:
+    """Prune re-encodes a column-coded delta alone: the payload must give its row length back."""
+    book = _book(500)
+    payload = encode(CodecId.DECIMAL_COL, book.tobytes(), None, level=1,
+                     hint=f"f8:{book.shape[1]}")
+    assert payload is not None
+    assert columns.payload_hint(payload) == f"f8:{book.shape[1]}"
+    assert columns.payload_hint(payload[:5]) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=64))
+def test_payload_hint_of_hostile_bytes_is_a_hint_or_none(data: bytes) -> None:
+    hint = columns.payload_hint(data)
+    assert hint is None or hint.split(":")[0] in ("f4", "f8")

@@ -126,6 +126,22 @@ def try_encode(data: Buffer, base: Buffer | None = None, *, level: int = 1, widt
     return header + tail + zstd_compress(shuffle(cols), max(1, level))
 
 
+def payload_hint(payload: Buffer) -> str | None:
+    """The chunk hint a payload of this codec was encoded under (``"f8:4"``).
+
+    A blob re-encoded on its own (prune, docs/format.md §11) has no chunker to
+    hint its row length; without it the column prediction is lost. None for a
+    payload too short or whose width or stride is out of range.
+    """
+    view = memoryview(payload).cast("B")
+    if len(view) < HEADER_SIZE:
+        return None
+    width, *_, stride, _rwidth = _HEADER.unpack_from(view)
+    if width not in (4, 8) or not 1 <= stride <= MAX_STRIDE:
+        return None
+    return f"f{width}:{stride}" if stride > 1 else f"f{width}"
+
+
 def decode(payload: Buffer, base: Buffer | None, raw_length: int) -> bytes:
     """Inverse of :func:`try_encode`.
 

@@ -231,51 +231,55 @@ def _estimate(chooser: _Chooser, chosen: dict[bytes, int], i: int) -> int:
     return int(ratio * int(rec["raw_length"][i]))
 
 
-def _materialize(chooser: _Chooser, direct: set[bytes], chosen: dict[bytes, int],
-                 budget: int | None) -> tuple[dict[bytes, int], dict[bytes, int], int | None]:
+def _materialize(chooser: _Chooser, direct: set[bytes], chosen: dict[bytes, int]
+                 ) -> tuple[dict[bytes, int], dict[bytes, int]]:
     """Pick deltas to re-encode self-contained, and the needed set that remains.
 
     A directly needed blob whose chosen copy is a delta on blobs that no
     snapshot needs directly keeps that chain alive: re-encoding it
-    self-contained frees the part of the chain no other needed blob runs
-    through, and only lowers depths (docs/format.md §7.1). It is re-encoded
-    only when that is smaller: its estimated self-contained size below the
-    bytes it frees (its own delta and its chain's exclusive part). A day's
+    self-contained frees what of the chain no other kept delta runs through,
+    and only lowers depths (docs/format.md §7.1). It is re-encoded only when
+    that stores less: its estimated self-contained size below the bytes it
+    frees. A chain blob that several such deltas run through is counted as
+    a share to each at first (they may all be re-encoded and free it); then
+    a delta whose chain stays alive because another one is not re-encoded
+    is judged again on what it really frees, until nothing changes. A day's
     small delta on a forgotten day's small delta stays a delta: re-encoding
-    it whole would grow the repository (measured: 30 daily snapshots, half
-    forgotten, 1.21x a fresh backup of the rest with unconditional
-    re-encoding).
+    it whole would grow the repository (30 daily snapshots, half forgotten:
+    1.21x a fresh backup of the rest with unconditional re-encoding).
     """
     rec, has_base = chooser.rec, chooser.has_base
+    length = rec["length"]
     chains: dict[bytes, list[bytes]] = {}  # needed delta -> the blobs below it, base first
-    runs: dict[bytes, int] = {}  # chain blob -> how many needed deltas run through it
-    for blob in direct:
+    runs: dict[bytes, set[bytes]] = {}  # chain blob -> the needed deltas running through it
+    for blob in sorted(direct):
         i, chain = chosen[blob], list[bytes]()
         while has_base[i] and len(chain) <= _MAX_DEPTH:
             base = _full(rec["base"][i])
             if base in direct or base not in chosen:
                 break
             chain.append(base)
-            runs[base] = runs.get(base, 0) + 1
+            runs.setdefault(base, set()).add(blob)
             i = chosen[base]
         if chain:
             chains[blob] = chain
-    mat: dict[bytes, int] = {}
-    for blob, chain in sorted(chains.items()):
-        i = chosen[blob]
-        freed = int(rec["length"][i])
-        for below in chain:
-            if runs[below] != 1:
-                break  # shared from here down: it stays for the others
-            freed += int(rec["length"][chosen[below]])
-        cost = _estimate(chooser, chosen, i)
-        if cost >= freed:
-            continue
-        if budget is not None:
-            if cost > budget:
-                continue
-            budget -= cost
-        mat[blob] = i
+    cost = {blob: _estimate(chooser, chosen, chosen[blob]) for blob in chains}
+    mat = {blob for blob, chain in chains.items()
+           if cost[blob] < int(length[chosen[blob]]) + sum(
+               int(length[chosen[b]]) / len(runs[b]) for b in chain)}
+    # chain blob -> how many deltas running through it stay deltas (it stays if any)
+    staying = {b: sum(1 for u in users if u not in mat) for b, users in runs.items()}
+    changed = True
+    while changed:
+        changed = False
+        for blob in sorted(mat):
+            freed = int(length[chosen[blob]]) + sum(
+                int(length[chosen[b]]) for b in chains[blob] if not staying[b])
+            if cost[blob] >= freed:
+                mat.discard(blob)
+                for b in chains[blob]:
+                    staying[b] += 1
+                changed = True
     keep = set(direct)
     todo = [b for b in direct if b not in mat]
     while todo:
@@ -285,8 +289,8 @@ def _materialize(chooser: _Chooser, direct: set[bytes], chosen: dict[bytes, int]
             if base not in keep:
                 keep.add(base)
                 todo.append(base)
-    chooser.materialize_bytes = sum(_estimate(chooser, chosen, i) for i in mat.values())
-    return {b: chosen[b] for b in keep}, mat, budget
+    chooser.materialize_bytes = sum(cost[b] for b in mat)
+    return {b: chosen[b] for b in keep}, {b: chosen[b] for b in mat}
 
 
 def make_plan(repo: Repository, needed: set[bytes], sizes: dict[str, int], listed: set[str],
@@ -306,7 +310,7 @@ def make_plan(repo: Repository, needed: set[bytes], sizes: dict[str, int], liste
     chosen = chooser.run(set(needed))
     mat: dict[bytes, int] = {}
     if max_unused < 1 and max_repack_size is None:
-        chosen, mat, _ = _materialize(chooser, needed, chosen, None)
+        chosen, mat = _materialize(chooser, needed, chosen)
     plan = PrunePlan(chooser.pack_ids, chooser.rec, chosen, sizes, listed, materialize=mat,
                      materialize_bytes=chooser.materialize_bytes)
     rec = chooser.rec

@@ -30,6 +30,7 @@ from deltavault.repo.index import IndexFile
 from deltavault.repo.layout import pack_key
 from deltavault.repo.packs import TRAILER_SIZE, PackBuilder, PackEntry
 from deltavault.repo.repository import Repository
+from deltavault.store.base import ByteRange
 
 #: new packs per partial index file written while repacking
 INDEX_EVERY = 16
@@ -83,13 +84,30 @@ class _Writer:
             self.unindexed = {}
 
 
-_FLOAT_CODECS = frozenset({CodecId.FLOAT_XOR, CodecId.FLOAT_SUB, CodecId.DECIMAL})
+_FLOAT_CODECS = frozenset({CodecId.FLOAT_XOR, CodecId.FLOAT_SUB, CodecId.DECIMAL,
+                           CodecId.SHUFFLE, CodecId.DECIMAL_COL})
 
 
-def _self_contained(repo: Repository, blob_id: bytes, old_codec: int) -> tuple[int, bytes]:
-    """A delta blob decoded through its chain (verified against its id) and re-encoded alone."""
+def _self_contained(repo: Repository, blob_id: bytes, old_codec: int,
+                    stored: ByteRange, pack_id: str) -> tuple[int, bytes]:
+    """A delta blob decoded through its chain (verified against its id) and re-encoded alone.
+
+    The chunker's hint is gone, so it is recovered where it can be: a float
+    codec tries both widths, and a column codec's payload names its row
+    length (without it an order book's columns are predicted from their left
+    neighbour, a price from a size, and the copy is far larger).
+    """
     plain = repo.load_blob(blob_id)
-    hints: tuple[str | None, ...] = (None, "f8", "f4") if old_codec in _FLOAT_CODECS else (None,)
+    hints: list[str | None] = [None]
+    if old_codec in _FLOAT_CODECS:
+        hints += ["f8", "f4"]
+    if old_codec == CodecId.DECIMAL_COL:
+        from deltavault.codec import columns
+
+        envelope = repo.objects.read_pack(pack_id, stored)
+        hint = columns.payload_hint(repo.crypto.open_blob(blob_id, envelope))
+        if hint is not None and hint not in hints:
+            hints.append(hint)
     best = min((choose(plain, None, hint, "auto", level=repo.config.compression_level)
                 for hint in hints), key=lambda e: len(e.payload))
     if best.base_used:  # choose() was given no base; never store a dangling one
@@ -149,7 +167,9 @@ def repack(repo: Repository, plan: PrunePlan, *,
             on_progress(done, total)
     for blob_id, i in sorted(plan.materialize.items()):
         r = rec[i]
-        codec, sealed = _self_contained(repo, blob_id, int(r["codec"]))
+        codec, sealed = _self_contained(
+            repo, blob_id, int(r["codec"]), ByteRange(int(r["offset"]), int(r["length"])),
+            plan.pack_ids[int(r["pack"])])
         writer.add(i, PackEntry(int(r["type"]), codec, 0, len(sealed),
                                 int(r["raw_length"]), blob_id, None), sealed)
         done += int(r["raw_length"])
