@@ -34,7 +34,7 @@ from deltavault.ledger.events import (
 )
 from deltavault.ledger.log import Ledger
 from deltavault.ledger.names import JOURNAL_PREFIX
-from deltavault.ledger.proof import Disclosure, ProofFile, commitment
+from deltavault.ledger.proof import Disclosure, ProofFile, commitment, commitment_of_canonical
 
 JOURNAL_AAD = b"dv1:journal"
 SALT_SIZE = 32
@@ -84,7 +84,7 @@ class Journal:
         oid = hashlib.sha256(sealed).hexdigest()
         with contextlib.suppress(ObjectExists):  # named by its hash: same bytes
             self.ledger.store.put(JOURNAL_PREFIX + oid, sealed)
-        digests = [hashlib.sha256(s + c).hexdigest() for s, c in zip(salts, canon, strict=True)]
+        digests = [commitment_of_canonical(s, c).hex() for s, c in zip(salts, canon, strict=True)]
         return self.ledger.append(journal_entries(digests, oid, time))
 
     def read(self, index: int) -> tuple[dict[str, Any], bytes]:

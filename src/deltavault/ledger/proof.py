@@ -118,7 +118,12 @@ class Disclosure:
 
 def commitment(salt: bytes, record: dict[str, Any]) -> bytes:
     """SHA-256(salt ‖ canonical_json(record)): hides the record, binds it."""
-    return hashlib.sha256(salt + canonical_json(record)).digest()
+    return commitment_of_canonical(salt, canonical_json(record))
+
+
+def commitment_of_canonical(salt: bytes, canonical: bytes) -> bytes:
+    """:func:`commitment` of a record whose canonical JSON bytes are already at hand."""
+    return hashlib.sha256(salt + canonical).digest()
 
 
 @dataclass

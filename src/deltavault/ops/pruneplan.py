@@ -252,7 +252,7 @@ def _materialize(chooser: _Chooser, direct: set[bytes], chosen: dict[bytes, int]
     length = rec["length"]
     chains: dict[bytes, list[bytes]] = {}  # needed delta -> the blobs below it, base first
     runs: dict[bytes, set[bytes]] = {}  # chain blob -> the needed deltas running through it
-    for blob in sorted(direct):
+    for blob in direct:  # each chain is its own: no order needed
         i, chain = chosen[blob], list[bytes]()
         while has_base[i] and len(chain) <= _MAX_DEPTH:
             base = _full(rec["base"][i])
