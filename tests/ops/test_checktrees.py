@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from deltavault import api
-from deltavault.ops import checktrees
 from deltavault.ops.check import run_check
 from deltavault.repo.repository import Repository
 from deltavault.repo.tree import Tree
+from deltavault.repo.treereader import TreeReader
 
 
 def _tree(root: Path) -> None:
@@ -33,13 +33,13 @@ def repo_two_identical(tmp_path: Path) -> tuple[Repository, list[str]]:
 
 def _count_tree_loads(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
     loaded: list[bytes] = []
-    real = checktrees.load_tree
+    real = TreeReader.tree
 
-    def counting(repo: Repository, tree_id: bytes, *, cache: bool = True) -> Tree:
+    def counting(reader: TreeReader, tree_id: bytes) -> Tree:
         loaded.append(tree_id)
-        return real(repo, tree_id, cache=cache)
+        return real(reader, tree_id)
 
-    monkeypatch.setattr(checktrees, "load_tree", counting)
+    monkeypatch.setattr(TreeReader, "tree", counting)
     return loaded
 
 

@@ -32,7 +32,8 @@ def nodes(draw: st.DrawFn, name: bytes) -> Node:
     typ = draw(st.sampled_from(sorted(NODE_TYPES)))
     n = Node(name=name, type=typ, mode=draw(st.integers(0, 0o7777)), uid=draw(u64),
              gid=draw(u64), user=draw(st.text(max_size=8)), group=draw(st.text(max_size=8)),
-             mtime_ns=draw(i64), ctime_ns=draw(i64), extra=draw(extra_keys))
+             mtime_ns=draw(i64), ctime_ns=draw(i64))
+    n.extra = draw(extra_keys)
     if typ == "file":
         n.size = draw(u64)
         n.content = draw(st.lists(st.binary(min_size=32, max_size=32), max_size=4))

@@ -29,7 +29,8 @@ from deltavault.repo.index import BlobLocation
 from deltavault.repo.repository import Repository
 from deltavault.repo.snapshot import Snapshot
 from deltavault.repo.tree import Node
-from deltavault.repo.walk import load_tree, walk
+from deltavault.repo.treereader import TreeReader
+from deltavault.repo.walk import walk
 
 #: a delta chain longer than this is a loop in a hostile index, not a chain
 _MAX_CHAIN = 10_000
@@ -44,15 +45,20 @@ class Summary:
 
 
 class _Frame:
-    __slots__ = ("blobs", "multi", "nodes", "ok", "packs", "tree")
+    __slots__ = ("blobs", "multi", "nodes", "ok", "packs", "parent", "tree")
 
-    def __init__(self, tree: bytes, nodes: Iterator[Node]) -> None:
+    def __init__(self, tree: bytes, nodes: Iterator[Node], parent: _Frame | None) -> None:
         self.tree = tree
         self.nodes = nodes
+        self.parent = parent
         self.blobs: list[bytes] = [tree]  # the tree blob itself lies in a pack too
         self.packs: set[str] = set()
         self.multi: set[bytes] = set()
         self.ok = True
+
+
+#: blobs of walked directories located together (one vectorised index search)
+_LOCATE_BATCH = 16_384
 
 
 class TreeSummaries:
@@ -66,6 +72,10 @@ class TreeSummaries:
         """The summary of everything below ``root``.
 
         Blobs (and delta bases) no index knows are appended to ``missing``.
+        Trees are read ahead on threads (:class:`TreeReader`); a directory
+        walked to its end waits until ~16k blobs of such directories are
+        located together, since one index search per directory cost more
+        than the search itself (numpy's per-call overhead).
 
         Raises:
             DeltavaultError: a tree blob cannot be read, authenticated or decoded.
@@ -73,69 +83,92 @@ class TreeSummaries:
         hit = self._memo.get(root)
         if hit is not None:
             return hit
-        stack = [self._open(root)]
-        while True:
-            frame = stack[-1]
-            node = next(frame.nodes, None)
-            if node is not None:
-                if node.type == "dir" and node.subtree is not None:
+        walked: list[_Frame] = []
+        waiting = 0
+        summary: Summary | None = None
+        with TreeReader(self.repo) as reader:
+            stack = [self._open(reader, root, None)]
+            while stack:
+                frame = stack[-1]
+                node = next(frame.nodes, None)
+                if node is None:
+                    stack.pop()
+                    walked.append(frame)
+                    waiting += len(frame.blobs)
+                    if waiting >= _LOCATE_BATCH or not stack:
+                        summary = self._close(walked, missing)
+                        walked, waiting = [], 0
+                elif node.type == "dir" and node.subtree is not None:
                     sub = self._memo.get(node.subtree)
                     if sub is None:
-                        stack.append(self._open(node.subtree))
+                        stack.append(self._open(reader, node.subtree, frame))
                     else:
+                        reader.skip(node.subtree)
                         frame.packs |= sub.packs
                         frame.multi |= sub.multi
                 else:
                     frame.blobs.extend(node.content)
-                continue
-            stack.pop()
-            summary = self._close(frame, missing)
-            if not stack:
-                return summary
-            parent = stack[-1]
-            parent.packs |= summary.packs
-            parent.multi |= summary.multi
-            parent.ok = parent.ok and frame.ok
-
-    def _open(self, tree: bytes) -> _Frame:
-        return _Frame(tree, iter(load_tree(self.repo, tree).nodes))
-
-    def _close(self, frame: _Frame, missing: list[bytes]) -> Summary:
-        """Locate the directory's own blobs and finish its summary.
-
-        The packs of blobs stored once and self-contained (most) come from one
-        array lookup for the directory; deltas and blobs stored several times or
-        nowhere are followed one by one.
-        """
-        index = self.repo.index
-        for blob, pack in zip(frame.blobs, index.single_packs(frame.blobs), strict=True):
-            if pack is not None:
-                frame.packs.add(pack)
-                continue
-            loc: BlobLocation | None = None
-            chain = 0
-            while True:
-                if loc is None:
-                    locs = index.locations(blob)
-                    if not locs:
-                        missing.append(blob)
-                        frame.ok = False
-                        break
-                    if len(locs) > 1:
-                        frame.multi.add(blob)
-                        break
-                    loc = locs[0]
-                frame.packs.add(loc.pack_id)
-                if loc.base is None:
-                    break
-                chain += 1
-                if chain > _MAX_CHAIN:
-                    raise IntegrityError(f"index: the delta chain of blob {blob.hex()} loops")
-                blob, loc = loc.base, None
-        summary = Summary(frozenset(frame.packs), frozenset(frame.multi))
-        if frame.ok:
-            self._memo[frame.tree] = summary
+        assert summary is not None  # the root was walked last
         return summary
+
+    def _open(self, reader: TreeReader, tree: bytes, parent: _Frame | None) -> _Frame:
+        nodes = reader.tree(tree).nodes
+        reader.expect(n.subtree for n in nodes
+                      if n.subtree is not None and n.type == "dir" and n.subtree not in self._memo)
+        return _Frame(tree, iter(nodes), parent)
+
+    def _close(self, walked: list[_Frame], missing: list[bytes]) -> Summary:
+        """Locate the walked directories' own blobs and finish their summaries (returns
+        the last one's).
+
+        Children were walked before their parents, so each summary is merged
+        into its parent before the parent is finished. The packs of blobs
+        stored once and self-contained (most) come from one array lookup for
+        the batch; deltas and blobs stored several times or nowhere are
+        followed one by one.
+        """
+        packs = iter(self.repo.index.single_packs([b for f in walked for b in f.blobs]))
+        summary = Summary(frozenset(), frozenset())
+        for frame in walked:
+            for blob, pack in zip(frame.blobs, packs, strict=False):
+                if pack is not None:
+                    frame.packs.add(pack)
+                else:
+                    self._follow(blob, frame, missing)
+            frame.blobs = []
+            summary = Summary(frozenset(frame.packs), frozenset(frame.multi))
+            if frame.ok:
+                self._memo[frame.tree] = summary
+            parent = frame.parent
+            if parent is not None:
+                parent.packs |= summary.packs
+                parent.multi |= summary.multi
+                parent.ok = parent.ok and frame.ok
+        return summary
+
+    def _follow(self, blob: bytes, frame: _Frame, missing: list[bytes]) -> None:
+        """A blob that is a delta, stored several times or nowhere: its chain, one by one."""
+        index = self.repo.index
+        loc: BlobLocation | None = None
+        chain = 0
+        while True:
+            if loc is None:
+                locs = index.locations(blob)
+                if not locs:
+                    missing.append(blob)
+                    frame.ok = False
+                    return
+                if len(locs) > 1:
+                    frame.multi.add(blob)
+                    return
+                loc = locs[0]
+            frame.packs.add(loc.pack_id)
+            if loc.base is None:
+                return
+            chain += 1
+            if chain > _MAX_CHAIN:
+                raise IntegrityError(f"index: the delta chain of blob {blob.hex()} loops")
+            blob, loc = loc.base, None
 
 
 def resolve_multi(repo: Repository, blobs: frozenset[bytes], listed: set[str],

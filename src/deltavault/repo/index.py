@@ -69,6 +69,9 @@ def _view(segments: Sequence[Segment], pending: Pending) -> _View:
 
 def _prefixes(blob_ids: Sequence[bytes]) -> npt.NDArray[np.uint64]:
     """The sort key of each id (see :func:`~deltavault.repo.indexfile.id_prefix`)."""
+    joined = b"".join(blob_ids)
+    if len(joined) == 32 * len(blob_ids):  # 32-byte ids: every fourth word, no slicing
+        return np.frombuffer(joined, dtype=">u8")[::4].astype(np.uint64)
     return np.frombuffer(b"".join(b[:8] for b in blob_ids), dtype=">u8").astype(np.uint64)
 
 

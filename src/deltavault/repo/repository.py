@@ -206,7 +206,10 @@ class Repository(RepositoryIndex):
         hit = self.cache.get(blob_id)
         if hit is not None:
             return hit
-        loc = self.locate(blob_id)
+        return self.read_blob(self.locate(blob_id), cache=cache)
+
+    def read_blob(self, loc: BlobLocation, *, cache: bool = True) -> bytes:
+        """One blob's plaintext from a ranged read of its pack at a known location."""
 
         def read() -> bytes:
             envelope = self.objects.read_pack(loc.pack_id, ByteRange(loc.offset, loc.length))
@@ -216,7 +219,7 @@ class Repository(RepositoryIndex):
 
         plain = self._decode(loc, read)
         if cache:
-            self.cache.put(blob_id, plain)
+            self.cache.put(loc.id, plain)
         return plain
 
     # --- snapshots -------------------------------------------------------------
