@@ -72,22 +72,29 @@ def test_tasks_of_well_compressed_large_blobs_run_side_by_side(
 
 def test_a_lane_holder_steps_out_while_a_file_is_created(
         tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """While the kernel creates a one-blob file, another task may hold the lane."""
+    """While the kernel makes a one-blob file, another task may hold the lane: from
+    creating it to its metadata."""
     lane = Lane()
     seen: list[bool] = []
-    real = fsdir.create_file
+    free_at_meta: list[bool] = []
+    real, real_meta = fsdir.create_file, fsdir.apply_meta
 
-    def create(dir_fd: int, name: bytes) -> tuple[int, bytes | None]:
+    def create(dir_fd: int, name: bytes, mode: int = 0o600) -> tuple[int, bytes | None]:
         other = threading.Thread(target=lambda: seen.append(lane._lock.acquire(timeout=2)))
         other.start()
         other.join()
         lane._lock.release()  # the other task is done with it
-        return real(dir_fd, name)
+        return real(dir_fd, name, mode)
+
+    def meta(*args: Any, **kwargs: Any) -> None:
+        free_at_meta.append(not lane._lock.locked())
+        real_meta(*args, **kwargs)
 
     monkeypatch.setattr(files, "create_file", create)
+    monkeypatch.setattr(files, "apply_meta", meta)
     table = DirTable()
     try:
-        job = FileJob(table.root(tmp_path), b"f", Node(b"f", "file", mode=0o644, size=3,
+        job = FileJob(table.root(tmp_path), b"f", Node(b"f", "file", mode=0o640, size=3,
                                                        content=[b"x" * 32]))
         writer = FileWriter(owners=False)
         with lane:
@@ -95,5 +102,6 @@ def test_a_lane_holder_steps_out_while_a_file_is_created(
         assert lane._lock.acquire(blocking=False)  # taken back, then left at the end
     finally:
         table.close()
-    assert seen == [True]
+    assert seen == [True] and free_at_meta == [True]
+    assert (tmp_path / "f").stat().st_mode & 0o777 == 0o640
     assert (tmp_path / "f").read_bytes() == b"abc" and writer.files == 1

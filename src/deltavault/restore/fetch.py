@@ -75,7 +75,7 @@ def run_task(repo: Repository, task: SpanTask, uses: Uses, bases: set[bytes],
     the books workload's order books (60-130 KiB stored in ~10 KiB each) ran
     in the lane when the test was the stored size, one core for milliseconds
     of codec work per blob (restore 3.5 s; 2.9-3.4 s on both cores). A task
-    in the lane leaves it while the kernel creates a file (:mod:`~deltavault.
+    in the lane leaves it while the kernel makes a one-blob file (:mod:`~deltavault.
     restore.lane`).
     """
     tiny = sum(loc.raw_length for loc in task.locs) < TINY_BLOB * len(task.locs)

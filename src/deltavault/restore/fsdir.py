@@ -46,14 +46,17 @@ def temp_name() -> bytes:
 class Dir:
     """One directory below (or at) the root: its parent, name and identity."""
 
-    __slots__ = ("_fd", "_pins", "ident", "name", "parent", "table")
+    __slots__ = ("_fd", "_pins", "ident", "name", "new_owner", "parent", "table")
 
     def __init__(self, table: DirTable, parent: Dir | None, name: bytes, fd: int,
-                 ident: tuple[int, int]) -> None:
+                 st: os.stat_result) -> None:
         self.table = table
         self.parent = parent
         self.name = name
-        self.ident = ident
+        self.ident = (st.st_dev, st.st_ino)
+        #: owner and group a file created here gets, or None where a default ACL may
+        #: also decide its permissions (see :func:`creation_owner`)
+        self.new_owner = creation_owner(fd, st)
         self._fd: int | None = fd
         self._pins = 0
 
@@ -109,7 +112,7 @@ class DirTable:
                 raise UnsafePath(f"restore target {os.fspath(path)} is a symlink") from exc
             raise DeltavaultError(f"cannot open {os.fspath(path)}: {exc.strerror}") from exc
         st = os.fstat(fd)
-        d = Dir(self, None, os.fsencode(path), fd, (st.st_dev, st.st_ino))
+        d = Dir(self, None, os.fsencode(path), fd, st)
         with self.lock:
             d._pins = 1  # the root stays open for the table's lifetime
             self._open[d] = None
@@ -118,7 +121,7 @@ class DirTable:
     def adopt(self, parent: Dir, name: bytes, fd: int) -> Dir:
         """A new :class:`Dir` for a directory just opened below ``parent``."""
         st = os.fstat(fd)
-        d = Dir(self, parent, name, fd, (st.st_dev, st.st_ino))
+        d = Dir(self, parent, name, fd, st)
         with self.lock:
             self._open[d] = None
             self.trim_locked(keep=d)
@@ -281,23 +284,64 @@ def remove_leftovers(d: Dir) -> int:
     return removed
 
 
-def create_file(dir_fd: int, name: bytes) -> tuple[int, bytes | None]:
+def create_file(dir_fd: int, name: bytes, mode: int = 0o600) -> tuple[int, bytes | None]:
     """Open a new file for ``name``: the name itself if free, else a temporary name.
 
     Returns the descriptor and the temporary name (None when writing in place
     of nothing). Existing data is never opened for writing: it is replaced by
-    :func:`rename_into` once the new content is complete and verified.
+    :func:`rename_into` once the new content is complete and verified. ``mode``
+    (permission bits, filtered by the umask) holds for the file from its
+    creation; the descriptor is writable whatever it says.
     """
     try:
-        return os.open(name, O_NEW, 0o600, dir_fd=dir_fd), None
+        return os.open(name, O_NEW, mode, dir_fd=dir_fd), None
     except FileExistsError:
         pass
     while True:
         tmp = temp_name()
         try:
-            return os.open(tmp, O_NEW, 0o600, dir_fd=dir_fd), tmp
+            return os.open(tmp, O_NEW, mode, dir_fd=dir_fd), tmp
         except FileExistsError:
             continue
+
+
+def creation_owner(fd: int, st: os.stat_result) -> tuple[int, int] | None:
+    """The owner and group of a file this process creates in the directory ``fd``
+    (``st``: its status), or None if a default ACL there may set its permissions.
+
+    Why: a restored file whose owner and permission bits are already what the
+    kernel gives it at creation needs no ``fchown`` and no ``fchmod`` (two of
+    the six calls per small file). A new file is owned by the effective user
+    and by the directory's group if the directory is set-group-ID, else by
+    the effective group; its permission bits are the requested ones less the
+    umask, unless the directory carries a default ACL, which replaces the
+    umask. Anything but a clear "no ACL" answer counts as one.
+    """
+    try:
+        os.getxattr(fd, "system.posix_acl_default")
+    except OSError as exc:
+        if exc.errno not in (errno.ENODATA, errno.EOPNOTSUPP):
+            return None
+    else:
+        return None
+    gid = st.st_gid if st.st_mode & stat.S_ISGID else os.getegid()
+    return os.geteuid(), gid
+
+
+def process_umask() -> int | None:
+    """This process's umask, read without changing it (Linux ``/proc``); None if unknown.
+
+    ``os.umask`` can only read the mask by setting it, and a file another
+    thread creates meanwhile would get the temporary mask.
+    """
+    try:
+        with open("/proc/self/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 def rename_into(dir_fd: int, tmp: bytes, name: bytes) -> None:
@@ -310,15 +354,21 @@ def rename_into(dir_fd: int, tmp: bytes, name: bytes) -> None:
         raise
 
 
-def apply_meta(fd: int, mode: int, uid: int, gid: int, mtime_ns: int, owners: bool) -> None:
-    """Owner, mode and times through an open descriptor (chown first: it clears setuid)."""
+def apply_meta(fd: int, mode: int, uid: int, gid: int, mtime_ns: int, owners: bool, *,
+               has_mode: bool = False) -> None:
+    """Owner, mode and times through an open descriptor (chown first: it clears setuid).
+
+    ``owners`` false: the owner is left as created. ``has_mode``: the file
+    already has ``mode`` (created with it, see :func:`creation_owner`).
+    """
     # try/except, not contextlib.suppress: this runs once per restored file
     if owners:
         try:  # noqa: SIM105
             os.fchown(fd, uid, gid)
         except OSError:
             pass  # an owner this system cannot give: keep ours, as restic does
-    os.fchmod(fd, mode & 0o7777)
+    if not has_mode:
+        os.fchmod(fd, mode & 0o7777)
     try:  # noqa: SIM105
         os.utime(fd, ns=(mtime_ns, mtime_ns))
     except (OSError, OverflowError, ValueError):
