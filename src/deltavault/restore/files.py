@@ -151,14 +151,12 @@ class FileWriter:
         others read early is a part of what they may read when it is done (and
         a directory restore makes stays 0700 until it is complete).
         """
-        mode = job.node.mode & 0o7777
-        if self._mode_at_create(job, mode):
-            return mode
-        return 0o600
+        return job.node.mode & 0o777 if self._mode_at_create(job) else 0o600
 
-    def _mode_at_create(self, job: FileJob, mode: int) -> bool:
+    def _mode_at_create(self, job: FileJob) -> bool:
+        """Whether the kernel gives ``job``'s file its final mode at creation."""
         umask = self.umask
-        return (umask is not None and not mode & (~0o777 | umask)
+        return (umask is not None and not job.node.mode & (0o7000 | umask)
                 and job.dir.new_owner is not None)
 
     def _set_error(self, job: FileJob, reason: str, damaged: bool) -> None:
@@ -198,7 +196,7 @@ class FileWriter:
                     os.ftruncate(fd, node.size)
                 apply_meta(fd, node.mode, node.uid, node.gid, node.mtime_ns,
                            self.owners and (node.uid, node.gid) != job.dir.new_owner,
-                           has_mode=self._mode_at_create(job, node.mode & 0o7777))
+                           has_mode=self._mode_at_create(job))
                 job.fd = None
                 os.close(fd)
                 if job.tmp is not None:
