@@ -303,13 +303,19 @@ def backup(repo: Repository, paths: Sequence[str | os.PathLike[str]] = (), *,
 
 def restore(repo: Repository, snapshot: str, target: str | os.PathLike[str], *,
             include: Sequence[str] = (),
-            on_progress: Callable[[int, int], None] | None = None) -> RestoreResult:
-    """Restore a snapshot (id, prefix, tag or ``latest``) below ``target``, under a shared lock."""
+            on_progress: Callable[[int, int], None] | None = None,
+            processes: int = 0) -> RestoreResult:
+    """Restore a snapshot (id, prefix, tag or ``latest``) below ``target``, under a shared lock.
+
+    ``processes``: 0 lets the restore decide (several for a large snapshot in
+    a local repository), 1 keeps it in this process, more asks for that many.
+    """
     from deltavault.restore.restorer import RestoreOptions, run_restore
 
     with repo.lock():  # prune cannot remove the packs being read
         snap = repo.find_snapshot(snapshot)
-        return run_restore(repo, snap, RestoreOptions(Path(target), list(include)),
+        return run_restore(repo, snap, RestoreOptions(Path(target), list(include),
+                                                      processes=processes),
                            on_progress=on_progress)
 
 

@@ -22,7 +22,7 @@ import pytest
 from deltavault import api, sampledata
 from deltavault.restore.fsdir import TMP_PREFIX
 from deltavault.restore.rollback import PREVIOUS, STAGING
-from tests.support.cli import Cli, kill_trials
+from tests.support.cli import Cli, kill_trials, processes_naming
 from tests.support.trees import differences, write_random
 
 TRIALS = kill_trials()
@@ -40,6 +40,13 @@ def _kill_at_random(cli: Cli, args: list[str | os.PathLike[str]], after: float) 
     proc.wait()
 
 
+def _no_process_left(target: Path) -> None:
+    deadline = time.monotonic() + 10
+    while processes_naming(target) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not processes_naming(target), "a restore process outlived the killed command"
+
+
 def _snapshot_and_old(tmp_path: Path) -> tuple[Path, Path]:
     """A source tree (small and multi-chunk files) and an 'old' tree of the same paths."""
     new, old = tmp_path / "new" / "data", tmp_path / "old" / "data"
@@ -55,12 +62,15 @@ def _snapshot_and_old(tmp_path: Path) -> tuple[Path, Path]:
 
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
-def test_restore_in_place_killed_at_random_moments(cli_repo: Cli, tmp_path: Path) -> None:
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_restore_in_place_killed_at_random_moments(cli_repo: Cli, tmp_path: Path,
+                                                   processes: str) -> None:
     new, old = _snapshot_and_old(tmp_path)
     cli_repo("backup", new)
     want_new, want_old = _files(new), _files(old)
     target = tmp_path / "target"
-    cmd: list[str | os.PathLike[str]] = ["restore", "latest", "--target", target, "--quiet"]
+    cmd: list[str | os.PathLike[str]] = ["restore", "latest", "--target", target, "--quiet",
+                                         "--processes", processes]
     shutil.copytree(old, target / "data")
     started = time.monotonic()
     cli_repo(*cmd)
@@ -71,6 +81,7 @@ def test_restore_in_place_killed_at_random_moments(cli_repo: Cli, tmp_path: Path
         shutil.rmtree(target)
         shutil.copytree(old, target / "data")
         _kill_at_random(cli_repo, cmd, rng.uniform(0.3, 1.1) * duration)
+        _no_process_left(target)  # a split restore's parts die with it
         got = _files(target / "data")
         leftovers = {k for k in got if Path(k).name.startswith(os.fsdecode(TMP_PREFIX))}
         kinds = set()
@@ -82,7 +93,7 @@ def test_restore_in_place_killed_at_random_moments(cli_repo: Cli, tmp_path: Path
                  else "some of each"] += 1
         cli_repo(*cmd)  # the next run completes and clears what the killed one left
         assert _files(target / "data") == want_new
-    print(f"restore in place, {TRIALS} kill -9 trials: {outcomes}")
+    print(f"restore in place ({processes} process(es)), {TRIALS} kill -9 trials: {outcomes}")
     assert sum(outcomes.values()) == TRIALS
 
 

@@ -114,3 +114,18 @@ def kill_trials(default: int = 10) -> int:
     check runs more (``DELTAVAULT_KILL_TRIALS=50 ./scripts/test -k kill``).
     """
     return max(2, int(os.environ.get("DELTAVAULT_KILL_TRIALS", default)))
+
+
+def processes_naming(path: Path) -> list[int]:
+    """Processes whose command line names ``path`` (a restore's parts share its argv)."""
+    found = []
+    needle = os.fsencode(path)
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                    if needle in fh.read():
+                        found.append(int(entry))
+            except OSError:
+                continue
+    return found

@@ -38,7 +38,6 @@ import contextlib
 import fcntl
 import os
 import signal
-import struct
 import subprocess
 import sys
 import threading
@@ -46,17 +45,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import msgpack
-
 from deltavault.backup.smallfile import read_whole
 from deltavault.chunk import CdcParams
-from deltavault.chunk.base import ByteReader, read_exactly
+from deltavault.chunk.base import ByteReader
 from deltavault.chunk.files import FileChunker
 from deltavault.codec.policy import Policy, choose
 from deltavault.errors import DeltavaultError
 from deltavault.repo.crypto import Crypto, MasterKey
+from deltavault.repo.frames import FrameError, read_frame, write_frame
 
-_LEN = struct.Struct("<I")
 #: pipe capacity asked for (Linux's default limit for an unprivileged process)
 PIPE_BYTES = 1 << 20
 #: a frame larger than this is not ours (a request is at most a batch of paths,
@@ -86,28 +83,15 @@ class SealerGone(DeltavaultError):
     """The helper process is not (or no longer) available: do the work in process."""
 
 
-def _write_frame(fd: int, body: object) -> None:
-    data = msgpack.packb(body, use_bin_type=True)
-    view = memoryview(_LEN.pack(len(data)) + data)
-    while view:
-        view = view[os.write(fd, view):]
+_write_frame = write_frame
 
 
 def _read_frame(f: ByteReader) -> Any:
     """The next frame's body, or None at the end of the stream (a frame cut short too)."""
-    head = read_exactly(f, _LEN.size)
-    if len(head) < _LEN.size:
-        return None
-    (n,) = _LEN.unpack(head)
-    if n > MAX_FRAME:
-        raise SealerGone(f"sealer: frame of {n} bytes")
-    body = read_exactly(f, n)
-    if len(body) < n:
-        return None
     try:
-        return msgpack.unpackb(body, raw=False, use_list=True)
-    except (ValueError, msgpack.UnpackException) as exc:
-        raise SealerGone(f"sealer: unreadable frame ({exc})") from exc
+        return read_frame(f, MAX_FRAME)
+    except FrameError as exc:
+        raise SealerGone(f"sealer: {exc}") from exc
 
 
 class Sealer:

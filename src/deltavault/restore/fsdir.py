@@ -80,14 +80,19 @@ class Dir:
             raise DeltavaultError(f"restore: directory {self.path()} is not open")
         return fd
 
-    def path(self) -> str:
-        """The path relative to the root, for messages (``.`` for the root)."""
-        parts: list[bytes] = []
+    def parts(self) -> list[bytes]:
+        """The names from the root down to this directory (empty for the root)."""
+        names: list[bytes] = []
         d: Dir | None = self
         while d is not None and d.parent is not None:
-            parts.append(d.name)
+            names.append(d.name)
             d = d.parent
-        return os.fsdecode(b"/".join(reversed(parts))) or "."
+        names.reverse()
+        return names
+
+    def path(self) -> str:
+        """The path relative to the root, for messages (``.`` for the root)."""
+        return os.fsdecode(b"/".join(self.parts())) or "."
 
     def child_path(self, name: bytes) -> str:
         """The path of an entry of this directory, for messages."""

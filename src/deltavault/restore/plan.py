@@ -15,7 +15,7 @@ walk left are given their metadata, deepest first.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from deltavault.repo.repository import Repository
@@ -85,7 +85,8 @@ class Planner:
     def __init__(self, repo: Repository, tree_id: bytes, root: Dir, *,
                  include: list[str], live_root: Dir | None = None,
                  live_top: bytes | None = None, in_place: bool = True,
-                 max_blobs: int = DEFAULT_MAX_BLOBS, max_dirs: int = DEFAULT_MAX_DIRS) -> None:
+                 max_blobs: int = DEFAULT_MAX_BLOBS, max_dirs: int = DEFAULT_MAX_DIRS,
+                 roots: Iterable[tuple[Dir, list[Node]]] | None = None) -> None:
         self.repo = repo
         self.tree_id = tree_id
         self.root = root
@@ -98,15 +99,32 @@ class Planner:
         self.max_dirs = max_dirs
         self.dirs = 0
         self.leftovers = 0
+        #: instead of the tree ``tree_id``: entries of directories made already, each
+        #: walked in turn and left unfinished (a part of a split restore, see split.py)
+        self.roots = roots
+        #: a split part's hard-linked files: (device, inode), directory, name (the
+        #: coordinator links those other parts also hold; None: not collected)
+        self.linked: list[tuple[tuple[int, int], Dir, bytes]] | None = (
+            [] if roots is not None else None)
         self._first_by_inode: dict[tuple[int, int], FileJob] = {}
         self._batch = Batch()
 
     def batches(self) -> Iterator[Batch]:
-        """Walk the whole tree; the last batch may be empty."""
-        top = _Frame(None, None, load_tree(self.repo, self.tree_id, cache=False).nodes, "",
-                     not self.include)
-        top.dir = self.root
-        top.live = self.live_root if self.live_top is None else None
+        """Walk the whole tree (or every root given); the last batch may be empty."""
+        if self.roots is None:
+            top = _Frame(None, None, load_tree(self.repo, self.tree_id, cache=False).nodes,
+                         "", not self.include)
+            top.dir = self.root
+            top.live = self.live_root if self.live_top is None else None
+            yield from self._walk(top)
+        else:
+            for d, nodes in self.roots:
+                top = _Frame(None, None, nodes, "", not self.include)
+                top.dir = d
+                yield from self._walk(top)
+        yield self._batch
+
+    def _walk(self, top: _Frame) -> Iterator[Batch]:
         stack = [top]
         include = self.include
         while stack:
@@ -158,7 +176,6 @@ class Planner:
             if frame.parent is not None:
                 self._leave(frame)
                 yield from self._maybe_cut()
-        yield self._batch
 
     # --- files --------------------------------------------------------------------
 
@@ -166,6 +183,8 @@ class Planner:
         """A hard link, or a file whose blobs are spread over several batches."""
         key = (node.dev, node.inode)
         if node.links > 1 and node.inode:
+            if self.linked is not None:
+                self.linked.append((key, d, node.name))
             first = self._first_by_inode.get(key)
             if first is not None:
                 self._batch.links.append((d, node.name, first))

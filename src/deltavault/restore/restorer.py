@@ -23,22 +23,26 @@ import contextlib
 import os
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from deltavault.errors import DeltavaultError, RepositoryError, UserError
-from deltavault.repo.blobcache import RESTORE_BYTES
-from deltavault.repo.index import BlobLocation
 from deltavault.repo.repository import Repository
 from deltavault.repo.snapshot import Snapshot
-from deltavault.restore.fetch import Uses, run_task, span_tasks
-from deltavault.restore.files import FileJob, FileWriter
-from deltavault.restore.fsdir import Dir, DirTable
-from deltavault.restore.lane import Lane
-from deltavault.restore.nodes import finish_dir, make_link, make_other
-from deltavault.restore.plan import Batch, Planner
-from deltavault.restore.reuse import Piece, Reuse
+from deltavault.restore.engine import run_plan
+from deltavault.restore.files import FileWriter
+from deltavault.restore.fsdir import DirTable
+from deltavault.restore.plan import Planner
+from deltavault.restore.procs import Tally, restore_split
+from deltavault.restore.reuse import Reuse
+
+#: a snapshot with at least this many files is restored by several processes
+#: (below it the fork and the split cost more than the second core gives back)
+SPLIT_FILES = 20_000
+#: processes of a split restore at most (each holds its own decode pool and cache)
+MAX_PROCESSES = 4
+#: decode threads per process of a split restore
+PART_WORKERS = 2
 
 
 @dataclass
@@ -56,6 +60,8 @@ class RestoreOptions:
             holds the whole snapshot).
         reuse: ``metadata`` (trust size/mtime/ctime/inode, else hash), ``link``
             (trust the same, hard-link such files), ``content`` (always hash), ``none``.
+        processes: restore in this many processes (0: decided by
+            :func:`processes_for`; 1: in this process only).
     """
 
     target: Path
@@ -65,6 +71,7 @@ class RestoreOptions:
     live: Path | None = None
     live_entry: str = ""
     reuse: str = "metadata"
+    processes: int = 0
 
 
 @dataclass
@@ -78,115 +85,31 @@ class RestoreResult:
     errors: list[str] = field(default_factory=list)
     reused_files: int = 0
     reused_bytes: int = 0
+    damaged: int = 0
+    failed: int = 0
+    processes: int = 1
 
 
-class _Engine:
-    """Runs batches through the pool, one batch ahead of the walk."""
+def processes_for(repo: Repository, snap: Snapshot, opts: RestoreOptions) -> int:
+    """How many processes restore ``snap`` (1: this one alone; see procs.py).
 
-    def __init__(self, repo: Repository, writer: FileWriter, pool: ThreadPoolExecutor,
-                 reuse: Reuse | None, owners: bool) -> None:
-        self.repo = repo
-        self.writer = writer
-        self.pool = pool
-        self.reuse = reuse
-        self.owners = owners
-        self.pending: tuple[Batch, list[Future[None]]] | None = None
-        self.deferred: list[tuple[Dir, bytes, FileJob]] = []
-        self.links = 0
-        self.lane = Lane()  # tasks of small blobs, one at a time (run_task)
-
-    def submit(self, batch: Batch) -> None:
-        """Resolve a batch's blobs, take what the live tree has, queue the reads."""
-        work = self._resolve(batch)
-        if self.reuse is not None:
-            reuse = self.reuse
-            futs = [(job, self.pool.submit(reuse.take, job, live, first, pieces))
-                    for job, live, first, pieces in work if live is not None and pieces]
-            taken = {id(job): f.result() for job, f in futs}
-            work = [(job, live, first, taken.get(id(job), pieces) if live is not None
-                     else pieces) for job, live, first, pieces in work]
-        uses: Uses = {}
-        locs: dict[bytes, BlobLocation] = {}
-        for job, _live, _first, pieces in work:
-            for blob, offset, loc in pieces:
-                uses.setdefault(blob, []).append((job, offset))
-                locs[blob] = loc
-        bases = {loc.base for loc in locs.values() if loc.base is not None}
-        futures = [self.pool.submit(run_task, self.repo, task, uses, bases, self.writer,
-                                    self.lane)
-                   for task in span_tasks(locs.values())]
-        self._finish_pending()
-        self.pending = (batch, futures)
-
-    def drain(self) -> None:
-        """Finish the batch in flight and links whose file finished late."""
-        self._finish_pending()
-        for d, name, first in self.deferred:
-            self.links += make_link(d, name, first, self.writer)
-            d.unpin()
-        self.deferred.clear()
-
-    def abort(self) -> None:
-        """Stop: wait for tasks in flight, throw away half-written files."""
-        if self.pending is None:
-            return
-        batch, futures = self.pending
-        for f in futures:
-            f.cancel()
-        for f in futures:
-            with contextlib.suppress(BaseException):
-                f.result()
-        for job, _a, _b, _live in batch.slices:
-            self.writer.abandon(job)
-        batch.unpin()
-        self.pending = None
-
-    def _resolve(self, batch: Batch) -> list[tuple[FileJob, Dir | None, int, list[Piece]]]:
-        ids = list({b for job, a, z, _ in batch.slices for b in job.node.content[a:z]})
-        found = dict(zip(ids, self.repo.index.locate_many(ids), strict=True))
-        work: list[tuple[FileJob, Dir | None, int, list[Piece]]] = []
-        for job, first, end, live in batch.slices:
-            if first == end == 0:
-                self.writer.skip(job, 0)  # an empty file: made and finished now
-                continue
-            pieces: list[Piece] = []
-            for blob in job.node.content[first:end]:
-                loc = found[blob] if job.error is None else None
-                if loc is None and job.error is None:
-                    try:
-                        loc = self.repo.locate(blob)
-                    except DeltavaultError as exc:
-                        self.writer.fail(job, str(exc), damaged=True)
-                if loc is None:
-                    self.writer.skip(job)
-                    continue
-                pieces.append((blob, job.offset, loc))
-                job.offset += loc.raw_length
-            work.append((job, live, first, pieces))
-        return work
-
-    def _finish_pending(self) -> None:
-        if self.pending is None:
-            return
-        batch, futures = self.pending
-        self.pending = None
-        try:
-            for f in futures:
-                f.result()
-        except BaseException:
-            self.pending = (batch, futures)
-            raise
-        for d, name, first in batch.links:
-            if first.finished:
-                self.links += make_link(d, name, first, self.writer)
-            else:  # its file spans into a later batch
-                d.pin()
-                self.deferred.append((d, name, first))
-        for d, name, node in batch.others:
-            make_other(d, name, node, self.writer)
-        for done in batch.dirs_done:
-            finish_dir(done, self.writer)
-        batch.unpin()
+    Several only for a whole snapshot (no include patterns, not rollback's
+    reuse) from a store a forked process may share, with enough files to pay
+    for the fork: ``opts.processes`` if set, else one per core up to
+    MAX_PROCESSES once the snapshot has SPLIT_FILES files.
+    """
+    if opts.processes == 1 or opts.include or opts.live is not None:
+        return 1
+    if not repo.store.fork_safe:
+        return 1
+    if opts.processes > 1:
+        return opts.processes
+    files = sum(int(snap.summary.get(k, 0) or 0)
+                for k in ("files_new", "files_changed", "files_unmodified"))
+    cores = len(os.sched_getaffinity(0))
+    if cores < 2 or files < SPLIT_FILES:
+        return 1
+    return min(cores, MAX_PROCESSES)
 
 
 def run_restore(repo: Repository, snap: Snapshot, opts: RestoreOptions, *,
@@ -207,10 +130,46 @@ def run_restore(repo: Repository, snap: Snapshot, opts: RestoreOptions, *,
         if on_progress is not None:
             on_progress(done[0], total)
 
+    result = RestoreResult()
+    processes = processes_for(repo, snap, opts)
+    if processes > 1:
+        workers = opts.workers or PART_WORKERS
+        table = DirTable()
+        try:
+            tally = restore_split(repo, bytes.fromhex(snap.tree), table.root(target),
+                                  processes=processes, owners=opts.owners, workers=workers,
+                                  on_bytes=on_bytes)
+        finally:
+            table.close()
+    else:
+        tally = _restore_here(repo, snap, target, opts, on_bytes, result)
+    result.files, result.dirs, result.bytes = tally.files, tally.dirs, tally.bytes
+    result.damaged, result.failed = tally.damaged, tally.failed
+    result.errors = list(tally.messages)
+    result.processes = processes
+    result.duration_s = round(time.monotonic() - started, 3)
+    if record:
+        repo.record_best_effort("restore", snapshot=snap.id, target=str(target),
+                                files=result.files, bytes=result.bytes,
+                                ok=not (result.damaged or result.failed))
+    if result.damaged:
+        raise RepositoryError(
+            f"{result.damaged} file(s) could not be restored because stored data is "
+            f"damaged (existing files were left as they were): "
+            f"{'; '.join(result.errors[:5])}",
+            hint="run 'deltavault check --read-data'; restore from a replica with 'repair'")
+    if result.failed:
+        raise UserError(f"{result.failed} file(s) could not be written below {target}: "
+                        f"{'; '.join(result.errors[:5])}")
+    return result
+
+
+def _restore_here(repo: Repository, snap: Snapshot, target: Path, opts: RestoreOptions,
+                  on_bytes: Callable[[int], None], result: RestoreResult) -> Tally:
+    """Restore in this process (its threads); rollback's reuse counts go to ``result``."""
     writer = FileWriter(opts.owners, on_bytes)
     table = DirTable()
     live_table = DirTable() if opts.live is not None else None
-    result = RestoreResult()
     workers = opts.workers or max(2, min(8, os.cpu_count() or 2))
     try:
         root = table.root(target)
@@ -222,38 +181,14 @@ def run_restore(repo: Repository, snap: Snapshot, opts: RestoreOptions, *,
         planner = Planner(repo, bytes.fromhex(snap.tree), root, include=opts.include,
                           live_root=live_root, in_place=opts.live is None,
                           live_top=os.fsencode(opts.live_entry) if opts.live_entry else None)
-        with (repo.cache.bounded(RESTORE_BYTES),
-              ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dv-restore") as pool):
-            engine = _Engine(repo, writer, pool, reuse, opts.owners)
-            try:
-                for batch in planner.batches():
-                    engine.submit(batch)
-                engine.drain()
-            except BaseException:
-                engine.abort()
-                raise
-        result.dirs = planner.dirs
+        links = run_plan(repo, planner, writer, workers, reuse)
         if reuse is not None:
             result.reused_files, result.reused_bytes = reuse.files, reuse.bytes
-        result.files = writer.files + engine.links
     finally:
         table.close()
         if live_table is not None:
             live_table.close()
-    result.bytes = writer.bytes
-    result.errors = list(writer.messages)
-    result.duration_s = round(time.monotonic() - started, 3)
-    if record:
-        repo.record_best_effort("restore", snapshot=snap.id, target=str(target),
-                                files=result.files, bytes=result.bytes,
-                                ok=not (writer.damaged or writer.failed))
-    if writer.damaged:
-        raise RepositoryError(
-            f"{writer.damaged} file(s) could not be restored because stored data is "
-            f"damaged (existing files were left as they were): "
-            f"{'; '.join(result.errors[:5])}",
-            hint="run 'deltavault check --read-data'; restore from a replica with 'repair'")
-    if writer.failed:
-        raise UserError(f"{writer.failed} file(s) could not be written below {target}: "
-                        f"{'; '.join(result.errors[:5])}")
-    return result
+    tally = Tally()
+    tally.add(writer.files + links, planner.dirs, writer.bytes, writer.damaged,
+              writer.failed, writer.messages)
+    return tally

@@ -96,6 +96,10 @@ class Store(ABC):
     atomic_replace: bool = True
     #: ``delete`` may succeed (False for append-only / WORM stores).
     supports_deletes: bool = True
+    #: a forked child may go on using this store object (no connection, session or
+    #: per-process budget is shared with the parent): a restore may then split
+    #: its work over processes (restore/procs.py). True only where known.
+    fork_safe: bool = False
 
     @abstractmethod
     def location(self) -> str:

@@ -54,6 +54,9 @@ def _info(key: str, st: os.stat_result) -> ObjectInfo:
 class LocalStore(Store):
     """Objects as files below ``root``; keys map to relative paths."""
 
+    #: plain file calls by path: nothing a forked child could share wrongly
+    fork_safe = True
+
     def __init__(self, root: str | os.PathLike[str], *, create: bool = False) -> None:
         self.root = Path(root).absolute()
         if create:
