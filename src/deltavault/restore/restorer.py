@@ -12,9 +12,12 @@ Speed and memory (issues 13, 14): the snapshot is walked as a stream and cut
 into bounded batches (:mod:`~deltavault.restore.plan`); each batch's blobs are
 looked up with one vectorised index search, read pack by pack in spans and
 decoded on a thread pool (:mod:`~deltavault.restore.fetch`); each file is
-opened once. While the pool works on one batch the walk prepares the next.
-With ``live`` set (rollback), pieces the live tree already holds are taken
-from it (:mod:`~deltavault.restore.reuse`).
+opened once. While the pool works on one batch the walk prepares the next
+(:mod:`~deltavault.restore.engine`). With ``live`` set (rollback), pieces
+the live tree already holds are taken from it
+(:mod:`~deltavault.restore.reuse`). A large snapshot in a local repository
+is restored by several processes, each with its own interpreter lock
+(:func:`processes_for`, :mod:`~deltavault.restore.procs`).
 """
 
 from __future__ import annotations
