@@ -2,10 +2,16 @@
 
 Each tool runs as a child process; we time it with a monotonic clock and
 read its peak resident set size and CPU time with GNU time (``%M %U %S``: the
-child's own ``ru_maxrss`` and user/system seconds; restic, borg and the
-deltavault CLI are one process each, with their threads). Repository size is
-the apparent size of every file under the repository directory, the same
-measure for every tool.
+child's own ``ru_maxrss`` and user/system seconds, children included).
+restic and borg are one process each, with their threads; a deltavault
+restore of a large snapshot forks one process per core, and ``ru_maxrss``
+would then be the largest of them, not their sum. So while a command runs,
+the proportional set size (PSS: each shared page divided among the
+processes sharing it) of every process of its session is summed every
+0.2 s, and the figure reported is the larger of that peak sum and
+``ru_maxrss``. For one process PSS is at most its RSS, so nothing changes
+there. Repository size is the apparent size of every file under the
+repository directory, the same measure for every tool.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -78,12 +85,15 @@ def measure(cmd: list[str], *, env: dict[str, str] | None = None,
         t0 = time.perf_counter()
         proc = subprocess.Popen(wrapped, stdout=out, stderr=err, env=env, cwd=cwd,
                                 start_new_session=True)
+        sampler = _PssSampler(proc.pid)
         try:
             returncode = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
             raise ToolError(f"{' '.join(cmd[:3])}... timed out after {timeout:.0f} s") from None
+        finally:
+            sampler.stop()
         seconds = time.perf_counter() - t0
         out.seek(0)
         text = out.read().decode(errors="replace")
@@ -102,7 +112,47 @@ def measure(cmd: list[str], *, env: dict[str, str] | None = None,
         peak, user, system = int(nums[0]) * 1024, float(nums[1]), float(nums[2])
     except (IndexError, ValueError):
         peak, user, system = 0, 0.0, 0.0
-    return Measured(seconds, peak, text, user, system)
+    return Measured(seconds, max(peak, sampler.peak), text, user, system)
+
+
+class _PssSampler:
+    """The peak, over the run, of the summed PSS of a session's processes (but its leader,
+    GNU time), sampled every ``every`` seconds on a thread of its own."""
+
+    def __init__(self, session: int, every: float = 0.2) -> None:
+        self.session = session
+        self.every = every
+        self.peak = 0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._done.wait(self.every):
+            self.peak = max(self.peak, self._sum())
+
+    def _sum(self) -> int:
+        total = 0
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) == self.session:
+                continue
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as fh:
+                    fields = fh.read().rsplit(b")", 1)[1].split()
+                if int(fields[3]) != self.session:  # the session id, field 6 of stat
+                    continue
+                with open(f"/proc/{entry}/smaps_rollup", "rb") as fh:
+                    for line in fh:
+                        if line.startswith(b"Pss:"):
+                            total += int(line.split()[1]) * 1024
+                            break
+            except (OSError, ValueError, IndexError):
+                continue
+        return total
 
 
 _LONG_PATH = re.compile(r"(?:/[^/\s\"':]+){12,}")

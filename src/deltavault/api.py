@@ -309,6 +309,8 @@ def restore(repo: Repository, snapshot: str, target: str | os.PathLike[str], *,
 
     ``processes``: 0 lets the restore decide (several for a large snapshot in
     a local repository), 1 keeps it in this process, more asks for that many.
+    Several means ``os.fork``: a program whose other threads use ``repo`` (or
+    hold locks the restore needs) while it runs should pass 1.
     """
     from deltavault.restore.restorer import RestoreOptions, run_restore
 
