@@ -108,6 +108,39 @@ def test_names_of_one_file_that_different_parts_wrote_are_linked(tmp_path: Path)
     assert sorted(p.name for p in (target / "b").iterdir()) == ["y"]  # no temporary left
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to become another user")
+def test_a_read_only_directory_a_part_finished_still_gets_its_link(tmp_path: Path) -> None:
+    """As an ordinary user, the link goes into a directory a part left read-only, whose
+    mode and times are then as the part left them."""
+    target = tmp_path / "t"
+    for rel in ("a/x", "ro/y"):
+        (target / rel).parent.mkdir(parents=True, exist_ok=True)
+        (target / rel).write_bytes(b"same file\n")
+    for p in (target, target / "a", target / "a/x", target / "ro", target / "ro/y"):
+        os.chown(p, 65534, 65534)
+    (target / "ro").chmod(0o555)
+    os.utime(target / "ro", ns=(MTIME, MTIME))
+    table = DirTable()
+    root = table.root(target)  # opened as root: the test's own directories are 0700
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            writer = FileWriter(owners=False)
+            procs._join_links(root, [[[1, 7, [b"a"], b"x"]], [[1, 7, [b"ro"], b"y"]]], writer)
+            code = 0 if not writer.messages else 2
+        finally:
+            os._exit(code)
+    _pid, status = os.waitpid(pid, 0)
+    table.close()
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert os.stat(target / "a/x").st_ino == os.stat(target / "ro/y").st_ino
+    st = os.stat(target / "ro")
+    assert (stat.S_IMODE(st.st_mode), st.st_mtime_ns) == (0o555, MTIME)
+
+
 def test_a_part_killed_fails_the_restore(repo: api.Repository, tmp_path: Path,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     snap = api.backup(repo, [_source(tmp_path / "src")]).snapshot

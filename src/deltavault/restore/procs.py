@@ -36,6 +36,7 @@ import gc
 import os
 import selectors
 import signal
+import stat
 import struct
 import sys
 import threading
@@ -309,10 +310,19 @@ def _relink(src: Dir, src_name: bytes, dst: Dir, name: bytes, writer: FileWriter
     sfd, dfd = src.pin(), dst.pin()
     try:
         st = os.fstat(dfd)
-        tmp = temp_name()
-        os.link(src_name, tmp, src_dir_fd=sfd, dst_dir_fd=dfd, follow_symlinks=False)
-        rename_into(dfd, tmp, name)
-        os.utime(dfd, ns=(st.st_atime_ns, st.st_mtime_ns))
+        mode = stat.S_IMODE(st.st_mode)
+        # a part finished this directory already: it may be read-only to us now
+        opened = os.geteuid() != 0 and mode & 0o300 != 0o300
+        if opened:
+            os.fchmod(dfd, mode | 0o700)
+        try:
+            tmp = temp_name()
+            os.link(src_name, tmp, src_dir_fd=sfd, dst_dir_fd=dfd, follow_symlinks=False)
+            rename_into(dfd, tmp, name)
+        finally:
+            if opened:
+                os.fchmod(dfd, mode)
+            os.utime(dfd, ns=(st.st_atime_ns, st.st_mtime_ns))
     except OSError as exc:
         writer.report(dst.child_path(name), f"cannot link: {exc.strerror}")
     finally:
