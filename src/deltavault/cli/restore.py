@@ -48,7 +48,8 @@ def restore(
         "--force", help="Replace an existing --sqlite-to file / non-empty Redis db.")] = False,
     processes: Annotated[int, typer.Option(
         "--processes", min=0, max=64, help="Restore in this many processes (0: one per "
-        "core, up to 4, for 20,000 files or more in a local repository; 1: one).")] = 0,
+        "core, up to 4, for 20,000 files or more in a local repository; 1: one). Local "
+        "repositories only; not with --include.")] = 0,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
