@@ -97,7 +97,6 @@ class _Part:
     fd: int
     result: dict[str, Any] | None = None
     error: str | None = None
-    ended: bool = False
     status: int | None = None
 
 
@@ -190,7 +189,6 @@ def _collect(parts: list[_Part], on_bytes: Callable[[int], None]) -> None:
                     p.result = frame
                     continue
                 sel.unregister(p.fd)
-                p.ended = True
                 live -= 1
                 if p.result is None:
                     _wait(p, block=True)
