@@ -16,8 +16,8 @@ restores them with the engine a one-process restore uses, and reports bytes
 as it goes and a summary at the end over its own pipe. A hard-linked file
 whose names fell to different parts is written by each; the coordinator then
 replaces the later copies by links to the first, keeping the directory's
-times. The directories the coordinator made are finished by it, deepest
-first, once every part is done.
+times (:mod:`~deltavault.restore.joinlinks`). The directories the
+coordinator made are finished by it, deepest first, once every part is done.
 
 Fail closed: a part that reports an error, dies or is killed stops the
 others (they throw their half-written files away) and fails the restore with
@@ -36,7 +36,6 @@ import gc
 import os
 import selectors
 import signal
-import stat
 import struct
 import sys
 import threading
@@ -52,7 +51,8 @@ from deltavault.repo.repository import Repository
 from deltavault.repo.tree import Node
 from deltavault.restore.engine import run_plan
 from deltavault.restore.files import MAX_MESSAGES, FileWriter
-from deltavault.restore.fsdir import Dir, libc, open_dir, rename_into, temp_name
+from deltavault.restore.fsdir import Dir, libc
+from deltavault.restore.joinlinks import join_links
 from deltavault.restore.nodes import finish_dir
 from deltavault.restore.plan import Planner
 from deltavault.restore.split import Unit, split_tree
@@ -119,7 +119,7 @@ def restore_split(repo: Repository, tree_id: bytes, root: Dir, *, processes: int
             r = p.result
             tally.add(r["files"], r["dirs"], r["bytes"], r["damaged"], r["failed"],
                       r["messages"])
-        _join_links(root, [p.result["linked"] for p in parts if p.result], writer)
+        join_links(root, [p.result["linked"] for p in parts if p.result], writer)
     for done in reversed(split.made):
         finish_dir(done, writer)
     tally.add(0, 0, 0, writer.damaged, writer.failed, writer.messages)
@@ -265,67 +265,6 @@ def _describe(status: int | None) -> str:
         except ValueError:
             return f"killed by signal {-status}"
     return f"exit code {status}"
-
-
-def _join_links(root: Dir, linked: list[list[Any]], writer: FileWriter) -> None:
-    """Link the names of one hard-linked file that different parts wrote.
-
-    Each part linked the names it placed to its own first copy. The first
-    part's copy is kept; every name another part placed is replaced by a
-    link to it, and its directory's times are put back as they were.
-    """
-    groups: dict[tuple[int, int], list[tuple[int, list[bytes], bytes]]] = {}
-    for i, entries in enumerate(linked):
-        for dev, ino, parts, name in entries:
-            groups.setdefault((dev, ino), []).append((i, parts, name))
-    for entries in groups.values():
-        first, src_parts, src_name = entries[0]
-        others = [(parts, name) for i, parts, name in entries if i != first]
-        if not others:
-            continue
-        src = _reach(root, src_parts)
-        for parts, name in others:
-            dst = _reach(root, parts)
-            if src is None or dst is None:
-                writer.report(os.fsdecode(b"/".join([*parts, name])),
-                              "cannot link: its directory is gone")
-                continue
-            _relink(src, src_name, dst, name, writer)
-
-
-def _reach(root: Dir, parts: list[bytes]) -> Dir | None:
-    d: Dir | None = root
-    for name in parts:
-        if d is None:
-            return None
-        d = open_dir(d, name)
-    return d
-
-
-def _relink(src: Dir, src_name: bytes, dst: Dir, name: bytes, writer: FileWriter) -> None:
-    """Replace ``name`` (a part's own copy) by a link to the kept copy; the part
-    counted the name as restored already."""
-    sfd, dfd = src.pin(), dst.pin()
-    try:
-        st = os.fstat(dfd)
-        mode = stat.S_IMODE(st.st_mode)
-        # a part finished this directory already: it may be read-only to us now
-        opened = os.geteuid() != 0 and mode & 0o300 != 0o300
-        if opened:
-            os.fchmod(dfd, mode | 0o700)
-        try:
-            tmp = temp_name()
-            os.link(src_name, tmp, src_dir_fd=sfd, dst_dir_fd=dfd, follow_symlinks=False)
-            rename_into(dfd, tmp, name)
-        finally:
-            if opened:
-                os.fchmod(dfd, mode)
-            os.utime(dfd, ns=(st.st_atime_ns, st.st_mtime_ns))
-    except OSError as exc:
-        writer.report(dst.child_path(name), f"cannot link: {exc.strerror}")
-    finally:
-        dst.unpin()
-        src.unpin()
 
 
 # --- a part (the forked child) ----------------------------------------------------------
