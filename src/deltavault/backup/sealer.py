@@ -83,9 +83,6 @@ class SealerGone(DeltavaultError):
     """The helper process is not (or no longer) available: do the work in process."""
 
 
-_write_frame = write_frame
-
-
 def _read_frame(f: ByteReader) -> Any:
     """The next frame's body, or None at the end of the stream (a frame cut short too)."""
     try:
@@ -130,7 +127,7 @@ class Sealer:
         self._reaped = False
         self.use = SealerUse()
         try:
-            _write_frame(self._out, [crypto.master.secret, cdc.min_size, cdc.avg_size,
+            write_frame(self._out, [crypto.master.secret, cdc.min_size, cdc.avg_size,
                                      cdc.max_size, cdc.normalization, cdc.seed, policy, level])
         except OSError as exc:
             self._fail(f"sealer: cannot start: {exc}")
@@ -154,7 +151,7 @@ class Sealer:
                     raise SealerGone(self._broken)
                 self._waiting.append((len(files), done))
             try:
-                _write_frame(self._out, [[p, s] for p, s in files])
+                write_frame(self._out, [[p, s] for p, s in files])
             except OSError as exc:  # the reader calls ``done`` with the failure
                 self._fail(f"sealer: {exc}")
 
@@ -276,12 +273,12 @@ def main() -> None:
     secret, mn, avg, mx, norm, seed, policy, level = init
     crypto = Crypto(MasterKey(secret))
     chunker = FileChunker(CdcParams(mn, avg, mx, norm, seed))
-    _write_frame(out, [1])
+    write_frame(out, [1])
     while True:
         req = _read_frame(inp)
         if req is None:
             return
-        _write_frame(out, [_seal_file(p, s, chunker, crypto, policy, level) for p, s in req])
+        write_frame(out, [_seal_file(p, s, chunker, crypto, policy, level) for p, s in req])
 
 
 if __name__ == "__main__":

@@ -27,12 +27,11 @@ class Engine:
     """Runs batches through the pool, one batch ahead of the walk."""
 
     def __init__(self, repo: Repository, writer: FileWriter, pool: ThreadPoolExecutor,
-                 reuse: Reuse | None, owners: bool) -> None:
+                 reuse: Reuse | None) -> None:
         self.repo = repo
         self.writer = writer
         self.pool = pool
         self.reuse = reuse
-        self.owners = owners
         self.pending: tuple[Batch, list[Future[None]]] | None = None
         self.deferred: list[tuple[Dir, bytes, FileJob]] = []
         self.links = 0
@@ -141,7 +140,7 @@ def run_plan(repo: Repository, planner: Planner, writer: FileWriter, workers: in
     """
     with (repo.cache.bounded(RESTORE_BYTES),
           ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dv-restore") as pool):
-        engine = Engine(repo, writer, pool, reuse, writer.owners)
+        engine = Engine(repo, writer, pool, reuse)
         try:
             for batch in planner.batches():
                 engine.submit(batch)

@@ -15,7 +15,8 @@ import stat
 from typing import Any
 
 from deltavault.restore.files import FileWriter
-from deltavault.restore.fsdir import Dir, open_dir, rename_into, temp_name
+from deltavault.restore.fsdir import Dir, open_dir
+from deltavault.restore.nodes import place
 
 
 def join_links(root: Dir, linked: list[list[Any]], writer: FileWriter) -> None:
@@ -65,9 +66,8 @@ def _relink(src: Dir, src_name: bytes, dst: Dir, name: bytes, writer: FileWriter
         if opened:
             os.fchmod(dfd, mode | 0o700)
         try:
-            tmp = temp_name()
-            os.link(src_name, tmp, src_dir_fd=sfd, dst_dir_fd=dfd, follow_symlinks=False)
-            rename_into(dfd, tmp, name)
+            place(dfd, name, lambda n: os.link(src_name, n, src_dir_fd=sfd, dst_dir_fd=dfd,
+                                               follow_symlinks=False))
         finally:
             if opened:
                 os.fchmod(dfd, mode)

@@ -26,7 +26,7 @@ from deltavault.restore.fsdir import (
 from deltavault.restore.plan import DirDone
 
 
-def _place(dir_fd: int, name: bytes, make: Callable[[bytes], None]) -> None:
+def place(dir_fd: int, name: bytes, make: Callable[[bytes], None]) -> None:
     """Make an entry under ``name``, or beside it and renamed over what is there."""
     try:
         make(name)
@@ -49,7 +49,7 @@ def make_link(d: Dir, name: bytes, first: FileJob, writer: FileWriter) -> int:
     src = first.dir.pin()
     dst = d.pin()
     try:
-        _place(dst, name, lambda n: os.link(first.name, n, src_dir_fd=src, dst_dir_fd=dst,
+        place(dst, name, lambda n: os.link(first.name, n, src_dir_fd=src, dst_dir_fd=dst,
                                             follow_symlinks=False))
         return 1
     except OSError as exc:
@@ -77,7 +77,7 @@ def make_other(d: Dir, name: bytes, node: Node, writer: FileWriter) -> None:
     else:
         return
     try:
-        _place(fd, name, make)
+        place(fd, name, make)
     except OSError as exc:
         if node.type == "symlink":  # devices and fifos may be refused to non-root: not data
             writer.report(d.child_path(name), f"cannot create {node.type}: {exc.strerror}")

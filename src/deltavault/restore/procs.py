@@ -114,12 +114,12 @@ def restore_split(repo: Repository, tree_id: bytes, root: Dir, *, processes: int
         except BaseException:
             _stop(parts)
             raise
-        for p in parts:
-            assert p.result is not None
-            r = p.result
+        results = [p.result for p in parts if p.result is not None]
+        assert len(results) == len(parts)  # _collect raised otherwise
+        for r in results:
             tally.add(r["files"], r["dirs"], r["bytes"], r["damaged"], r["failed"],
                       r["messages"])
-        join_links(root, [p.result["linked"] for p in parts if p.result], writer)
+        join_links(root, [r["linked"] for r in results], writer)
     for done in reversed(split.made):
         finish_dir(done, writer)
     tally.add(0, 0, 0, writer.damaged, writer.failed, writer.messages)
