@@ -22,7 +22,7 @@ import pytest
 from deltavault import api, sampledata
 from deltavault.restore.fsdir import TMP_PREFIX
 from deltavault.restore.rollback import PREVIOUS, STAGING
-from tests.support.cli import Cli, kill_trials, processes_naming
+from tests.support.cli import Cli, kill_trials, processes_left
 from tests.support.trees import differences, write_random
 
 TRIALS = kill_trials()
@@ -38,13 +38,6 @@ def _kill_at_random(cli: Cli, args: list[str | os.PathLike[str]], after: float) 
     time.sleep(after)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-
-
-def _no_process_left(target: Path) -> None:
-    deadline = time.monotonic() + 10
-    while processes_naming(target) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not processes_naming(target), "a restore process outlived the killed command"
 
 
 def _snapshot_and_old(tmp_path: Path) -> tuple[Path, Path]:
@@ -81,7 +74,8 @@ def test_restore_in_place_killed_at_random_moments(cli_repo: Cli, tmp_path: Path
         shutil.rmtree(target)
         shutil.copytree(old, target / "data")
         _kill_at_random(cli_repo, cmd, rng.uniform(0.3, 1.1) * duration)
-        _no_process_left(target)  # a split restore's parts die with it
+        # a split restore's parts die with it
+        assert not processes_left(target, 10), "a restore process outlived the killed command"
         got = _files(target / "data")
         leftovers = {k for k in got if Path(k).name.startswith(os.fsdecode(TMP_PREFIX))}
         kinds = set()

@@ -28,7 +28,7 @@ from deltavault.restore.restorer import (
     run_restore,
 )
 from deltavault.store.wrappers import RetryingStore
-from tests.support.cli import Cli, processes_naming
+from tests.support.cli import Cli, processes_left, processes_naming
 from tests.support.trees import assert_same_tree, manifest
 
 MTIME = 1_600_000_000_123_456_789
@@ -173,10 +173,7 @@ def test_parts_die_with_a_killed_coordinator(cli_repo: Cli, tmp_path: Path) -> N
     with _hanging_restore(cli_repo, target) as proc:
         proc.kill()
         proc.wait()
-        deadline = time.monotonic() + 5
-        while processes_naming(target) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not processes_naming(target), "parts outlived their coordinator"
+        assert not processes_left(target, 5), "parts outlived their coordinator"
 
 
 def test_ctrl_c_stops_the_parts_and_exits_130(cli_repo: Cli, tmp_path: Path) -> None:

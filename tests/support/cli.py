@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -128,4 +129,12 @@ def processes_naming(path: Path) -> list[int]:
                         found.append(int(entry))
             except OSError:
                 continue
+    return found
+
+
+def processes_left(path: Path, within: float) -> list[int]:
+    """The processes still naming ``path`` after waiting up to ``within`` seconds for none."""
+    deadline = time.monotonic() + within
+    while (found := processes_naming(path)) and time.monotonic() < deadline:
+        time.sleep(0.05)
     return found
