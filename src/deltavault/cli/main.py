@@ -14,6 +14,7 @@ import warnings
 from typing import NoReturn, TextIO
 
 from deltavault.cli.allocator import tune_allocator
+from deltavault.cli.blas import single_threaded_blas
 from deltavault.errors import EXIT_INTERRUPTED
 
 
@@ -34,6 +35,7 @@ def run(argv: list[str] | None = None) -> NoReturn:
     args = sys.argv[1:] if argv is None else list(argv)
     warnings.showwarning = _show_warning
     tune_allocator()
+    single_threaded_blas()
     from deltavault.cli import outcome
 
     as_json = outcome.wants_json(args)
