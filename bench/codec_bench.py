@@ -39,7 +39,10 @@ from typing import Any
 
 import numpy as np
 
-from deltavault.chunk import CdcParams, ChunkRef, FastCdcChunker, NpyChunker, SqliteChunker
+from deltavault.chunk.base import ChunkRef
+from deltavault.chunk.fastcdc import CdcParams, FastCdcChunker
+from deltavault.chunk.npy import NpyChunker
+from deltavault.chunk.sqlite import SqliteChunker
 from deltavault.codec import CODECS, CodecId, choose, decode, encode
 from deltavault.codec.sketch import SketchIndex, sketch
 

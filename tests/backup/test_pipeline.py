@@ -171,7 +171,7 @@ def test_a_chunk_with_a_delta_base_is_charged_twice_its_size(
     in-flight budget counts that, so delta-heavy days stay within memory."""
     from deltavault.backup.blobwriter import BlobWriter
     from deltavault.backup.files import DELTA_WEIGHT
-    from deltavault.chunk import ChunkRef
+    from deltavault.chunk.base import ChunkRef
 
     src = tmp_path / "src"
     src.mkdir()

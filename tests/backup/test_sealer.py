@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from deltavault import api
 from deltavault.backup.sealer import Callback, Sealer, SealerGone, _read_frame
-from deltavault.chunk import CdcParams
+from deltavault.chunk.fastcdc import CdcParams
 from deltavault.chunk.files import FileChunker
 from deltavault.codec.registry import decode
 from deltavault.errors import DeltavaultError

@@ -13,16 +13,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deltavault.chunk import (
-    CdcParams,
-    ChunkRef,
-    FastCdcChunker,
-    NpyChunker,
-    SqliteChunker,
-    consistent_copy,
-    select_chunker,
-)
-from deltavault.chunk.npy import parse_header
+from deltavault.chunk.base import ChunkRef
+from deltavault.chunk.fastcdc import CdcParams, FastCdcChunker
+from deltavault.chunk.npy import NpyChunker, parse_header
+from deltavault.chunk.select import select_chunker
+from deltavault.chunk.sqlite import SqliteChunker, consistent_copy
 
 SMALL_CDC = CdcParams(min_size=1024, avg_size=4096, max_size=16384, seed=12345)
 

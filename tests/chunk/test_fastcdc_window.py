@@ -16,8 +16,8 @@ import os
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deltavault.chunk import CdcParams, FastCdcChunker
 from deltavault.chunk.base import PrefixedReader
+from deltavault.chunk.fastcdc import CdcParams, FastCdcChunker
 
 SMALL = CdcParams(min_size=256, avg_size=1024, max_size=4096, seed=7)
 

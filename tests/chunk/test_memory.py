@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deltavault.chunk import FastCdcChunker, NpyChunker, SqliteChunker
+from deltavault.chunk.fastcdc import FastCdcChunker
+from deltavault.chunk.npy import NpyChunker
+from deltavault.chunk.sqlite import SqliteChunker
 
 SIZE = 300 * 1024 * 1024
 

@@ -65,7 +65,7 @@ def test_help_and_version_skip_the_engine(repo_with_snapshot: Cli) -> None:
     assert not [m for m in help_modules if m.startswith("deltavault.cli.")
                 and m not in ("deltavault.cli.main", "deltavault.cli.outcome",
                               "deltavault.cli.app", "deltavault.cli.common",
-                              "deltavault.cli.allocator")]
+                              "deltavault.cli.allocator", "deltavault.cli.blas")]
     version = imported_modules(cli("version", env=cli.env(PYTHONPROFILEIMPORTTIME="1")).stderr)
     assert not [m for m in version if m.startswith(("typer", "click", "rich"))]
 
@@ -77,6 +77,9 @@ def test_data_path_still_imported_where_needed(repo_with_snapshot: Cli) -> None:
     proc = cli("restore", "latest", "--target", target, env=cli.env(PYTHONPROFILEIMPORTTIME="1"))
     modules = imported_modules(proc.stderr)
     assert "numpy" in modules and "deltavault.codec.registry" in modules
+    # ... but not the chunkers, which only a backup cuts with
+    assert not [m for m in modules if m.startswith(("pyfastcdc", "sqlite3", "deltavault.backup",
+                                                    "deltavault.chunk.fastcdc"))]
 
 
 def test_help_summaries_are_the_commands_own() -> None:

@@ -46,8 +46,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from deltavault.backup.smallfile import read_whole
-from deltavault.chunk import CdcParams
 from deltavault.chunk.base import ByteReader
+from deltavault.chunk.fastcdc import CdcParams
 from deltavault.chunk.files import FileChunker
 from deltavault.codec.policy import Policy, choose
 from deltavault.errors import DeltavaultError

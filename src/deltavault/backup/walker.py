@@ -34,7 +34,7 @@ from deltavault.backup.files import ContentStore, PendingFile
 from deltavault.backup.options import BackupOptions, Progress
 from deltavault.backup.packset import PackSet
 from deltavault.backup.planner import DeltaPlanner
-from deltavault.chunk import CdcParams
+from deltavault.chunk.fastcdc import CdcParams
 from deltavault.chunk.files import FileChunker
 from deltavault.errors import DeltavaultError, UserError
 from deltavault.repo.packs import BLOB_TREE

@@ -14,10 +14,11 @@ import tempfile
 from collections.abc import Iterator
 from typing import IO, BinaryIO, cast
 
-from deltavault.chunk import CdcParams, ChunkerConfig, ChunkRef, FastCdcChunker
 from deltavault.chunk import npy as npy_chunk
 from deltavault.chunk import sqlite as sqlite_chunk
-from deltavault.chunk.select import chunker_for_magic
+from deltavault.chunk.base import ChunkRef
+from deltavault.chunk.fastcdc import CdcParams, FastCdcChunker
+from deltavault.chunk.select import ChunkerConfig, chunker_for_magic
 
 
 class FileChunker:
