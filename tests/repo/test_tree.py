@@ -136,3 +136,13 @@ def test_hostile_bytes(data: bytes) -> None:
 def test_hostile_structures(raw_nodes: list[dict[str, object]], v: object) -> None:
     for doc in ({"v": 1, "nodes": raw_nodes}, {"v": v, "nodes": raw_nodes}):
         decode_or_reject(Tree.decode, msgpack.packb(doc, use_bin_type=True))
+
+
+def test_only_a_directory_with_a_stored_subtree_is_walked_into() -> None:
+    """Every walk (restore, check, mount, the storage view) asks ``tree_below``: a
+    stored subtree on a file or symlink (hostile or damaged data) is never followed."""
+    sub = b"\x01" * 32
+    assert Node(name=b"d", type="dir", subtree=sub).tree_below() == sub
+    assert Node(name=b"e", type="dir").tree_below() is None  # restored empty
+    for kind in ("file", "symlink", "fifo"):
+        assert Node(name=b"x", type=kind, subtree=sub).tree_below() is None

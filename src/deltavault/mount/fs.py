@@ -155,8 +155,8 @@ class SnapshotFS:
             where, node = found
             if node is None:
                 tree = self.source.root(where.snapshot)
-            elif node.type == "dir" and node.subtree is not None:
-                tree = node.subtree
+            elif (below := node.tree_below()) is not None:
+                tree = below
             else:
                 raise OSError(errno.ENOTDIR, "not a directory", path)
             listing = self.source.directory(tree)

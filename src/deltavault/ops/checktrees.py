@@ -98,12 +98,12 @@ class TreeSummaries:
                     if waiting >= _LOCATE_BATCH or not stack:
                         summary = self._close(walked, missing)
                         walked, waiting = [], 0
-                elif node.type == "dir" and node.subtree is not None:
-                    sub = self._memo.get(node.subtree)
+                elif (below := node.tree_below()) is not None:
+                    sub = self._memo.get(below)
                     if sub is None:
-                        stack.append(self._open(reader, node.subtree, frame))
+                        stack.append(self._open(reader, below, frame))
                     else:
-                        reader.skip(node.subtree)
+                        reader.skip(below)
                         frame.packs |= sub.packs
                         frame.multi |= sub.multi
                 else:
@@ -113,8 +113,8 @@ class TreeSummaries:
 
     def _open(self, reader: TreeReader, tree: bytes, parent: _Frame | None) -> _Frame:
         nodes = reader.tree(tree).nodes
-        reader.expect(n.subtree for n in nodes
-                      if n.subtree is not None and n.type == "dir" and n.subtree not in self._memo)
+        reader.expect(t for n in nodes
+                      if (t := n.tree_below()) is not None and t not in self._memo)
         return _Frame(tree, iter(nodes), parent)
 
     def _close(self, walked: list[_Frame], missing: list[bytes]) -> Summary:

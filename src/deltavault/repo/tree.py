@@ -55,6 +55,11 @@ class Node:
     #: constructor argument, so that a stored key named ``extra`` cannot set it
     extra: dict[str, Any] = field(default_factory=dict, init=False)
 
+    def tree_below(self) -> bytes | None:
+        """The id of the tree a restore walks into: a directory's stored subtree (a
+        directory without one is restored empty; other types have none)."""
+        return self.subtree if self.type == "dir" else None
+
     def to_map(self) -> dict[str, Any]:
         d: dict[str, Any] = dict(self.extra)
         d.update({"name": self.name, "type": self.type, "mode": self.mode, "uid": self.uid,

@@ -50,8 +50,8 @@ def walk(repo: Repository, tree_id: bytes, prefix: str = "") -> Iterator[tuple[s
         base = path[:cut]
         here = f"{base}/{node_name(node)}" if base else node_name(node)
         yield here, node
-        if node.type == "dir" and node.subtree is not None:
-            stack.append((iter(load_tree(repo, node.subtree).nodes), len(here)))
+        if (below := node.tree_below()) is not None:
+            stack.append((iter(load_tree(repo, below).nodes), len(here)))
             path = here
         else:
             path = base

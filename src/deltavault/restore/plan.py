@@ -139,9 +139,10 @@ class Planner:
                 if include:
                     path = f"{frame.path}/{node_name(node)}" if frame.path else node_name(node)
                     included = included or matches(path, include)
-                if node.type == "dir" and node.subtree is not None:
+                sub = node.tree_below()
+                if sub is not None:
                     if included or may_contain(path, include):
-                        nodes_below = load_tree(self.repo, node.subtree, cache=False).nodes
+                        nodes_below = load_tree(self.repo, sub, cache=False).nodes
                         child = _Frame(frame, node, nodes_below, path, included)
                         break
                     continue

@@ -71,14 +71,16 @@ _PR_SET_PDEATHSIG = 1
 
 @dataclass
 class Tally:
-    """What the parts and the coordinator restored, and what went wrong."""
+    """What a restore's processes and threads restored, and what went wrong (a
+    restore's result, :class:`~deltavault.restore.restorer.RestoreResult`, is one)."""
 
     files: int = 0
     dirs: int = 0
     bytes: int = 0
     damaged: int = 0
     failed: int = 0
-    messages: list[str] = field(default_factory=list)
+    #: the first :data:`MAX_MESSAGES` per-file messages (the counts are exact)
+    errors: list[str] = field(default_factory=list)
 
     def add(self, files: int, dirs: int, nbytes: int, damaged: int, failed: int,
             messages: list[str]) -> None:
@@ -88,7 +90,7 @@ class Tally:
         self.bytes += nbytes
         self.damaged += damaged
         self.failed += failed
-        self.messages.extend(messages[:max(0, MAX_MESSAGES - len(self.messages))])
+        self.errors.extend(messages[:max(0, MAX_MESSAGES - len(self.errors))])
 
 
 @dataclass
@@ -100,12 +102,14 @@ class _Part:
     status: int | None = None
 
 
-def restore_split(repo: Repository, tree_id: bytes, root: Dir, *, processes: int,
-                  owners: bool, workers: int, on_bytes: Callable[[int], None]) -> Tally:
-    """Restore the tree ``tree_id`` below ``root`` in ``processes`` forked parts."""
+def restore_split(repo: Repository, tree_id: bytes, root: Dir, tally: Tally, *,
+                  processes: int, owners: bool, workers: int,
+                  on_bytes: Callable[[int], None]) -> None:
+    """Restore the tree ``tree_id`` below ``root`` in ``processes`` forked parts,
+    counting into ``tally``."""
     split = split_tree(repo, tree_id, root, want=processes * CLAIMS_PER_PROCESS)
     writer = FileWriter(owners)
-    tally = Tally(dirs=len(split.made))
+    tally.dirs += len(split.made)
     if split.units:
         parts = _start(repo, split.units, root, min(processes, len(split.units)), owners,
                        workers)
@@ -123,7 +127,6 @@ def restore_split(repo: Repository, tree_id: bytes, root: Dir, *, processes: int
     for done in reversed(split.made):
         finish_dir(done, writer)
     tally.add(0, 0, 0, writer.damaged, writer.failed, writer.messages)
-    return tally
 
 
 # --- the coordinator --------------------------------------------------------------------

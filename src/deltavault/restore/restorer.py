@@ -78,18 +78,13 @@ class RestoreOptions:
 
 
 @dataclass
-class RestoreResult:
-    """Counts, timing and per-file errors."""
+class RestoreResult(Tally):
+    """Counts and per-file errors (:class:`Tally`), timing, what rollback took from the
+    live tree, and how many processes restored."""
 
-    files: int = 0
-    dirs: int = 0
-    bytes: int = 0
     duration_s: float = 0.0
-    errors: list[str] = field(default_factory=list)
     reused_files: int = 0
     reused_bytes: int = 0
-    damaged: int = 0
-    failed: int = 0
     processes: int = 1
 
 
@@ -133,23 +128,19 @@ def run_restore(repo: Repository, snap: Snapshot, opts: RestoreOptions, *,
         if on_progress is not None:
             on_progress(done[0], total)
 
-    result = RestoreResult()
     processes = processes_for(repo, snap, opts)
+    result = RestoreResult(processes=processes)
     if processes > 1:
         workers = opts.workers or PART_WORKERS
         table = DirTable()
         try:
-            tally = restore_split(repo, bytes.fromhex(snap.tree), table.root(target),
-                                  processes=processes, owners=opts.owners, workers=workers,
-                                  on_bytes=on_bytes)
+            restore_split(repo, bytes.fromhex(snap.tree), table.root(target), result,
+                          processes=processes, owners=opts.owners, workers=workers,
+                          on_bytes=on_bytes)
         finally:
             table.close()
     else:
-        tally = _restore_here(repo, snap, target, opts, on_bytes, result)
-    result.files, result.dirs, result.bytes = tally.files, tally.dirs, tally.bytes
-    result.damaged, result.failed = tally.damaged, tally.failed
-    result.errors = list(tally.messages)
-    result.processes = processes
+        _restore_here(repo, snap, target, opts, on_bytes, result)
     result.duration_s = round(time.monotonic() - started, 3)
     if record:
         repo.record_best_effort("restore", snapshot=snap.id, target=str(target),
@@ -168,8 +159,8 @@ def run_restore(repo: Repository, snap: Snapshot, opts: RestoreOptions, *,
 
 
 def _restore_here(repo: Repository, snap: Snapshot, target: Path, opts: RestoreOptions,
-                  on_bytes: Callable[[int], None], result: RestoreResult) -> Tally:
-    """Restore in this process (its threads); rollback's reuse counts go to ``result``."""
+                  on_bytes: Callable[[int], None], result: RestoreResult) -> None:
+    """Restore in this process (its threads), counting into ``result``."""
     writer = FileWriter(opts.owners, on_bytes)
     table = DirTable()
     live_table = DirTable() if opts.live is not None else None
@@ -191,7 +182,5 @@ def _restore_here(repo: Repository, snap: Snapshot, target: Path, opts: RestoreO
         table.close()
         if live_table is not None:
             live_table.close()
-    tally = Tally()
-    tally.add(writer.files + links, planner.dirs, writer.bytes, writer.damaged,
-              writer.failed, writer.messages)
-    return tally
+    result.add(writer.files + links, planner.dirs, writer.bytes, writer.damaged,
+               writer.failed, writer.messages)

@@ -48,10 +48,6 @@ class Split:
     made: list[DirDone] = field(default_factory=list)
 
 
-def _is_subtree(node: Node) -> bool:
-    return node.type == "dir" and node.subtree is not None
-
-
 def split_tree(repo: Repository, tree_id: bytes, root: Dir, *, want: int,
                in_place: bool = True, max_trees: int = MAX_TREES,
                files_per_unit: int = FILES_PER_UNIT) -> Split:
@@ -61,26 +57,26 @@ def split_tree(repo: Repository, tree_id: bytes, root: Dir, *, want: int,
         (root, load_tree(repo, tree_id, cache=False).nodes)]
     trees = 1
     while True:
-        subdirs = sum(_is_subtree(n) for _d, nodes in level for n in nodes)
+        subdirs = sum(n.tree_below() is not None for _d, nodes in level for n in nodes)
         if subdirs == 0 or subdirs >= want or trees + subdirs > max_trees:
             break
         below: list[tuple[Dir, list[Node]]] = []
         for d, nodes in level:
-            _add_entries(out, d, [n for n in nodes if not _is_subtree(n)], files_per_unit)
+            _add_entries(out, d, [n for n in nodes if n.tree_below() is None], files_per_unit)
             for node in nodes:
-                if not _is_subtree(node):
+                sub = node.tree_below()
+                if sub is None:
                     continue
-                assert node.subtree is not None
                 child, replaces, existed = make_dir(d, node.name)
                 if existed and in_place:
                     remove_leftovers(child)
                 out.made.append(DirDone(child, node, replaces))
-                below.append((child, load_tree(repo, node.subtree, cache=False).nodes))
+                below.append((child, load_tree(repo, sub, cache=False).nodes))
                 trees += 1
         level = below
     for d, nodes in level:
-        _add_entries(out, d, [n for n in nodes if not _is_subtree(n)], files_per_unit)
-        out.units.extend(Unit(d, [n]) for n in nodes if _is_subtree(n))
+        _add_entries(out, d, [n for n in nodes if n.tree_below() is None], files_per_unit)
+        out.units.extend(Unit(d, [n]) for n in nodes if n.tree_below() is not None)
     return out
 
 

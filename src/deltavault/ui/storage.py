@@ -76,8 +76,8 @@ def _visit(view: RepositoryView, tree_id: bytes, prefix: str,
     sizes = [0] * _K
     for node in view.tree(tree_id).nodes:
         path = f"{prefix}/{node.name.decode('utf-8', 'replace')}"
-        if node.type == "dir" and node.subtree is not None:
-            sub = _visit(view, node.subtree, path, memo, seen, stored)
+        if (below := node.tree_below()) is not None:
+            sub = _visit(view, below, path, memo, seen, stored)
             for k in range(_K):
                 sizes[k] += sub[k]
         elif node.type == "file":
