@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from deltavault.errors import IntegrityError
+from deltavault.repo.distinct import distinct
 from deltavault.repo.index_pending import Pending
 from deltavault.repo.index_segment import ArraySegment, DamagedSegment, Segment
 from deltavault.repo.indexfile import (
@@ -253,7 +254,7 @@ class MasterIndex:
         out: list[BlobLocation | None] = [None] * len(blob_ids)
         try:
             for seg, found, rec in _found(v, blob_ids):
-                table = {int(i): seg.pack_hex(int(i)) for i in np.unique(rec["pack"]).tolist()}
+                table = {int(i): seg.pack_hex(int(i)) for i in distinct(rec["pack"]).tolist()}
                 for i, (_, base, pack, offset, length, raw, typ, codec) in zip(
                         found.tolist(), rec.tolist(), strict=True):
                     out[i] = BlobLocation(blob_ids[i], table[pack], offset, length, raw, typ,
@@ -279,7 +280,7 @@ class MasterIndex:
             for seg, found, rec in _found(v, blob_ids):
                 plain = ~_words(rec["base"]).any(axis=1)
                 packs = rec["pack"][plain]
-                table = {int(i): seg.pack_hex(int(i)) for i in np.unique(packs).tolist()}
+                table = {int(i): seg.pack_hex(int(i)) for i in distinct(packs).tolist()}
                 for i, pack in zip(found[plain].tolist(), packs.tolist(), strict=True):
                     out[i] = table[pack]
         except DamagedSegment as exc:
@@ -373,7 +374,7 @@ class MasterIndex:
         """
         v = self._v
         tables = [s.packs for s in v.segments]
-        table = np.unique(np.concatenate(tables)) if tables else np.zeros(0, "S32")
+        table = distinct(np.concatenate(tables)) if tables else np.zeros(0, "S32")
         # filled in place, not joined from copies: at a million blobs the copies,
         # their join and the sorted result were 250 MB at once (prune's peak)
         merged = np.empty(sum(seg.n for seg in v.segments), dtype=RECORD_DTYPE)

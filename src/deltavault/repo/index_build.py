@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from deltavault.repo.distinct import distinct
 from deltavault.repo.index_segment import FileSegment, Segment, SegmentWriter
 from deltavault.repo.indexfile import (
     RECORD_DTYPE,
@@ -202,7 +203,7 @@ class SegmentBuilder:
         for s in live:
             alive[s.base: s.base + len(s.packs) // 32] = True
         tables = [prov[alive], *(seg.packs for seg in fold)]
-        table = np.unique(np.concatenate(tables)) if tables else np.zeros(0, "S32")
+        table = distinct(np.concatenate(tables)) if tables else np.zeros(0, "S32")
         remap = np.full(max(self._n_prov, 1), _DEAD, dtype=np.uint32)
         remap[: self._n_prov][alive] = np.searchsorted(table, prov[alive]).astype(np.uint32)
         inputs: list[Iterator[npt.NDArray[np.void]]] = []

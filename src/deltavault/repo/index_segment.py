@@ -34,6 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from deltavault.errors import FormatError
+from deltavault.repo.distinct import distinct
 from deltavault.repo.indexfile import (
     RECORD,
     RECORD_DTYPE,
@@ -193,7 +194,7 @@ class ArraySegment(Segment):
     def from_files(cls, files: Sequence[tuple[str, IndexFile]]) -> ArraySegment:
         """One segment of index files held in memory (their packs merged into one table)."""
         tables = [np.frombuffer(b"".join(f.pack_ids), dtype="S32") for _, f in files]
-        table = np.unique(np.concatenate(tables)) if tables else np.zeros(0, "S32")
+        table = distinct(np.concatenate(tables)) if tables else np.zeros(0, "S32")
         # Sorted first (by prefix, stable: file order among equal prefixes), then each
         # file's records scattered to their sorted places in one array and their pack
         # numbers remapped there: the records are held once besides the files (a copy per file, a
@@ -377,7 +378,7 @@ class FileSegment(Segment):
         if whole is not None:
             return whole[positions]
         blocks = positions // self.block
-        wanted = np.unique(blocks)
+        wanted = distinct(blocks)
         n_blocks = self._n_blocks()
         if (n_blocks >= WHOLE_MIN_BLOCKS and not self._no_whole
                 and (len(wanted) * WHOLE_SHARE >= n_blocks or self._blocks_read >= n_blocks)):

@@ -19,6 +19,7 @@ import zstandard
 
 from deltavault.codec.registry import CODECS_ALLOWING_BASE, CODECS_REQUIRING_BASE, KNOWN_CODECS
 from deltavault.errors import FormatError
+from deltavault.repo.distinct import distinct
 from deltavault.repo.packs import ZERO_ID, PackEntry
 
 INDEX_MAGIC = b"DVI1"
@@ -120,7 +121,7 @@ def check_records(rec: npt.NDArray[np.void], n_packs: int, what: str) -> None:
         raise FormatError(f"{what}: record names a pack out of range")
     if int(rec["type"].max()) > 1:
         raise FormatError(f"{what}: record has an unknown blob type")
-    codecs = set(np.unique(rec["codec"]).tolist())
+    codecs = set(distinct(rec["codec"]).tolist())
     if not codecs <= KNOWN_CODECS:
         raise FormatError(f"{what}: record has an unknown codec")
     has_base = rec["base"] != b""
@@ -266,7 +267,7 @@ class IndexFile:
                 cut = int(np.searchsorted(col, col[end], side="left"))
                 end = cut if cut > start else int(np.searchsorted(col, col[end], side="right"))
             chunk = rec[start:end].copy()
-            used = np.unique(chunk["pack"])
+            used = distinct(chunk["pack"])
             remap = np.zeros(len(self.pack_ids), dtype=np.uint32)
             remap[used] = np.arange(len(used), dtype=np.uint32)
             chunk["pack"] = remap[chunk["pack"]]

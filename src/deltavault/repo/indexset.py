@@ -16,6 +16,7 @@ import numpy.typing as npt
 
 from deltavault.errors import IntegrityError, ObjectNotFound, RepositoryError
 from deltavault.repo import layout
+from deltavault.repo.distinct import distinct
 from deltavault.repo.index import RECORD_DTYPE, IndexFile, MasterIndex
 from deltavault.repo.repository import Repository
 
@@ -94,7 +95,7 @@ def write_index_files(repo: Repository, pack_ids: list[str], records: npt.NDArra
             last_pack = records["pack"][end - 1]
             end = int(np.searchsorted(records["pack"], last_pack, side="right"))
         chunk = records[start:end].copy()
-        used = np.unique(chunk["pack"]) if len(chunk) else np.zeros(0, dtype="<u4")
+        used = distinct(chunk["pack"]) if len(chunk) else np.zeros(0, dtype="<u4")
         remap = np.zeros(len(pack_ids) or 1, dtype="<u4")
         remap[used] = np.arange(len(used), dtype="<u4")
         if len(chunk):

@@ -27,6 +27,7 @@ import errno
 import os
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from deltavault.repo.tree import Node
 from deltavault.restore.fsdir import Dir, apply_meta, create_file, process_umask, rename_into
@@ -34,6 +35,30 @@ from deltavault.restore.lane import Lane
 
 #: how many per-file messages a result keeps (the count is always exact)
 MAX_MESSAGES = 100
+
+
+@dataclass
+class Tally:
+    """What a restore's processes and threads restored, and what went wrong (a
+    restore's result, :class:`~deltavault.restore.restorer.RestoreResult`, is one)."""
+
+    files: int = 0
+    dirs: int = 0
+    bytes: int = 0
+    damaged: int = 0
+    failed: int = 0
+    #: the first :data:`MAX_MESSAGES` per-file messages (the counts are exact)
+    errors: list[str] = field(default_factory=list)
+
+    def add(self, files: int, dirs: int, nbytes: int, damaged: int, failed: int,
+            messages: list[str]) -> None:
+        """Count one part's (or the coordinator's) work."""
+        self.files += files
+        self.dirs += dirs
+        self.bytes += nbytes
+        self.damaged += damaged
+        self.failed += failed
+        self.errors.extend(messages[:max(0, MAX_MESSAGES - len(self.errors))])
 
 
 class FileJob:

@@ -41,7 +41,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from deltavault import errors
@@ -50,7 +50,7 @@ from deltavault.repo.frames import FrameError, read_frame, write_frame
 from deltavault.repo.repository import Repository
 from deltavault.repo.tree import Node
 from deltavault.restore.engine import run_plan
-from deltavault.restore.files import MAX_MESSAGES, FileWriter
+from deltavault.restore.files import FileWriter, Tally
 from deltavault.restore.fsdir import Dir, libc
 from deltavault.restore.joinlinks import join_links
 from deltavault.restore.nodes import finish_dir
@@ -67,30 +67,6 @@ PROGRESS_EVERY_S = 0.1
 MAX_FRAME = 1 << 30
 _CLAIM = struct.Struct("<II")
 _PR_SET_PDEATHSIG = 1
-
-
-@dataclass
-class Tally:
-    """What a restore's processes and threads restored, and what went wrong (a
-    restore's result, :class:`~deltavault.restore.restorer.RestoreResult`, is one)."""
-
-    files: int = 0
-    dirs: int = 0
-    bytes: int = 0
-    damaged: int = 0
-    failed: int = 0
-    #: the first :data:`MAX_MESSAGES` per-file messages (the counts are exact)
-    errors: list[str] = field(default_factory=list)
-
-    def add(self, files: int, dirs: int, nbytes: int, damaged: int, failed: int,
-            messages: list[str]) -> None:
-        """Count one part's (or the coordinator's) work."""
-        self.files += files
-        self.dirs += dirs
-        self.bytes += nbytes
-        self.damaged += damaged
-        self.failed += failed
-        self.errors.extend(messages[:max(0, MAX_MESSAGES - len(self.errors))])
 
 
 @dataclass

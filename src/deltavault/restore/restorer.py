@@ -33,10 +33,9 @@ from deltavault.errors import DeltavaultError, RepositoryError, UserError
 from deltavault.repo.repository import Repository
 from deltavault.repo.snapshot import Snapshot
 from deltavault.restore.engine import run_plan
-from deltavault.restore.files import FileWriter
+from deltavault.restore.files import FileWriter, Tally
 from deltavault.restore.fsdir import DirTable
 from deltavault.restore.plan import Planner
-from deltavault.restore.procs import Tally, restore_split
 from deltavault.restore.reuse import Reuse
 
 #: a snapshot with at least this many files is restored by several processes
@@ -131,6 +130,8 @@ def run_restore(repo: Repository, snap: Snapshot, opts: RestoreOptions, *,
     processes = processes_for(repo, snap, opts)
     result = RestoreResult(processes=processes)
     if processes > 1:
+        from deltavault.restore.procs import restore_split  # forks: only a large restore
+
         workers = opts.workers or PART_WORKERS
         table = DirTable()
         try:
