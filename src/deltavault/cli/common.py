@@ -48,7 +48,12 @@ class _LazyConsole:
         if self._console is None:
             from rich.console import Console
 
-            self._console = Console(stderr=self._stderr, highlight=False)
+            console = Console(stderr=self._stderr, highlight=False)
+            # Rich wraps at 80 columns where there is no terminal to measure: a summary
+            # line in a log or a pipe would be cut in two (a long path, say), so lines
+            # are only wrapped for a person's terminal
+            console.soft_wrap = not console.is_terminal
+            self._console = console
         return self._console
 
     def __getattr__(self, name: str) -> Any:
