@@ -23,3 +23,15 @@ def test_a_long_summary_line_is_not_wrapped_in_a_pipe(tmp_path: Path) -> None:
     out = cli("restore", "latest", "--target", target, env=env).stdout.decode()
     lines = out.splitlines()
     assert len(lines) == 1 and str(target) in lines[0], out
+
+
+def test_a_table_in_a_pipe_keeps_whole_snapshot_ids(tmp_path: Path) -> None:
+    pw = tmp_path / "password"
+    pw.write_text(PASSWORD + "\n")
+    cli = Cli(tmp_path / "repo", pw)
+    cli("init", *KDF_ARGS)
+    snap = cli.json("backup", "--stdin", "--tag", "known-good", input=b"state")["snapshot_id"]
+    env = cli.env()
+    env.pop("COLUMNS")
+    out = cli("snapshots", env=env).stdout.decode()
+    assert snap[:12] in out and "known-good" in out, out  # at 80 columns: "7865c8f7…"

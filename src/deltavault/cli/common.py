@@ -36,6 +36,10 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or su
 
 
 
+#: the width tables are laid out in when the output is not a terminal (a log, a pipe)
+PIPE_WIDTH = 200
+
+
 class _LazyConsole:
     """A Rich console made on first use, so that importing Rich is paid only by
     commands that print through it."""
@@ -49,10 +53,15 @@ class _LazyConsole:
             from rich.console import Console
 
             console = Console(stderr=self._stderr, highlight=False)
-            # Rich wraps at 80 columns where there is no terminal to measure: a summary
-            # line in a log or a pipe would be cut in two (a long path, say), so lines
-            # are only wrapped for a person's terminal
-            console.soft_wrap = not console.is_terminal
+            if not console.is_terminal:
+                # Rich assumes 80 columns where there is no terminal to measure: a
+                # summary line in a log or a pipe was cut in two (a long path, say) and
+                # a table squeezed until snapshot ids were cut short. Lines go out
+                # whole, and tables get the width they need (up to PIPE_WIDTH) unless
+                # $COLUMNS says otherwise.
+                console.soft_wrap = True
+                if not os.environ.get("COLUMNS"):
+                    console.width = PIPE_WIDTH
             self._console = console
         return self._console
 
