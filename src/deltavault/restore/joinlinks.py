@@ -19,13 +19,18 @@ from deltavault.restore.fsdir import Dir, open_dir
 from deltavault.restore.nodes import place
 
 
-def join_links(root: Dir, linked: list[list[Any]], writer: FileWriter) -> None:
+def join_links(root: Dir, linked: list[list[Any]], writer: FileWriter) -> int:
     """Link the names of one hard-linked file that different parts wrote.
 
     Each part linked the names it placed to its own first copy. The first
     part's copy is kept; every name another part placed is replaced by a
     link to it, and its directory's times are put back as they were.
+    Returns the bytes of the copies replaced: the parts counted them as
+    restored, where one process counts a link's name as a file but not its
+    bytes again.
     """
+    replaced = 0
+    copies: set[tuple[int, int]] = set()  # a part's copy with two names counted once
     groups: dict[tuple[int, int], list[tuple[int, list[bytes], bytes]]] = {}
     for i, entries in enumerate(linked):
         for dev, ino, parts, name in entries:
@@ -42,7 +47,11 @@ def join_links(root: Dir, linked: list[list[Any]], writer: FileWriter) -> None:
                 writer.report(os.fsdecode(b"/".join([*parts, name])),
                               "cannot link: its directory is gone")
                 continue
-            _relink(src, src_name, dst, name, writer)
+            copy = _relink(src, src_name, dst, name, writer)
+            if copy is not None and (copy.st_dev, copy.st_ino) not in copies:
+                copies.add((copy.st_dev, copy.st_ino))
+                replaced += copy.st_size
+    return replaced
 
 
 def _reach(root: Dir, parts: list[bytes]) -> Dir | None:
@@ -54,10 +63,12 @@ def _reach(root: Dir, parts: list[bytes]) -> Dir | None:
     return d
 
 
-def _relink(src: Dir, src_name: bytes, dst: Dir, name: bytes, writer: FileWriter) -> None:
+def _relink(src: Dir, src_name: bytes, dst: Dir, name: bytes,
+            writer: FileWriter) -> os.stat_result | None:
     """Replace ``name`` (a part's own copy) by a link to the kept copy; the part
-    counted the name as restored already."""
+    counted the name as restored already. Returns the copy replaced, if one was."""
     sfd, dfd = src.pin(), dst.pin()
+    replaced = None
     try:
         st = os.fstat(dfd)
         mode = stat.S_IMODE(st.st_mode)
@@ -66,8 +77,12 @@ def _relink(src: Dir, src_name: bytes, dst: Dir, name: bytes, writer: FileWriter
         if opened:
             os.fchmod(dfd, mode | 0o700)
         try:
+            copy = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+            kept = os.stat(src_name, dir_fd=sfd, follow_symlinks=False)
             place(dfd, name, lambda n: os.link(src_name, n, src_dir_fd=sfd, dst_dir_fd=dfd,
                                                follow_symlinks=False))
+            if (copy.st_dev, copy.st_ino) != (kept.st_dev, kept.st_ino):
+                replaced = copy
         finally:
             if opened:
                 os.fchmod(dfd, mode)
@@ -77,3 +92,4 @@ def _relink(src: Dir, src_name: bytes, dst: Dir, name: bytes, writer: FileWriter
     finally:
         dst.unpin()
         src.unpin()
+    return replaced

@@ -99,7 +99,7 @@ def restore_split(repo: Repository, tree_id: bytes, root: Dir, tally: Tally, *,
         for r in results:
             tally.add(r["files"], r["dirs"], r["bytes"], r["damaged"], r["failed"],
                       r["messages"])
-        join_links(root, [r["linked"] for r in results], writer)
+        tally.bytes -= join_links(root, [r["linked"] for r in results], writer)
     for done in reversed(split.made):
         finish_dir(done, writer)
     tally.add(0, 0, 0, writer.damaged, writer.failed, writer.messages)
