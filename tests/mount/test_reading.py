@@ -21,7 +21,9 @@ from tests.support.trees import write_random
 def _source(repo: Repository, tmp_path: Path) -> tuple[RepositorySource, Path]:
     src = tmp_path / "src"
     src.mkdir()
-    write_random(src / "big.bin", 5 << 20, seed=7)
+    # more than twice the largest chunk (4 MiB), so that every repository, whatever its
+    # secret gear seed, cuts it into three blobs or more (5 MiB was two, now and then)
+    write_random(src / "big.bin", 9 << 20, seed=7)
     (src / "small.txt").write_bytes(b"tiny\n")
     api.backup(repo, [src], snapshot_type="full")
     return RepositorySource(repo), src
