@@ -56,8 +56,10 @@ class Node:
     extra: dict[str, Any] = field(default_factory=dict, init=False)
 
     def tree_below(self) -> bytes | None:
-        """The id of the tree a restore walks into: a directory's stored subtree (a
-        directory without one is restored empty; other types have none)."""
+        """The id of the tree every walk descends into: a directory's ``subtree``.
+
+        None for every other type: a ``subtree`` stored on a file or a symlink
+        is ignored (docs/format.md §7), so no walk follows it."""
         return self.subtree if self.type == "dir" else None
 
     def to_map(self) -> dict[str, Any]:
